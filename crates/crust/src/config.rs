@@ -1,0 +1,224 @@
+//! crustd's configuration: a TOML file where every key is optional, with embedded defaults.
+//!
+//! Unknown keys are an error naming the key (`deny_unknown_fields`). Command-line flags override the
+//! file (see crustd). `crustd config` prints [`Config::to_toml`].
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/crust/crust.sock";
+/// Default root (persistent) directory.
+pub const DEFAULT_ROOT: &str = "/var/lib/crust";
+/// Default state (volatile) directory.
+pub const DEFAULT_STATE: &str = "/run/crust";
+/// Default config file; absent is fine.
+pub const DEFAULT_CONFIG: &str = "/etc/crust/config.toml";
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid config: default_runtime {0:?} has no [runtimes.{0}] table")]
+    UnknownDefaultRuntime(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub root: PathBuf,
+    pub state: PathBuf,
+    /// Empty: the built-in pause. Otherwise a registry reference (image issue).
+    pub sandbox_image: String,
+    pub default_runtime: String,
+    pub runtimes: BTreeMap<String, RuntimeConfig>,
+    pub cni: CniConfig,
+    pub registries: BTreeMap<String, RegistryConfig>,
+    pub streaming: StreamingConfig,
+}
+
+/// One runtime handler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The OCI runtime binary, looked up on PATH when not absolute.
+    pub path: PathBuf,
+}
+
+/// CNI settings (used by the networking issue).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CniConfig {
+    pub conf_dir: PathBuf,
+    pub bin_dirs: Vec<PathBuf>,
+    pub default_network_subnet: String,
+    pub plugin_timeout_s: u64,
+}
+
+/// Per-registry settings (used by the image issue).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    pub mirrors: Vec<String>,
+    pub fallback: bool,
+    pub insecure: bool,
+    pub ca_file: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// Streaming server (Exec/Attach/PortForward) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    pub address: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut runtimes = BTreeMap::new();
+        runtimes.insert(
+            "runc".to_string(),
+            RuntimeConfig {
+                path: PathBuf::from("runc"),
+            },
+        );
+        Config {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            root: PathBuf::from(DEFAULT_ROOT),
+            state: PathBuf::from(DEFAULT_STATE),
+            sandbox_image: String::new(),
+            default_runtime: "runc".to_string(),
+            runtimes,
+            cni: CniConfig::default(),
+            registries: BTreeMap::new(),
+            streaming: StreamingConfig::default(),
+        }
+    }
+}
+
+impl Default for CniConfig {
+    fn default() -> Self {
+        CniConfig {
+            conf_dir: PathBuf::from("/etc/cni/net.d"),
+            bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            default_network_subnet: "10.89.0.0/16".to_string(),
+            plugin_timeout_s: 30,
+        }
+    }
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            address: "127.0.0.1:0".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            source,
+        })?;
+        // A file that adds handlers keeps the built-in `runc` one.
+        let defaults = Config::default().runtimes;
+        for (name, runtime) in defaults {
+            config.runtimes.entry(name).or_insert(runtime);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads `path`; when `required` is false a missing file yields the defaults.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Checks cross-key consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.runtimes.contains_key(&self.default_runtime) {
+            return Err(ConfigError::UnknownDefaultRuntime(
+                self.default_runtime.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", Path::new("x")).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.socket, PathBuf::from("/run/crust/crust.sock"));
+        assert_eq!(c.cni.default_network_subnet, "10.89.0.0/16");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("sockett = \"/x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("sockett"), "{err}");
+        let err = Config::from_toml("[cni]\nconfdir = \"/x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("confdir"), "{err}");
+    }
+
+    #[test]
+    fn runtimes_and_registries_parse() {
+        let text = r#"
+default_runtime = "crun"
+[runtimes.crun]
+path = "/usr/bin/crun"
+[registries."127.0.0.1:5000"]
+insecure = true
+"#;
+        let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.runtimes["crun"].path, PathBuf::from("/usr/bin/crun"));
+        assert!(c.runtimes.contains_key("runc"), "defaults are kept for other handlers");
+        assert!(c.registries["127.0.0.1:5000"].insecure);
+    }
+
+    #[test]
+    fn default_runtime_must_exist() {
+        let err = Config::from_toml("default_runtime = \"kata\"\n", Path::new("c")).unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownDefaultRuntime(_)));
+    }
+
+    #[test]
+    fn rendered_config_parses_back() {
+        let c = Config::default();
+        assert_eq!(Config::from_toml(&c.to_toml(), Path::new("x")).unwrap(), c);
+    }
+}

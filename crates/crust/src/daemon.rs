@@ -1,0 +1,181 @@
+//! Wiring: from a [`Config`] to a recovered [`CriService`] served on the unix socket.
+//!
+//! Shutdown (the `shutdown` future resolving, e.g. on SIGTERM) stops serving and removes the socket;
+//! pods keep running and are picked up again by the next start.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    future::Future,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use cri_api::v1::{
+    image_service_server::ImageServiceServer, runtime_service_server::RuntimeServiceServer,
+};
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::{
+    config::Config,
+    events::EventBus,
+    image,
+    oci_runtime::{OciRuntime, RuncRuntime},
+    sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
+    server::CriService,
+    store::Registrar,
+};
+
+/// The oom_score_adj containerd gives sandboxes.
+pub const SANDBOX_OOM_SCORE_ADJ: i32 = -998;
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let path = path.to_path_buf();
+    move |source| DaemonError::Io { what, path, source }
+}
+
+/// Builds the service: directories, built-in pause, runtimes, store, and restart recovery.
+pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
+    let config = Arc::new(config);
+    let sandboxes_root = config.root.join("sandboxes");
+    let sandboxes_state = config.state.join("sandboxes");
+    for dir in [&config.root, &config.state, &sandboxes_root, &sandboxes_state] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(dir)
+            .map_err(io_err("create", dir))?;
+    }
+    let rootfs = image::ensure_builtin_pause(&config.root).map_err(io_err("write built-in pause under", &config.root))?;
+    let controller = PauseController::new(runtimes(&config), rootfs, sandbox_oom_score_adj());
+    let events = EventBus::default();
+    let options = ManagerOptions {
+        root_dir: sandboxes_root.clone(),
+        state_dir: sandboxes_state,
+        handlers: config.runtimes.keys().cloned().collect::<BTreeSet<_>>(),
+        default_handler: config.default_runtime.clone(),
+    };
+    let store = SandboxStore::new(sandboxes_root.clone(), Arc::new(Registrar::default()));
+    let manager = Arc::new(SandboxManager::new(store, Arc::new(controller), events.clone(), options));
+    manager.recover().await.map_err(io_err("recover sandboxes from", &sandboxes_root))?;
+    Ok(Arc::new(CriService::new(manager, events, config)))
+}
+
+/// One OCI runtime per configured handler, each with its own `--root` under the state dir.
+fn runtimes(config: &Config) -> BTreeMap<String, Arc<dyn OciRuntime>> {
+    config
+        .runtimes
+        .iter()
+        .map(|(handler, rt)| {
+            let binary = resolve_binary(&rt.path);
+            if !binary.is_file() {
+                tracing::warn!(handler = %handler, path = %rt.path.display(), "runtime binary not found; pods on this handler will fail");
+            }
+            let root = config.state.join("runtime").join(handler);
+            let runtime: Arc<dyn OciRuntime> = Arc::new(RuncRuntime::new(&binary, &root));
+            (handler.clone(), runtime)
+        })
+        .collect()
+}
+
+/// An absolute path as is; otherwise the first match on PATH (or the name itself).
+pub fn resolve_binary(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&search)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(path))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// -998 unless crustd may not go below its own score (no CAP_SYS_RESOURCE): then crustd's own,
+/// as containerd's `restrict_oom_score_adj` does.
+pub fn sandbox_oom_score_adj() -> i32 {
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if has_cap_sys_resource() || own <= SANDBOX_OOM_SCORE_ADJ {
+        return SANDBOX_OOM_SCORE_ADJ;
+    }
+    tracing::info!(
+        wanted = SANDBOX_OOM_SCORE_ADJ,
+        clamped_to = own,
+        "no CAP_SYS_RESOURCE: sandbox oom_score_adj clamped to crustd's own"
+    );
+    own
+}
+
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// Binds the socket: parent dir 0700, socket 0660, a stale socket file replaced.
+pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err("create", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", dir))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("remove stale socket", path)(e)),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).map_err(io_err("bind", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err("chmod", path))?;
+    Ok(listener)
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    service: Arc<CriService>,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DaemonError> {
+    tonic::transport::Server::builder()
+        .add_service(RuntimeServiceServer::from_arc(service.clone()))
+        .add_service(ImageServiceServer::from_arc(service))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Builds, binds and serves with `config` until `shutdown`; removes the socket afterwards.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), DaemonError> {
+    let socket = config.socket.clone();
+    let service = build(config).await?;
+    let listener = bind_socket(&socket)?;
+    tracing::info!(socket = %socket.display(), "crustd serving CRI v1");
+    let result = serve(service, listener, shutdown).await;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("crustd stopped; pods keep running");
+    result
+}

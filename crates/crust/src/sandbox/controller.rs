@@ -1,0 +1,201 @@
+//! Sandbox controllers: what runs the pod's sandbox process. [`PauseController`] runs the built-in
+//! (or image) pause through the OCI runtime of the pod's handler. A remote sandboxer (containerd's
+//! Sandbox API) fits the same [`SandboxController`] trait later.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+
+use super::{
+    files::SandboxPaths,
+    record::{PauseProcess, SandboxRecord},
+    spec::{pause_spec, PauseSpecInput},
+};
+use crate::oci_runtime::{
+    monitor::{ExitWatch, Process},
+    OciError, OciRuntime,
+};
+
+/// How long a killed pause may take to exit.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Controller failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("runtime handler {0:?} is not configured")]
+    UnknownHandler(String),
+    #[error(transparent)]
+    Runtime(#[from] OciError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("pause process {pid} exited before it could be watched")]
+    Vanished { pid: i32 },
+    #[error("pause process {pid} did not exit within {timeout:?} of SIGKILL")]
+    StopTimeout { pid: i32, timeout: Duration },
+}
+
+/// Runs, stops and deletes a sandbox's process.
+#[async_trait]
+pub trait SandboxController: Send + Sync + std::fmt::Debug {
+    /// Creates the sandbox process (not yet running user code) and returns it, watched.
+    async fn create(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+        netns: Option<&Path>,
+    ) -> Result<(PauseProcess, ExitWatch), ControllerError>;
+    /// Starts a created sandbox.
+    async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError>;
+    /// Kills the sandbox process and waits for it to exit; no-op when it is gone.
+    async fn stop(&self, record: &SandboxRecord, watch: Option<&ExitWatch>) -> Result<(), ControllerError>;
+    /// Deletes the stopped sandbox from the runtime and removes its bundle; idempotent.
+    async fn delete(&self, record: &SandboxRecord, paths: &SandboxPaths) -> Result<(), ControllerError>;
+    /// Kills and deletes container `id` from every runtime and removes its bundle, when the record
+    /// that would say more is unreadable.
+    async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError>;
+}
+
+/// The pause container on an OCI runtime, one per runtime handler.
+#[derive(Debug)]
+pub struct PauseController {
+    runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
+    rootfs: PathBuf,
+    oom_score_adj: i32,
+}
+
+impl PauseController {
+    /// `rootfs` holds `/pause`; `oom_score_adj` is already clamped to what crustd may set.
+    pub fn new(runtimes: BTreeMap<String, Arc<dyn OciRuntime>>, rootfs: PathBuf, oom_score_adj: i32) -> Self {
+        PauseController {
+            runtimes,
+            rootfs,
+            oom_score_adj,
+        }
+    }
+
+    /// True when `handler` names a configured runtime.
+    pub fn has_handler(&self, handler: &str) -> bool {
+        self.runtimes.contains_key(handler)
+    }
+
+    /// The runtimes by handler (for recovery scans).
+    pub fn runtimes(&self) -> &BTreeMap<String, Arc<dyn OciRuntime>> {
+        &self.runtimes
+    }
+
+    fn runtime(&self, handler: &str) -> Result<&Arc<dyn OciRuntime>, ControllerError> {
+        self.runtimes
+            .get(handler)
+            .ok_or_else(|| ControllerError::UnknownHandler(handler.to_string()))
+    }
+
+    fn write_bundle(&self, record: &SandboxRecord, paths: &SandboxPaths, netns: Option<&Path>) -> Result<PathBuf, ControllerError> {
+        let bundle = paths.bundle();
+        let io = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ControllerError::Io { what, path, source }
+        };
+        std::fs::create_dir_all(&bundle).map_err(io("create bundle", &bundle))?;
+        let shm = record.held.shm.then(|| paths.shm());
+        let input = PauseSpecInput {
+            rootfs: &self.rootfs,
+            network: record.network_mode,
+            netns,
+            shm: shm.as_deref(),
+            cgroups_path: &record.cgroups_path,
+            oom_score_adj: self.oom_score_adj,
+        };
+        let spec = pause_spec(&record.config, &input);
+        let file = bundle.join("config.json");
+        std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
+        Ok(bundle)
+    }
+}
+
+#[async_trait]
+impl SandboxController for PauseController {
+    async fn create(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+        netns: Option<&Path>,
+    ) -> Result<(PauseProcess, ExitWatch), ControllerError> {
+        let runtime = self.runtime(&record.runtime_handler)?;
+        let bundle = self.write_bundle(record, paths, netns)?;
+        let pid = runtime.create(&record.id, &bundle).await?;
+        let process = Process::open(pid, None)
+            .map_err(|source| ControllerError::Io {
+                what: "pidfd_open",
+                path: PathBuf::from(format!("/proc/{pid}")),
+                source,
+            })?
+            .ok_or(ControllerError::Vanished { pid })?;
+        let pause = PauseProcess {
+            pid,
+            start_time: process.start_time(),
+        };
+        Ok((pause, process.watch()))
+    }
+
+    async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
+        Ok(self.runtime(&record.runtime_handler)?.start(&record.id).await?)
+    }
+
+    async fn stop(&self, record: &SandboxRecord, watch: Option<&ExitWatch>) -> Result<(), ControllerError> {
+        let Some(watch) = watch else {
+            return Ok(());
+        };
+        if watch.has_exited() {
+            return Ok(());
+        }
+        let pid = watch.process().pid();
+        watch.process().signal(libc::SIGKILL).map_err(|source| ControllerError::Io {
+            what: "pidfd_send_signal",
+            path: PathBuf::from(format!("/proc/{pid}")),
+            source,
+        })?;
+        if !watch.wait(STOP_TIMEOUT).await {
+            return Err(ControllerError::StopTimeout {
+                pid,
+                timeout: STOP_TIMEOUT,
+            });
+        }
+        tracing::debug!(id = %record.id, pid, "pause stopped");
+        Ok(())
+    }
+
+    async fn delete(&self, record: &SandboxRecord, paths: &SandboxPaths) -> Result<(), ControllerError> {
+        let runtime = self.runtime(&record.runtime_handler)?;
+        match runtime.delete(&record.id).await {
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => {}
+        }
+        let bundle = paths.bundle();
+        super::files::remove_dir(&bundle).map_err(|source| ControllerError::Io {
+            what: "remove bundle",
+            path: bundle,
+            source,
+        })
+    }
+
+    async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError> {
+        for runtime in self.runtimes.values() {
+            runtime.force_delete(id).await?;
+        }
+        let bundle = paths.bundle();
+        super::files::remove_dir(&bundle).map_err(|source| ControllerError::Io {
+            what: "remove bundle",
+            path: bundle,
+            source,
+        })
+    }
+}

@@ -1,0 +1,572 @@
+//! The sandbox lifecycle procedures: RunPodSandbox (SANDBOX.md §2) with its undo stack, Stop and
+//! Remove (idempotent), and the reaction to a pause process that exits on its own.
+//!
+//! Run, Stop and Remove each run in a task of their own, so a client that cancels its request never
+//! interrupts a half-done procedure or its rollback; the per-sandbox `op` lock serialises them.
+
+use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
+
+use cri_api::v1::PodSandboxConfig;
+
+use super::{
+    checkpoint::Checkpoint,
+    controller::SandboxController,
+    files::{self, SandboxPaths},
+    record::{Held, NetworkMode, Sandbox, SandboxRecord},
+    state::SandboxState,
+    status, validate, RunStep, SandboxError,
+};
+use crate::{
+    events::{now_ns, Event, EventBus, EventKind},
+    failpoint,
+    oci_runtime::monitor::ExitWatch,
+    rollback::Rollback,
+    store::{id::new_id, LookupError},
+};
+
+use super::store::SandboxStore;
+
+/// Label and annotation keys crust adds to the stored config.
+pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub const ANNOTATION_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+pub const ANNOTATION_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
+pub const ANNOTATION_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+pub const ANNOTATION_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
+pub const ANNOTATION_SANDBOX_ATTEMPT: &str = "io.kubernetes.cri.sandbox-attempt";
+pub const ANNOTATION_CHECKPOINT: &str = "io.crust.sandbox.checkpoint";
+
+/// What the manager needs to know about its surroundings.
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// `<root>/sandboxes`
+    pub root_dir: PathBuf,
+    /// `<state>/sandboxes`
+    pub state_dir: PathBuf,
+    pub handlers: BTreeSet<String>,
+    pub default_handler: String,
+}
+
+/// One undoable step of RunPodSandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// Delete the record, release the name.
+    Forget,
+    Files,
+    Shm,
+    /// Kill, wait for and delete the pause container.
+    Pause,
+}
+
+/// Owns every sandbox.
+#[derive(Debug)]
+pub struct SandboxManager {
+    store: SandboxStore,
+    controller: Arc<dyn SandboxController>,
+    events: EventBus,
+    options: ManagerOptions,
+}
+
+impl SandboxManager {
+    /// A manager over `store`.
+    pub fn new(
+        store: SandboxStore,
+        controller: Arc<dyn SandboxController>,
+        events: EventBus,
+        options: ManagerOptions,
+    ) -> SandboxManager {
+        SandboxManager {
+            store,
+            controller,
+            events,
+            options,
+        }
+    }
+
+    /// The store (read access for status and listing).
+    pub fn store(&self) -> &SandboxStore {
+        &self.store
+    }
+
+    /// The file locations of sandbox `id`.
+    pub fn paths(&self, id: &str) -> SandboxPaths {
+        SandboxPaths {
+            dir: self.options.root_dir.join(id),
+            state_dir: self.options.state_dir.join(id),
+        }
+    }
+
+    /// RunPodSandbox: returns the id of a READY sandbox.
+    pub async fn run(self: &Arc<Self>, config: PodSandboxConfig, handler: String) -> Result<String, SandboxError> {
+        let this = self.clone();
+        tokio::spawn(async move { this.run_detached(config, handler).await })
+            .await
+            .map_err(|e| SandboxError::Task(e.to_string()))?
+    }
+
+    async fn run_detached(self: Arc<Self>, config: PodSandboxConfig, handler: String) -> Result<String, SandboxError> {
+        let record = self.prepare(config, handler)?;
+        let sandbox = match self.admit(record).await? {
+            Admitted::New(sandbox) => sandbox,
+            Admitted::Existing(id) => return Ok(id),
+        };
+        let _op = sandbox.op.lock().await;
+        let result = self.setup(&sandbox).await;
+        sandbox.settled.send_replace(true);
+        result.map(|()| sandbox.id.clone())
+    }
+
+    /// Step 1 and 3: validate, derive name/handler/network mode, build the stored config.
+    fn prepare(&self, config: PodSandboxConfig, handler: String) -> Result<SandboxRecord, SandboxError> {
+        let name = validate::sandbox_name(&config)?;
+        validate::check_config(&config)?;
+        let handler = if handler.is_empty() {
+            self.options.default_handler.clone()
+        } else {
+            handler
+        };
+        if !self.options.handlers.contains(&handler) {
+            return Err(SandboxError::UnknownHandler(handler));
+        }
+        let network_mode = validate::network_mode(&config);
+        if network_mode == NetworkMode::Cni {
+            return Err(SandboxError::NetworkUnavailable);
+        }
+        let id = new_id();
+        let checkpoint = Checkpoint::from_config(&config, network_mode == NetworkMode::Host).to_json();
+        let stored = stored_config(&config, &checkpoint);
+        let parent = config.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or("");
+        let parent = if parent.is_empty() { "/crust" } else { parent };
+        Ok(SandboxRecord {
+            cgroups_path: format!("{}/{id}", parent.trim_end_matches('/')),
+            id,
+            name,
+            config: stored,
+            requested: config,
+            runtime_handler: handler,
+            network_mode,
+            state: SandboxState::Creating,
+            created_at_ns: now_ns(),
+            held: Held::default(),
+            pause: None,
+            checkpoint,
+            reason: None,
+        })
+    }
+
+    /// Step 1 (names): reserve the name, or hand back the sandbox that already holds it when this
+    /// is kubelet retrying the same request.
+    async fn admit(&self, record: SandboxRecord) -> Result<Admitted, SandboxError> {
+        loop {
+            let taken = match self.store.admit(record.clone()) {
+                Ok(sandbox) => return Ok(Admitted::New(sandbox)),
+                Err(taken) => taken,
+            };
+            let Ok(holder) = self.store.lookup(&taken.holder) else {
+                continue; // released between the two calls: try again
+            };
+            holder.wait_settled().await;
+            let snapshot = holder.snapshot();
+            if snapshot.state.is_ready() && snapshot.requested == record.requested {
+                tracing::info!(id = %holder.id, name = %holder.name, "same-name retry gets the existing sandbox");
+                return Ok(Admitted::Existing(holder.id.clone()));
+            }
+            if self.store.by_name(&record.name).is_some_and(|s| s.id == holder.id) {
+                return Err(SandboxError::NameTaken {
+                    name: record.name,
+                    holder: holder.id.clone(),
+                });
+            }
+        }
+    }
+
+    /// Steps 4-8 with rollback on failure.
+    async fn setup(self: &Arc<Self>, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+        let mut undo = Rollback::default();
+        match self.setup_steps(sandbox, &mut undo).await {
+            Ok(()) => {
+                undo.commit();
+                tracing::info!(id = %sandbox.id, name = %sandbox.name, "sandbox ready");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(id = %sandbox.id, error = %e, "RunPodSandbox failed; rolling back");
+                let leftover = self.rollback(sandbox, undo, &e).await;
+                Err(leftover.unwrap_or(e))
+            }
+        }
+    }
+
+    async fn setup_steps(self: &Arc<Self>, sandbox: &Arc<Sandbox>, undo: &mut Rollback<Undo>) -> Result<(), SandboxError> {
+        let paths = self.paths(&sandbox.id);
+        // Step 4: write-ahead record before any side effect.
+        undo.push(Undo::Forget);
+        self.store.persist(sandbox).await.map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
+        fail("run:after_persist", RunStep::Persist).await?;
+        // Step 6: files and shm.
+        self.mark(sandbox, undo, Undo::Files).await?;
+        self.write_files(sandbox, &paths).await.map_err(|e| e.at(RunStep::Files))?;
+        if needs_shm(&sandbox.snapshot().config) {
+            self.mark(sandbox, undo, Undo::Shm).await?;
+            blocking_io("mount shm", paths.shm(), files::mount_shm).await.map_err(|e| e.at(RunStep::Shm))?;
+        }
+        fail("run:after_files", RunStep::Files).await?;
+        // Step 7 (host mode; the CNI orders come with pod networking).
+        self.create_pause(sandbox, &paths, undo).await?;
+        fail("run:before_start", RunStep::Start).await?;
+        self.controller.start(&sandbox.snapshot()).await.map_err(|e| SandboxError::from(e).at(RunStep::Start))?;
+        fail("run:after_start", RunStep::Start).await?;
+        self.finish(sandbox).await
+    }
+
+    async fn create_pause(self: &Arc<Self>, sandbox: &Arc<Sandbox>, paths: &SandboxPaths, undo: &mut Rollback<Undo>) -> Result<(), SandboxError> {
+        self.mark(sandbox, undo, Undo::Pause).await?;
+        let record = sandbox.snapshot();
+        let (pause, watch) = self
+            .controller
+            .create(&record, paths, None)
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
+        sandbox.set_pause_watch(Some(watch.clone()));
+        self.store
+            .update(sandbox, |r| r.pause = Some(pause))
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
+        self.publish(sandbox, EventKind::Created);
+        self.spawn_exit_handler(sandbox.clone(), watch);
+        fail("run:after_create", RunStep::Create).await
+    }
+
+    /// Step 8: READY, persisted, STARTED published.
+    async fn finish(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+        let exited = sandbox.pause_watch().is_none_or(|w| w.has_exited());
+        if exited {
+            return Err(SandboxError::PauseExited.at(RunStep::Finish));
+        }
+        self.store
+            .update(sandbox, |r| {
+                if r.state.can_become_ready() {
+                    r.state = SandboxState::Ready;
+                }
+            })
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Finish))?;
+        self.publish(sandbox, EventKind::Started);
+        Ok(())
+    }
+
+    /// Records (write-ahead) that `step` is about to be attempted, and how to undo it.
+    async fn mark(&self, sandbox: &Sandbox, undo: &mut Rollback<Undo>, step: Undo) -> Result<(), SandboxError> {
+        undo.push(step);
+        let failed_step = match step {
+            Undo::Files => RunStep::Files,
+            Undo::Shm => RunStep::Shm,
+            Undo::Pause | Undo::Forget => RunStep::Create,
+        };
+        self.store
+            .update(sandbox, |r| set_held(&mut r.held, step, true))
+            .await
+            .map(drop)
+            .map_err(|e| SandboxError::from(e).at(failed_step))
+    }
+
+    async fn write_files(&self, sandbox: &Sandbox, paths: &SandboxPaths) -> Result<(), SandboxError> {
+        let record = sandbox.snapshot();
+        let paths = paths.clone();
+        let dir = paths.dir.clone();
+        blocking_io("write files in", dir, move |_| {
+            files::write_files(&paths, &record.config, record.network_mode)
+        })
+        .await
+    }
+
+    /// Undoes the steps in reverse on a fresh deadline. Returns the error to report when something
+    /// could not be undone (the sandbox then stays NOTREADY with what it still holds).
+    async fn rollback(&self, sandbox: &Arc<Sandbox>, undo: Rollback<Undo>, cause: &SandboxError) -> Option<SandboxError> {
+        let forget = undo.steps().contains(&Undo::Forget);
+        let created = undo.steps().contains(&Undo::Pause);
+        let steps: Vec<Undo> = undo.steps().iter().copied().filter(|s| *s != Undo::Forget).collect();
+        let mut partial = Rollback::default();
+        steps.into_iter().for_each(|s| partial.push(s));
+        let failed = partial.unwind(|step| self.undo(sandbox, *step)).await;
+        if failed.is_empty() && forget {
+            match self.store.forget(sandbox).await {
+                Ok(()) => {
+                    if created {
+                        self.publish(sandbox, EventKind::Deleted);
+                    }
+                    return None;
+                }
+                Err(e) => tracing::warn!(id = %sandbox.id, error = %e, "cannot delete the record"),
+            }
+        }
+        let reasons: Vec<String> = failed.iter().map(|(s, e)| format!("{s:?}: {e}")).collect();
+        let reason = format!("RunPodSandbox failed: {cause}; not undone: {}", reasons.join("; "));
+        let _ = self
+            .store
+            .update(sandbox, |r| {
+                r.state = SandboxState::NotReady;
+                r.reason = Some(reason.clone());
+            })
+            .await;
+        (!failed.is_empty()).then(|| SandboxError::Leftover {
+            id: sandbox.id.clone(),
+            reasons: format!("{cause}; {}", reasons.join("; ")),
+        })
+    }
+
+    async fn undo(&self, sandbox: &Arc<Sandbox>, step: Undo) -> Result<(), SandboxError> {
+        let paths = self.paths(&sandbox.id);
+        match step {
+            Undo::Pause => self.release_pause(sandbox, &paths).await?,
+            Undo::Shm => blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?,
+            Undo::Files => {
+                let state_dir = paths.state_dir.clone();
+                blocking_io("remove", state_dir, |p| files::remove_dir(p)).await?;
+                for f in [paths.hostname(), paths.hosts(), paths.resolv_conf()] {
+                    blocking_io("remove", f, |p| remove_file(p)).await?;
+                }
+            }
+            Undo::Forget => {}
+        }
+        self.store.update(sandbox, |r| set_held(&mut r.held, step, false)).await?;
+        Ok(())
+    }
+
+    /// Stops the pause (kill, wait) and deletes it from the runtime.
+    async fn release_pause(&self, sandbox: &Sandbox, paths: &SandboxPaths) -> Result<(), SandboxError> {
+        let record = sandbox.snapshot();
+        self.controller.stop(&record, sandbox.pause_watch().as_ref()).await?;
+        self.controller.delete(&record, paths).await?;
+        Ok(())
+    }
+
+    /// StopPodSandbox: idempotent; unknown ids are OK.
+    pub async fn stop(self: &Arc<Self>, key: &str) -> Result<(), SandboxError> {
+        let Some(sandbox) = self.find_for_teardown(key)? else {
+            return Ok(());
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _op = sandbox.op.lock().await;
+            this.stop_locked(&sandbox).await
+        })
+        .await
+        .map_err(|e| SandboxError::Task(e.to_string()))?
+    }
+
+    async fn stop_locked(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+        if sandbox.state() == SandboxState::Unknown {
+            return Ok(());
+        }
+        let record = sandbox.snapshot();
+        self.controller.stop(&record, sandbox.pause_watch().as_ref()).await?;
+        if record.held.shm {
+            let shm = self.paths(&sandbox.id).shm();
+            blocking_io("unmount shm", shm, files::unmount_shm).await?;
+            self.store.update(sandbox, |r| r.held.shm = false).await?;
+        }
+        self.mark_stopped(sandbox, None).await?;
+        Ok(())
+    }
+
+    /// Moves Creating/Ready to NotReady; publishes STOPPED if this call made the transition.
+    pub(super) async fn mark_stopped(&self, sandbox: &Sandbox, reason: Option<String>) -> Result<bool, SandboxError> {
+        let changed = self
+            .store
+            .update(sandbox, |r| {
+                let changed = r.state.stops();
+                if changed {
+                    r.state = SandboxState::NotReady;
+                    if reason.is_some() {
+                        r.reason = reason;
+                    }
+                }
+                changed
+            })
+            .await?;
+        if changed {
+            self.publish(sandbox, EventKind::Stopped);
+        }
+        Ok(changed)
+    }
+
+    /// RemovePodSandbox: stops if needed, frees everything, forgets the sandbox; idempotent.
+    pub async fn remove(self: &Arc<Self>, key: &str) -> Result<(), SandboxError> {
+        let Some(sandbox) = self.find_for_teardown(key)? else {
+            return Ok(());
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _op = sandbox.op.lock().await;
+            this.remove_locked(&sandbox).await
+        })
+        .await
+        .map_err(|e| SandboxError::Task(e.to_string()))?
+    }
+
+    async fn remove_locked(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+        if self.store.lookup(&sandbox.id).is_err() {
+            return Ok(()); // removed by a concurrent call while we waited for the lock
+        }
+        if sandbox.state() == SandboxState::Unknown {
+            return self.remove_unknown(sandbox).await;
+        }
+        self.stop_locked(sandbox).await?;
+        let record = sandbox.snapshot();
+        for step in [Undo::Pause, Undo::Shm, Undo::Files] {
+            if held(&record.held, step) {
+                self.undo(sandbox, step).await?;
+            }
+        }
+        self.store.forget(sandbox).await?;
+        sandbox.set_pause_watch(None);
+        self.publish(sandbox, EventKind::Deleted);
+        tracing::info!(id = %sandbox.id, name = %sandbox.name, "sandbox removed");
+        Ok(())
+    }
+
+    /// Removes a sandbox whose record could not be read: everything it might hold is released.
+    async fn remove_unknown(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+        let paths = self.paths(&sandbox.id);
+        super::recover::force_delete_everywhere(self.controller.as_ref(), &sandbox.id, &paths).await?;
+        blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?;
+        blocking_io("remove", paths.state_dir.clone(), |p| files::remove_dir(p)).await?;
+        self.store.forget(sandbox).await?;
+        self.publish(sandbox, EventKind::Deleted);
+        Ok(())
+    }
+
+    /// Lookup for Stop/Remove: unknown ids are `None` (OK for the caller), empty/ambiguous are errors.
+    fn find_for_teardown(&self, key: &str) -> Result<Option<Arc<Sandbox>>, SandboxError> {
+        match self.store.lookup(key) {
+            Ok(sandbox) => Ok(Some(sandbox)),
+            Err(LookupError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reacts to the pause process exiting on its own: NOTREADY and STOPPED within moments.
+    pub(super) fn spawn_exit_handler(self: &Arc<Self>, sandbox: Arc<Sandbox>, watch: ExitWatch) {
+        let this = self.clone();
+        let mut rx = watch.subscribe();
+        tokio::spawn(async move {
+            if rx.wait_for(|exited| *exited).await.is_ok() {
+                this.pause_exited(&sandbox).await;
+            }
+        });
+    }
+
+    async fn pause_exited(&self, sandbox: &Sandbox) {
+        if self.store.lookup(&sandbox.id).is_err() {
+            return;
+        }
+        let changed = self
+            .store
+            .update(sandbox, |r| {
+                let ready = r.state.is_ready();
+                if ready {
+                    r.state = SandboxState::NotReady;
+                    r.reason = Some("the pause process exited".to_string());
+                }
+                ready
+            })
+            .await;
+        match changed {
+            Ok(true) => {
+                tracing::warn!(id = %sandbox.id, name = %sandbox.name, "pause exited; sandbox NOTREADY");
+                self.publish(sandbox, EventKind::Stopped);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(id = %sandbox.id, error = %e, "cannot record the pause exit"),
+        }
+    }
+
+    /// Publishes `kind` for `sandbox` with its status now.
+    pub(super) fn publish(&self, sandbox: &Sandbox, kind: EventKind) {
+        self.events.publish(Event {
+            container_id: sandbox.id.clone(),
+            kind,
+            created_at_ns: now_ns(),
+            pod_status: Some(status::pod_status(&sandbox.snapshot())),
+        });
+    }
+}
+
+enum Admitted {
+    New(Arc<Sandbox>),
+    Existing(String),
+}
+
+/// The request plus crust's own labels and annotations (visible in List/Status).
+fn stored_config(config: &PodSandboxConfig, checkpoint: &str) -> PodSandboxConfig {
+    let mut stored = config.clone();
+    let meta = config.metadata.clone().unwrap_or_default();
+    stored.labels.insert(LABEL_CONTAINER_NAME.into(), "POD".into());
+    let annotations = [
+        (ANNOTATION_CONTAINER_TYPE, "sandbox".to_string()),
+        (ANNOTATION_SANDBOX_NAME, meta.name),
+        (ANNOTATION_SANDBOX_NAMESPACE, meta.namespace),
+        (ANNOTATION_SANDBOX_UID, meta.uid),
+        (ANNOTATION_SANDBOX_ATTEMPT, meta.attempt.to_string()),
+        (ANNOTATION_CHECKPOINT, checkpoint.to_string()),
+    ];
+    for (k, v) in annotations {
+        stored.annotations.insert(k.to_string(), v);
+    }
+    stored
+}
+
+/// A pod gets its own shm tmpfs unless it shares the node's IPC namespace.
+fn needs_shm(config: &PodSandboxConfig) -> bool {
+    let ipc = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .map_or(0, |n| n.ipc);
+    ipc != cri_api::v1::NamespaceMode::Node as i32
+}
+
+fn set_held(held: &mut Held, step: Undo, value: bool) {
+    match step {
+        Undo::Files => held.files = value,
+        Undo::Shm => held.shm = value,
+        Undo::Pause => held.pause = value,
+        Undo::Forget => {}
+    }
+}
+
+fn held(held: &Held, step: Undo) -> bool {
+    match step {
+        Undo::Files => held.files,
+        Undo::Shm => held.shm,
+        Undo::Pause => held.pause,
+        Undo::Forget => false,
+    }
+}
+
+fn remove_file(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Runs blocking file-system work (mounts, writes) off the async workers.
+pub(super) async fn blocking_io<F>(what: &'static str, path: PathBuf, work: F) -> Result<(), SandboxError>
+where
+    F: FnOnce(&std::path::Path) -> std::io::Result<()> + Send + 'static,
+{
+    let p = path.clone();
+    let result = tokio::task::spawn_blocking(move || work(&p))
+        .await
+        .map_err(|e| SandboxError::Task(e.to_string()))?;
+    result.map_err(|source| SandboxError::Io { what, path, source })
+}
+
+/// A test failpoint at `name`, reported as a failure of `step`.
+async fn fail(name: &'static str, step: RunStep) -> Result<(), SandboxError> {
+    failpoint::hit(name)
+        .await
+        .map_err(|()| SandboxError::Failpoint(name).at(step))
+}

@@ -1,0 +1,146 @@
+//! What crust knows about one sandbox: the persisted [`SandboxRecord`] and the in-memory
+//! [`Sandbox`] entry that guards it. Records change only through [`super::SandboxStore::update`].
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use cri_api::v1::PodSandboxConfig;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::state::SandboxState;
+use crate::oci_runtime::monitor::ExitWatch;
+
+/// Record format version written by this crust.
+pub const RECORD_VERSION: u32 = 1;
+
+/// How the pod is networked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// The host's network namespace (`namespace_options.network == NODE`).
+    Host,
+    /// A pinned netns set up by CNI.
+    Cni,
+}
+
+/// Resources a sandbox may hold. Each flag is set *before* the side effect is attempted
+/// (write-ahead), so teardown after a crash knows what to look for; teardown treats "already gone"
+/// as success.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub files: bool,
+    pub shm: bool,
+    pub pause: bool,
+}
+
+/// The pause process, identified by pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseProcess {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// The persisted sandbox record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    pub id: String,
+    pub name: String,
+    /// The stored PodSandboxConfig (request plus crust's labels/annotations), protobuf in base64.
+    #[serde(with = "config_b64")]
+    pub config: PodSandboxConfig,
+    /// The config as the client sent it, to recognise kubelet's same-name retry.
+    #[serde(with = "config_b64")]
+    pub requested: PodSandboxConfig,
+    pub runtime_handler: String,
+    pub network_mode: NetworkMode,
+    pub state: SandboxState,
+    pub created_at_ns: i64,
+    pub held: Held,
+    pub pause: Option<PauseProcess>,
+    pub cgroups_path: String,
+    pub checkpoint: String,
+    /// Why the sandbox is NOTREADY when it was not stopped on request.
+    pub reason: Option<String>,
+}
+
+mod config_b64 {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(c: &PodSandboxConfig, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(c.encode_to_vec()))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PodSandboxConfig, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
+        PodSandboxConfig::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The in-memory entry for one sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub id: String,
+    pub name: String,
+    /// Serialises Run/Stop/Remove on this sandbox.
+    pub(super) op: tokio::sync::Mutex<()>,
+    /// Held across "mutate record, write it to disk" so writes land in order.
+    pub(super) persist: tokio::sync::Mutex<()>,
+    pub(super) record: std::sync::RwLock<SandboxRecord>,
+    pub(super) pause: std::sync::Mutex<Option<ExitWatch>>,
+    /// Flips to true when RunPodSandbox finished (either way); same-name retries wait on it.
+    pub(super) settled: watch::Sender<bool>,
+    /// Where the record lives on disk.
+    pub(super) record_path: PathBuf,
+    /// A record that could not be read keeps its raw error here.
+    pub(super) load_error: Option<String>,
+}
+
+impl Sandbox {
+    pub(super) fn new(record: SandboxRecord, record_path: PathBuf, settled: bool) -> Sandbox {
+        Sandbox {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            op: tokio::sync::Mutex::new(()),
+            persist: tokio::sync::Mutex::new(()),
+            record: std::sync::RwLock::new(record),
+            pause: std::sync::Mutex::new(None),
+            settled: watch::channel(settled).0,
+            record_path,
+            load_error: None,
+        }
+    }
+
+    /// A copy of the current record.
+    pub fn snapshot(&self) -> SandboxRecord {
+        self.record.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SandboxState {
+        self.record.read().unwrap_or_else(|p| p.into_inner()).state
+    }
+
+    /// The error that made the record unreadable, for `Unknown` sandboxes.
+    pub fn load_error(&self) -> Option<&str> {
+        self.load_error.as_deref()
+    }
+
+    pub(super) fn pause_watch(&self) -> Option<ExitWatch> {
+        self.pause.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn set_pause_watch(&self, w: Option<ExitWatch>) {
+        *self.pause.lock().unwrap_or_else(|p| p.into_inner()) = w;
+    }
+
+    /// Waits until RunPodSandbox on this sandbox has finished.
+    pub(super) async fn wait_settled(&self) {
+        let mut rx = self.settled.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+}

@@ -1,0 +1,119 @@
+//! Restart recovery (SANDBOX.md §6): load every record, reconcile it with what is really there, and
+//! keep unreadable records as `Unknown` sandboxes that Remove can clean. Nothing is deleted here.
+
+use std::sync::Arc;
+
+use super::{
+    controller::SandboxController,
+    files::SandboxPaths,
+    manager::SandboxManager,
+    record::{Held, NetworkMode, Sandbox, SandboxRecord, RECORD_VERSION},
+    state::SandboxState,
+    SandboxError,
+};
+use crate::{oci_runtime::monitor::Process, store::load_record};
+
+/// What recovery found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub ready: usize,
+    pub not_ready: usize,
+    pub unreadable: usize,
+}
+
+impl SandboxManager {
+    /// Loads and reconciles every sandbox record. Call once, before serving.
+    pub async fn recover(self: &Arc<Self>) -> std::io::Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        let dir = self.store().dir().to_path_buf();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path().join("sandbox.json");
+            match load_record::<SandboxRecord>(&path, RECORD_VERSION) {
+                Ok(record) => self.recover_one(record, path.clone(), &mut report).await,
+                Err(e) => {
+                    tracing::error!(id = %id, error = %e, "unreadable sandbox record kept as NOTREADY");
+                    report.unreadable += 1;
+                    self.store().restore(Arc::new(unknown_sandbox(&id, path, e.to_string())));
+                }
+            }
+        }
+        tracing::info!(?report, "sandbox recovery done");
+        Ok(report)
+    }
+
+    async fn recover_one(self: &Arc<Self>, record: SandboxRecord, path: std::path::PathBuf, report: &mut RecoveryReport) {
+        let pause = record.pause;
+        let was = record.state;
+        let sandbox = Arc::new(Sandbox::new(record, path, true));
+        self.store().restore(sandbox.clone());
+        let alive = pause.and_then(|p| Process::open(p.pid, Some(p.start_time)).ok().flatten());
+        if let Some(process) = alive {
+            let watch = process.watch();
+            sandbox.set_pause_watch(Some(watch.clone()));
+            self.spawn_exit_handler(sandbox.clone(), watch);
+        }
+        let reason = match (was, sandbox.pause_watch().is_some()) {
+            (SandboxState::Ready, true) => None,
+            (SandboxState::Creating, _) => Some("crustd restarted during RunPodSandbox"),
+            (SandboxState::Ready, false) => Some("the pause process exited while crustd was down"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            if let Err(e) = self.mark_stopped(&sandbox, Some(reason.to_string())).await {
+                tracing::error!(id = %sandbox.id, error = %e, "cannot record recovered state");
+            }
+        }
+        if sandbox.state().is_ready() {
+            report.ready += 1;
+        } else {
+            report.not_ready += 1;
+        }
+    }
+}
+
+/// A placeholder for a record that could not be read: NOTREADY, removable, holding "everything".
+fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox {
+    let record = SandboxRecord {
+        id: id.to_string(),
+        name: String::new(),
+        config: Default::default(),
+        requested: Default::default(),
+        runtime_handler: String::new(),
+        network_mode: NetworkMode::Host,
+        state: SandboxState::Unknown,
+        created_at_ns: 0,
+        held: Held {
+            files: true,
+            shm: true,
+            pause: true,
+        },
+        pause: None,
+        cgroups_path: String::new(),
+        checkpoint: String::new(),
+        reason: Some(format!("unreadable record: {error}")),
+    };
+    let mut sandbox = Sandbox::new(record, path, true);
+    sandbox.load_error = Some(error);
+    sandbox
+}
+
+/// Deletes container `id` from every configured runtime, forcing it (abnormal path: the record that
+/// would say which runtime and pid it had is unreadable).
+pub async fn force_delete_everywhere(
+    controller: &dyn SandboxController,
+    id: &str,
+    paths: &SandboxPaths,
+) -> Result<(), SandboxError> {
+    controller.force_delete(id, paths).await?;
+    Ok(())
+}

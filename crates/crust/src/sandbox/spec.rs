@@ -1,0 +1,206 @@
+//! The OCI runtime spec of a pause container, built from the stored PodSandboxConfig.
+
+use std::path::Path;
+
+use cri_api::v1::{NamespaceMode, PodSandboxConfig};
+use serde_json::{json, Value};
+
+use super::record::NetworkMode;
+
+/// Inputs besides the pod config.
+#[derive(Debug, Clone)]
+pub struct PauseSpecInput<'a> {
+    pub rootfs: &'a Path,
+    pub network: NetworkMode,
+    pub netns: Option<&'a Path>,
+    pub shm: Option<&'a Path>,
+    pub cgroups_path: &'a str,
+    pub oom_score_adj: i32,
+}
+
+const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/// The spec as JSON (`config.json`).
+pub fn pause_spec(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Value {
+    let caps = json!(DEFAULT_CAPS);
+    let (uid, gid) = run_as(config);
+    let mut spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": uid, "gid": gid },
+            "args": ["/pause"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps
+            },
+            "noNewPrivileges": true,
+            "oomScoreAdj": input.oom_score_adj,
+        },
+        "root": { "path": input.rootfs, "readonly": true },
+        "mounts": mounts(input.shm),
+        "linux": {
+            "namespaces": namespaces(config, input),
+            "cgroupsPath": input.cgroups_path,
+            "resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+            "sysctl": sysctls(config, input.network),
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    });
+    if input.network != NetworkMode::Host && !config.hostname.is_empty() {
+        spec["hostname"] = json!(config.hostname);
+    }
+    spec
+}
+
+fn run_as(config: &PodSandboxConfig) -> (i64, i64) {
+    let sc = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
+    let uid = sc.and_then(|s| s.run_as_user.as_ref()).map_or(0, |v| v.value);
+    let gid = sc.and_then(|s| s.run_as_group.as_ref()).map_or(0, |v| v.value);
+    (uid, gid)
+}
+
+fn namespace_options(config: &PodSandboxConfig) -> (i32, i32) {
+    let ns = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref());
+    (ns.map_or(0, |n| n.pid), ns.map_or(0, |n| n.ipc))
+}
+
+fn namespaces(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Value {
+    let (pid, ipc) = namespace_options(config);
+    let mut list = vec![json!({ "type": "mount" })];
+    if pid != NamespaceMode::Node as i32 {
+        list.push(json!({ "type": "pid" }));
+    }
+    if ipc != NamespaceMode::Node as i32 {
+        list.push(json!({ "type": "ipc" }));
+    }
+    if input.network != NetworkMode::Host {
+        list.push(json!({ "type": "uts" }));
+        match input.netns {
+            Some(path) => list.push(json!({ "type": "network", "path": path })),
+            None => list.push(json!({ "type": "network" })),
+        }
+    }
+    Value::Array(list)
+}
+
+fn mounts(shm: Option<&Path>) -> Value {
+    let shm_mount = match shm {
+        Some(path) => json!({ "destination": "/dev/shm", "type": "bind", "source": path,
+                              "options": ["rbind", "ro", "nosuid", "nodev", "noexec"] }),
+        None => json!({ "destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                        "options": ["rbind", "nosuid", "nodev", "noexec"] }),
+    };
+    json!([
+        { "destination": "/proc", "type": "proc", "source": "proc",
+          "options": ["nosuid", "noexec", "nodev"] },
+        { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+        { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+        shm_mount,
+        { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+          "options": ["nosuid", "noexec", "nodev"] },
+        { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+          "options": ["nosuid", "noexec", "nodev", "ro"] }
+    ])
+}
+
+/// Pod sysctls; `net.*` ones are dropped for host-network pods (they would change the node).
+fn sysctls(config: &PodSandboxConfig, mode: NetworkMode) -> Value {
+    let Some(linux) = &config.linux else {
+        return json!({});
+    };
+    let map: serde_json::Map<String, Value> = linux
+        .sysctls
+        .iter()
+        .filter(|(k, _)| mode != NetworkMode::Host || !k.starts_with("net."))
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cri_api::v1::{LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceOption};
+
+    fn host_pid_config() -> PodSandboxConfig {
+        PodSandboxConfig {
+            hostname: "h".into(),
+            linux: Some(LinuxPodSandboxConfig {
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Node as i32,
+                        pid: NamespaceMode::Node as i32,
+                        ipc: NamespaceMode::Pod as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                sysctls: [("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                          ("kernel.shm_rmid_forced".to_string(), "1".to_string())]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn types(spec: &Value) -> Vec<String> {
+        spec["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn host_network_and_host_pid() {
+        let input = PauseSpecInput {
+            rootfs: Path::new("/r"),
+            network: NetworkMode::Host,
+            netns: None,
+            shm: Some(Path::new("/s/shm")),
+            cgroups_path: "/crust/x",
+            oom_score_adj: -998,
+        };
+        let spec = pause_spec(&host_pid_config(), &input);
+        assert_eq!(types(&spec), vec!["mount", "ipc"]);
+        assert!(spec.get("hostname").is_none());
+        assert_eq!(spec["process"]["oomScoreAdj"], -998);
+        assert_eq!(spec["linux"]["cgroupsPath"], "/crust/x");
+        assert!(spec["linux"]["sysctl"].get("net.ipv4.ip_forward").is_none());
+        assert_eq!(spec["linux"]["sysctl"]["kernel.shm_rmid_forced"], "1");
+    }
+
+    #[test]
+    fn pod_network_joins_the_pinned_netns() {
+        let input = PauseSpecInput {
+            rootfs: Path::new("/r"),
+            network: NetworkMode::Cni,
+            netns: Some(Path::new("/run/crust/netns/x")),
+            shm: None,
+            cgroups_path: "/crust/x",
+            oom_score_adj: 0,
+        };
+        let spec = pause_spec(&PodSandboxConfig { hostname: "h".into(), ..Default::default() }, &input);
+        assert_eq!(types(&spec), vec!["mount", "pid", "ipc", "uts", "network"]);
+        assert_eq!(spec["linux"]["namespaces"][4]["path"], "/run/crust/netns/x");
+        assert_eq!(spec["hostname"], "h");
+    }
+}

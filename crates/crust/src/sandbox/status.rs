@@ -1,0 +1,87 @@
+//! CRI views of a sandbox record: `PodSandboxStatus`, `PodSandbox` (for List) and the verbose info.
+
+use std::collections::HashMap;
+
+use cri_api::v1::{
+    LinuxPodSandboxStatus, Namespace, NamespaceOption, PodSandbox, PodSandboxMetadata,
+    PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
+};
+
+use super::record::SandboxRecord;
+
+fn cri_state(record: &SandboxRecord) -> i32 {
+    if record.state.is_ready() {
+        PodSandboxState::SandboxReady as i32
+    } else {
+        PodSandboxState::SandboxNotready as i32
+    }
+}
+
+fn metadata(record: &SandboxRecord) -> PodSandboxMetadata {
+    record.config.metadata.clone().unwrap_or_else(|| PodSandboxMetadata {
+        name: format!("unknown-{}", record.id),
+        uid: record.id.clone(),
+        ..Default::default()
+    })
+}
+
+fn namespace_options(record: &SandboxRecord) -> Option<NamespaceOption> {
+    record
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.clone())
+}
+
+/// PodSandboxStatus for a record (IPs come with pod networking; host-network pods report none).
+pub fn pod_status(record: &SandboxRecord) -> PodSandboxStatus {
+    PodSandboxStatus {
+        id: record.id.clone(),
+        metadata: Some(metadata(record)),
+        state: cri_state(record),
+        created_at: record.created_at_ns,
+        network: Some(PodSandboxNetworkStatus::default()),
+        linux: Some(LinuxPodSandboxStatus {
+            namespaces: Some(Namespace {
+                options: namespace_options(record),
+            }),
+        }),
+        labels: record.config.labels.clone(),
+        annotations: record.config.annotations.clone(),
+        runtime_handler: record.runtime_handler.clone(),
+    }
+}
+
+/// The List entry for a record.
+pub fn pod(record: &SandboxRecord) -> PodSandbox {
+    PodSandbox {
+        id: record.id.clone(),
+        metadata: Some(metadata(record)),
+        state: cri_state(record),
+        created_at: record.created_at_ns,
+        labels: record.config.labels.clone(),
+        annotations: record.config.annotations.clone(),
+        runtime_handler: record.runtime_handler.clone(),
+    }
+}
+
+/// The verbose `info` map: `{"info": <JSON of the internal record>}`.
+pub fn verbose_info(record: &SandboxRecord, load_error: Option<&str>) -> HashMap<String, String> {
+    let mut value = serde_json::json!({
+        "id": record.id,
+        "name": record.name,
+        "state": record.state,
+        "runtimeHandler": record.runtime_handler,
+        "networkMode": record.network_mode,
+        "held": record.held,
+        "pause": record.pause,
+        "cgroupsPath": record.cgroups_path,
+        "checkpoint": record.checkpoint,
+        "reason": record.reason,
+    });
+    if let Some(err) = load_error {
+        value["loadError"] = serde_json::json!(err);
+    }
+    HashMap::from([("info".to_string(), value.to_string())])
+}

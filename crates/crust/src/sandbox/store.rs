@@ -1,0 +1,147 @@
+//! The sandbox store: the index of sandboxes, their names, and their records on disk. Every change
+//! to a record goes through [`SandboxStore::update`], which writes it atomically before returning.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use super::record::{Sandbox, SandboxRecord, RECORD_VERSION};
+use crate::store::{write_record, Index, LookupError, NameTaken, RecordError, Registrar};
+
+/// Sandboxes by id, names in the shared registrar, records under `<root>/sandboxes/<id>/`.
+#[derive(Debug)]
+pub struct SandboxStore {
+    index: Index<Sandbox>,
+    registrar: Arc<Registrar>,
+    dir: PathBuf,
+    /// Makes "reserve the name, insert the entry" one step for concurrent RunPodSandbox calls.
+    admit: std::sync::Mutex<()>,
+}
+
+impl SandboxStore {
+    /// A store keeping records under `dir`.
+    pub fn new(dir: PathBuf, registrar: Arc<Registrar>) -> SandboxStore {
+        SandboxStore {
+            index: Index::default(),
+            registrar,
+            dir,
+            admit: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// The directory holding all sandbox records.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The per-sandbox directory under the root dir.
+    pub fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Admits a new sandbox: reserves its name and indexes it (not yet persisted).
+    pub fn admit(&self, record: SandboxRecord) -> Result<Arc<Sandbox>, NameTaken> {
+        let _guard = self.admit.lock().unwrap_or_else(|p| p.into_inner());
+        self.registrar.reserve(&record.name, &record.id)?;
+        let path = self.record_path(&record.id);
+        let sandbox = Arc::new(Sandbox::new(record, path, false));
+        self.index.insert(&sandbox.id, sandbox.clone());
+        Ok(sandbox)
+    }
+
+    /// Indexes a sandbox loaded from disk (name reserved when it has one).
+    pub fn restore(&self, sandbox: Arc<Sandbox>) {
+        if !sandbox.name.is_empty() {
+            if let Err(taken) = self.registrar.reserve(&sandbox.name, &sandbox.id) {
+                tracing::warn!(id = %sandbox.id, name = %sandbox.name, holder = %taken.holder,
+                    "two records claim one name; the second stays unnamed");
+            }
+        }
+        let id = sandbox.id.clone();
+        self.index.insert(&id, sandbox);
+    }
+
+    /// The sandbox holding `name`, if any.
+    pub fn by_name(&self, name: &str) -> Option<Arc<Sandbox>> {
+        let id = self.registrar.holder(name)?;
+        self.index.lookup(&id).ok()
+    }
+
+    /// Exact id or unique prefix.
+    pub fn lookup(&self, key: &str) -> Result<Arc<Sandbox>, LookupError> {
+        self.index.lookup(key)
+    }
+
+    /// All sandboxes.
+    pub fn all(&self) -> Vec<Arc<Sandbox>> {
+        self.index.all()
+    }
+
+    /// Applies `change` to the record and persists it; the change is kept in memory even when the
+    /// write fails (the error is returned so the caller can react).
+    pub async fn update<R>(
+        &self,
+        sandbox: &Sandbox,
+        change: impl FnOnce(&mut SandboxRecord) -> R,
+    ) -> Result<R, RecordError> {
+        let _order = sandbox.persist.lock().await;
+        let (result, snapshot) = {
+            let mut record = sandbox.record.write().unwrap_or_else(|p| p.into_inner());
+            let result = change(&mut record);
+            (result, record.clone())
+        };
+        let path = sandbox.record_path.clone();
+        write_blocking(path, snapshot).await?;
+        Ok(result)
+    }
+
+    /// Writes the current record (first write of a new sandbox).
+    pub async fn persist(&self, sandbox: &Sandbox) -> Result<(), RecordError> {
+        self.update(sandbox, |_| ()).await
+    }
+
+    /// Forgets a sandbox whose resources are all freed: deletes its directory, index entry and name.
+    pub async fn forget(&self, sandbox: &Sandbox) -> Result<(), RecordError> {
+        let dir = self.sandbox_dir(&sandbox.id);
+        remove_dir_blocking(dir).await?;
+        self.index.remove(&sandbox.id);
+        self.registrar.release(&sandbox.name, &sandbox.id);
+        Ok(())
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.sandbox_dir(id).join("sandbox.json")
+    }
+}
+
+async fn write_blocking(path: PathBuf, record: SandboxRecord) -> Result<(), RecordError> {
+    let io_path = path.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| RecordError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        write_record(&path, RECORD_VERSION, &record)
+    })
+    .await
+    .unwrap_or_else(|join| {
+        Err(RecordError::Io {
+            path: io_path,
+            source: std::io::Error::other(join.to_string()),
+        })
+    })
+}
+
+async fn remove_dir_blocking(dir: PathBuf) -> Result<(), RecordError> {
+    let path = dir.clone();
+    let result = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+    result.map_err(|source| RecordError::Io { path, source })
+}

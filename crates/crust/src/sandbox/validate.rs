@@ -1,0 +1,177 @@
+//! Request validation and the derived identity of a sandbox (SANDBOX.md §1): the name, the
+//! network mode, and the bounds on what a PodSandboxConfig may carry.
+
+use std::path::{Component, Path};
+
+use cri_api::v1::{NamespaceMode, PodSandboxConfig};
+
+use super::{record::NetworkMode, SandboxError};
+
+/// Annotations and labels together may not exceed this many bytes.
+pub const MAX_METADATA_BYTES: usize = 256 * 1024;
+/// resolv.conf allows at most six search domains.
+pub const MAX_DNS_SEARCHES: usize = 6;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> SandboxError {
+    SandboxError::InvalidArgument {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// `k8s_POD_<name>_<namespace>_<uid>_<attempt>`, after checking the metadata.
+pub fn sandbox_name(config: &PodSandboxConfig) -> Result<String, SandboxError> {
+    let meta = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| invalid("config.metadata", "is required"))?;
+    check_part("config.metadata.name", &meta.name)?;
+    check_part("config.metadata.namespace", &meta.namespace)?;
+    check_part("config.metadata.uid", &meta.uid)?;
+    Ok(format!(
+        "k8s_POD_{}_{}_{}_{}",
+        meta.name, meta.namespace, meta.uid, meta.attempt
+    ))
+}
+
+fn check_part(field: &'static str, value: &str) -> Result<(), SandboxError> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > 253 {
+        return Err(invalid(field, "is longer than 253 characters"));
+    }
+    if value.chars().any(|c| c == '/' || c == '\0' || c.is_whitespace()) {
+        return Err(invalid(field, format!("{value:?} holds '/', NUL or whitespace")));
+    }
+    Ok(())
+}
+
+/// Host mode when the pod asks for the node's network namespace.
+pub fn network_mode(config: &PodSandboxConfig) -> NetworkMode {
+    let network = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .map(|n| n.network);
+    if network == Some(NamespaceMode::Node as i32) {
+        NetworkMode::Host
+    } else {
+        NetworkMode::Cni
+    }
+}
+
+/// Everything else about the config that must hold before any side effect.
+pub fn check_config(config: &PodSandboxConfig) -> Result<(), SandboxError> {
+    let size: usize = config
+        .labels
+        .iter()
+        .chain(config.annotations.iter())
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if size > MAX_METADATA_BYTES {
+        return Err(invalid(
+            "config.annotations",
+            format!("labels and annotations hold {size} bytes, more than {MAX_METADATA_BYTES}"),
+        ));
+    }
+    if !config.log_directory.is_empty() {
+        check_abs_clean("config.log_directory", &config.log_directory)?;
+    }
+    if let Some(dns) = &config.dns_config {
+        if dns.searches.len() > MAX_DNS_SEARCHES {
+            return Err(invalid(
+                "config.dns_config.searches",
+                format!("{} search domains, at most {MAX_DNS_SEARCHES}", dns.searches.len()),
+            ));
+        }
+    }
+    if let Some(linux) = &config.linux {
+        if !linux.cgroup_parent.is_empty() {
+            check_abs_clean("config.linux.cgroup_parent", &linux.cgroup_parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// An absolute path without `..` components.
+pub fn check_abs_clean(field: &'static str, path: &str) -> Result<(), SandboxError> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(invalid(field, format!("{path:?} is not absolute")));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(invalid(field, format!("{path:?} contains '..'")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cri_api::v1::{
+        DnsConfig, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceOption,
+        PodSandboxMetadata,
+    };
+
+    fn config() -> PodSandboxConfig {
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "web".into(),
+                namespace: "default".into(),
+                uid: "u1".into(),
+                attempt: 2,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn name_format_and_metadata_checks() {
+        assert_eq!(sandbox_name(&config()).unwrap(), "k8s_POD_web_default_u1_2");
+        let mut c = config();
+        c.metadata = None;
+        assert!(sandbox_name(&c).unwrap_err().to_string().contains("config.metadata"));
+        let mut c = config();
+        c.metadata.as_mut().unwrap().uid.clear();
+        assert!(sandbox_name(&c).unwrap_err().to_string().contains("uid"));
+        let mut c = config();
+        c.metadata.as_mut().unwrap().name = "a/b".into();
+        assert!(sandbox_name(&c).is_err());
+    }
+
+    #[test]
+    fn network_mode_follows_namespace_options() {
+        let mut c = config();
+        assert_eq!(network_mode(&c), NetworkMode::Cni);
+        c.linux = Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(network_mode(&c), NetworkMode::Host);
+    }
+
+    #[test]
+    fn bounds() {
+        let mut c = config();
+        c.log_directory = "/var/log/pods/../../etc".into();
+        assert!(check_config(&c).unwrap_err().to_string().contains("log_directory"));
+        let mut c = config();
+        c.annotations.insert("big".into(), "x".repeat(MAX_METADATA_BYTES + 1));
+        assert!(check_config(&c).is_err());
+        let mut c = config();
+        c.dns_config = Some(DnsConfig {
+            searches: (0..7).map(|i| format!("s{i}")).collect(),
+            ..Default::default()
+        });
+        assert!(check_config(&c).is_err());
+        assert!(check_config(&config()).is_ok());
+    }
+}

@@ -1,0 +1,127 @@
+//! Atomic, versioned JSON records on disk.
+//!
+//! A record is written to a temp file in the same directory, fsynced, renamed over the target, and
+//! the directory fsynced, so a crash leaves either the old or the new record. Every record carries a
+//! `version`; a record that fails to parse or comes from a newer crust is reported, never deleted.
+
+use std::{
+    fs::{self, File},
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Problems reading or writing a record.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt record: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: record version {found} is newer than this crust understands ({supported})")]
+    FutureVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("cannot encode record for {path}: {source}")]
+    Encode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Serialize)]
+struct EnvelopeRef<'a, T> {
+    version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+/// Writes `bytes` to `path` atomically (temp + fsync + rename + dir fsync).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let io = |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// Serialises `body` with a `version` field and writes it atomically.
+pub fn write_record<T: Serialize>(path: &Path, version: u32, body: &T) -> Result<(), RecordError> {
+    let bytes = serde_json::to_vec_pretty(&EnvelopeRef { version, body }).map_err(|source| {
+        RecordError::Encode {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads a record written by [`write_record`], refusing versions above `supported`.
+pub fn load_record<T: DeserializeOwned>(path: &Path, supported: u32) -> Result<T, RecordError> {
+    let bytes = fs::read(path).map_err(|source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let corrupt = |source| RecordError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    };
+    let VersionOnly { version } = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    if version > supported {
+        return Err(RecordError::FutureVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported,
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Body {
+        name: String,
+    }
+
+    #[test]
+    fn round_trip_and_version_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        let body = Body { name: "a".into() };
+        write_record(&p, 1, &body).unwrap();
+        assert_eq!(load_record::<Body>(&p, 1).unwrap(), body);
+        assert!(matches!(
+            load_record::<Body>(&p, 0),
+            Err(RecordError::FutureVersion { found: 1, .. })
+        ));
+        fs::write(&p, b"{\"version\":1,\"na").unwrap();
+        assert!(matches!(load_record::<Body>(&p, 1), Err(RecordError::Corrupt { .. })));
+        assert!(p.exists(), "a bad record is never deleted by loading");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+}

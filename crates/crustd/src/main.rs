@@ -1,0 +1,100 @@
+//! crustd: the crust CRI v1 daemon.
+//!
+//! `crustd [serve]` runs the daemon; `crustd config` prints the effective configuration;
+//! `crustd version` prints the version. Flags override the config file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crust::config::{Config, DEFAULT_CONFIG};
+
+#[derive(Parser, Debug)]
+#[command(name = "crustd", version, about = "crust: a Kubernetes CRI v1 container runtime")]
+struct Cli {
+    /// CRI socket path.
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Root (persistent) directory.
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    /// State (volatile) directory.
+    #[arg(long, global = true)]
+    state: Option<PathBuf>,
+    /// Config file (TOML). A missing default file means built-in defaults.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, global = true, default_value = "info", env = "CRUST_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon (the default).
+    Serve,
+    /// Print the effective configuration.
+    Config,
+    /// Print the version.
+    Version,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let (path, required) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let mut config = Config::load(&path, required)?;
+    if let Some(s) = &cli.socket {
+        config.socket = s.clone();
+    }
+    if let Some(r) = &cli.root {
+        config.root = r.clone();
+    }
+    if let Some(s) = &cli.state {
+        config.state = s.clone();
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop crustd with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::Config => {
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Version => {
+            println!("crustd {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Serve => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            runtime.block_on(crust::daemon::run(config, shutdown_signal()))?;
+            Ok(())
+        }
+    }
+}

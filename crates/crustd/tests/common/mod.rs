@@ -1,0 +1,324 @@
+//! End-to-end harness: starts the real `crustd` binary on private directories, talks to it with the
+//! generated tonic CRI client over the unix socket, and checks that nothing of a test is left behind.
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use cri_api::v1::{
+    runtime_service_client::RuntimeServiceClient, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, RunPodSandboxRequest,
+};
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+
+pub type Client = RuntimeServiceClient<Channel>;
+
+/// A running crustd with its own socket, root, state dir and cgroup parent.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub cgroup_parent: String,
+    pub failpoints: PathBuf,
+    pub log: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// The real runc, and the fault-injecting wrapper around it.
+pub fn failpoint_runc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runc-failpoint")
+}
+
+impl Daemon {
+    /// Starts crustd with the default config plus a `failing` runtime handler (the runc wrapper).
+    pub async fn start() -> Daemon {
+        Daemon::start_with("", &[]).await
+    }
+
+    /// Starts crustd with `extra` appended to its config and `env` set.
+    pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("crust-test-").tempdir().unwrap();
+        let tag = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let failpoints = dir.path().join("failpoints");
+        std::fs::create_dir_all(&failpoints).unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[runtimes.failing]\npath = \"{}\"\n{extra}\n",
+                failpoint_runc().display()
+            ),
+        )
+        .unwrap();
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.push(("CRUST_RUNC_FAILPOINTS".into(), failpoints.display().to_string()));
+        let mut d = Daemon {
+            child: None,
+            socket: dir.path().join("crust.sock"),
+            root: dir.path().join("root"),
+            state: dir.path().join("state"),
+            log: dir.path().join("crustd.log"),
+            config,
+            cgroup_parent: format!("/{tag}"),
+            failpoints,
+            env,
+            dir,
+        };
+        d.spawn().await;
+        d
+    }
+
+    async fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crustd"));
+        cmd.arg("--socket").arg(&self.socket)
+            .arg("--root").arg(&self.root)
+            .arg("--state").arg(&self.state)
+            .arg("--config").arg(&self.config)
+            .arg("--log").arg("debug,h2=info,tower=info,hyper=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn crustd"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("crustd exited early with {status}: {}", self.log_text());
+            }
+            if self.socket.exists() {
+                if let Ok(mut c) = self.try_client().await {
+                    if c.version(cri_api::v1::VersionRequest::default()).await.is_ok() {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("crustd did not come up: {}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    async fn try_client(&self) -> Result<Client, tonic::transport::Error> {
+        let path = self.socket.clone();
+        let channel = Endpoint::try_from("http://[::]:50051")?
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                }
+            }))
+            .await?;
+        Ok(RuntimeServiceClient::new(channel))
+    }
+
+    /// A fresh client connection.
+    pub async fn client(&self) -> Client {
+        self.try_client().await.expect("connect to crustd")
+    }
+
+    /// SIGTERM and wait (graceful stop; pods keep running).
+    pub fn stop_graceful(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let status = child.wait().unwrap();
+            assert!(status.success(), "crustd exit after SIGTERM: {status}: {}", self.log_text());
+        }
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts crustd again on the same directories.
+    pub async fn restart(&mut self) {
+        self.spawn().await;
+    }
+
+    /// A host-network pod config named `name` under this daemon's cgroup parent.
+    pub fn pod(&self, name: &str) -> PodSandboxConfig {
+        host_pod(name, &self.cgroup_parent)
+    }
+
+    /// RunPodSandbox for a host-network pod; returns the id.
+    pub async fn run_pod(&self, c: &mut Client, name: &str) -> String {
+        c.run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(self.pod(name)),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox {name}: {e}\n{}", self.log_text()))
+        .into_inner()
+        .pod_sandbox_id
+    }
+
+    /// Arms a runc failpoint (`op` or `op.once`).
+    pub fn fail_runc(&self, what: &str) {
+        std::fs::write(self.failpoints.join(what), b"").unwrap();
+    }
+
+    pub fn clear_runc_failpoints(&self) {
+        for e in std::fs::read_dir(&self.failpoints).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+    }
+
+    /// The leak check (RELIABILITY.md): nothing of this daemon's pods is left.
+    pub async fn assert_no_leaks(&self) {
+        let leaks = self.leaks().await;
+        assert!(leaks.is_empty(), "leaked: {leaks:#?}\n--- crustd log ---\n{}", self.log_text());
+    }
+
+    pub async fn leaks(&self) -> Vec<String> {
+        let mut leaks = Vec::new();
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        leaks.extend(mountinfo.lines().filter(|l| l.contains(&dir)).map(|l| format!("mount: {l}")));
+        for handler in ["runc", "failing"] {
+            let root = self.state.join("runtime").join(handler);
+            let out = Command::new("/usr/sbin/runc").arg("--root").arg(&root).args(["list", "-q"]).output().unwrap();
+            leaks.extend(String::from_utf8_lossy(&out.stdout).lines().map(|l| format!("runc container ({handler}): {l}")));
+        }
+        for sub in ["root/sandboxes", "state/sandboxes"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) {
+                leaks.extend(entries.map(|e| format!("{sub}: {:?}", e.unwrap().file_name())));
+            }
+        }
+        leaks.extend(cgroup_children(&self.cgroup_parent).into_iter().map(|c| format!("cgroup: {c}")));
+        leaks
+    }
+
+    /// Pids of the pause processes in this daemon's cgroups.
+    pub fn pause_pids(&self) -> Vec<i32> {
+        let base = Path::new("/sys/fs/cgroup/pids").join(self.cgroup_parent.trim_start_matches('/'));
+        let mut pids = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for e in entries.flatten() {
+                if let Ok(text) = std::fs::read_to_string(e.path().join("cgroup.procs")) {
+                    pids.extend(text.lines().filter_map(|l| l.parse::<i32>().ok()));
+                }
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        // Best-effort cleanup so one failing test does not leave pods behind for the next.
+        for handler in ["runc", "failing"] {
+            let root = self.state.join("runtime").join(handler);
+            if let Ok(out) = Command::new("/usr/sbin/runc").arg("--root").arg(&root).args(["list", "-q"]).output() {
+                for id in String::from_utf8_lossy(&out.stdout).lines() {
+                    let _ = Command::new("/usr/sbin/runc").arg("--root").arg(&root).args(["delete", "--force", id]).status();
+                }
+            }
+        }
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for mp in info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.contains(&dir)) {
+                let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        remove_cgroups(&self.cgroup_parent);
+    }
+}
+
+/// Cgroup directories left under `parent` in any v1 controller.
+pub fn cgroup_children(parent: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for controller in cgroup_controllers() {
+        let base = controller.join(parent.trim_start_matches('/'));
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            out.extend(entries.flatten().filter(|e| e.path().is_dir()).map(|e| e.path().display().to_string()));
+        }
+    }
+    out
+}
+
+fn cgroup_controllers() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .map(|it| it.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default()
+}
+
+fn remove_cgroups(parent: &str) {
+    for controller in cgroup_controllers() {
+        let base = controller.join(parent.trim_start_matches('/'));
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&base);
+    }
+}
+
+/// A host-network PodSandboxConfig.
+pub fn host_pod(name: &str, cgroup_parent: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.to_string(),
+            namespace: "crust-test".to_string(),
+            uid: format!("uid-{name}"),
+            attempt: 0,
+        }),
+        hostname: name.to_string(),
+        labels: HashMap::from([("app".to_string(), name.to_string())]),
+        annotations: HashMap::from([("test/annotation".to_string(), "yes".to_string())]),
+        linux: Some(LinuxPodSandboxConfig {
+            cgroup_parent: cgroup_parent.to_string(),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    pid: NamespaceMode::Pod as i32,
+                    ipc: NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Waits up to `timeout` for `f` to hold.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
