@@ -9,6 +9,7 @@ use std::{
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use cri_api::v1::{
@@ -154,18 +155,36 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves.
+/// How long open connections (kubelet's, an events stream) may take to finish after shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `service` on `listener` until `shutdown` resolves, then gives open connections
+/// [`SHUTDOWN_GRACE`] to finish before closing them.
 pub async fn serve(
     service: Arc<CriService>,
     listener: UnixListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), DaemonError> {
-    tonic::transport::Server::builder()
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::from_arc(service.clone()))
         .add_service(ImageServiceServer::from_arc(service))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await?;
-    Ok(())
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = shutdown => {}
+    }
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "closing connections still open after the grace period");
+            Ok(())
+        }
+    }
 }
 
 /// Builds, binds and serves with `config` until `shutdown`; removes the socket afterwards.

@@ -36,6 +36,9 @@ impl Process {
         }
         // SAFETY: `raw` is a fresh fd returned by pidfd_open that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+        if already_exited(&fd)? {
+            return Ok(None); // a zombie nobody has reaped yet is gone for our purposes
+        }
         let Some(start_time) = start_time(pid)? else {
             return Ok(None);
         };
@@ -135,6 +138,21 @@ impl ExitWatch {
     }
 }
 
+/// True when the pidfd is already readable (the process has terminated).
+fn already_exited(fd: &OwnedFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
+}
+
 /// Field 22 of /proc/PID/stat; `None` when the process is gone.
 pub fn start_time(pid: i32) -> io::Result<Option<u64>> {
     let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -167,6 +185,7 @@ mod tests {
         // The pidfd turns readable when the child becomes a zombie, before it is reaped.
         assert!(w.wait(Duration::from_secs(5)).await);
         assert!(w.has_exited());
+        assert!(Process::open(pid, None).unwrap().is_none(), "a zombie counts as gone");
         child.wait().unwrap();
         w.process().signal(libc::SIGKILL).unwrap();
         assert!(Process::open(pid, None).unwrap().is_none());

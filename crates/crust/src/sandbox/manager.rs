@@ -335,7 +335,7 @@ impl SandboxManager {
     /// Stops the pause (kill, wait) and deletes it from the runtime.
     async fn release_pause(&self, sandbox: &Sandbox, paths: &SandboxPaths) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
-        self.controller.stop(&record, sandbox.pause_watch().as_ref()).await?;
+        self.kill_pause(sandbox, &record).await?;
         self.controller.delete(&record, paths).await?;
         Ok(())
     }
@@ -359,13 +359,20 @@ impl SandboxManager {
             return Ok(());
         }
         let record = sandbox.snapshot();
-        self.controller.stop(&record, sandbox.pause_watch().as_ref()).await?;
+        self.kill_pause(sandbox, &record).await?;
         if record.held.shm {
             let shm = self.paths(&sandbox.id).shm();
             blocking_io("unmount shm", shm, files::unmount_shm).await?;
             self.store.update(sandbox, |r| r.held.shm = false).await?;
         }
         self.mark_stopped(sandbox, None).await?;
+        Ok(())
+    }
+
+    /// Kills the pause on request (the exit handler then stays out of the way).
+    async fn kill_pause(&self, sandbox: &Sandbox, record: &SandboxRecord) -> Result<(), SandboxError> {
+        sandbox.stop_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.controller.stop(record, sandbox.pause_watch().as_ref()).await?;
         Ok(())
     }
 
@@ -457,7 +464,8 @@ impl SandboxManager {
     }
 
     async fn pause_exited(&self, sandbox: &Sandbox) {
-        if self.store.lookup(&sandbox.id).is_err() {
+        let requested = sandbox.stop_requested.load(std::sync::atomic::Ordering::SeqCst);
+        if requested || self.store.lookup(&sandbox.id).is_err() {
             return;
         }
         let changed = self

@@ -92,6 +92,9 @@ pub struct Sandbox {
     pub(super) persist: tokio::sync::Mutex<()>,
     pub(super) record: std::sync::RwLock<SandboxRecord>,
     pub(super) pause: std::sync::Mutex<Option<ExitWatch>>,
+    /// Set by Stop/Remove/rollback before they kill the pause, so the exit handler leaves the
+    /// transition (and the reason) to them.
+    pub(super) stop_requested: std::sync::atomic::AtomicBool,
     /// Flips to true when RunPodSandbox finished (either way); same-name retries wait on it.
     pub(super) settled: watch::Sender<bool>,
     /// Where the record lives on disk.
@@ -109,6 +112,7 @@ impl Sandbox {
             persist: tokio::sync::Mutex::new(()),
             record: std::sync::RwLock::new(record),
             pause: std::sync::Mutex::new(None),
+            stop_requested: std::sync::atomic::AtomicBool::new(false),
             settled: watch::channel(settled).0,
             record_path,
             load_error: None,

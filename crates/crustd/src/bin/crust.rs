@@ -1,1 +1,260 @@
-fn main(){}
+//! crust: the operator's CLI for crustd (as `isula` is for iSulad). It speaks CRI over the socket
+//! like any other client; pod configs are crictl-style JSON or YAML.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use cri_api::v1::{
+    runtime_service_client::RuntimeServiceClient, GetEventsRequest, ListPodSandboxRequest,
+    PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxState, PodSandboxStateValue,
+    PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest, RuntimeConfigRequest,
+    StatusRequest, StopPodSandboxRequest, VersionRequest,
+};
+use hyper_util::rt::TokioIo;
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Parser, Debug)]
+#[command(name = "crust", version, about = "Operate crustd over its CRI socket")]
+struct Cli {
+    /// crustd's socket.
+    #[arg(long, global = true, env = "CRUST_SOCKET", default_value = crust::config::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
+    output: Output,
+    /// Per-call timeout in seconds.
+    #[arg(long, global = true, default_value_t = 240)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Runtime name and versions.
+    Version,
+    /// Runtime status and configuration.
+    Info,
+    /// Run a pod sandbox from a JSON or YAML PodSandboxConfig.
+    Runp {
+        config: PathBuf,
+        /// Runtime handler (empty: crustd's default).
+        #[arg(long, default_value = "")]
+        runtime: String,
+    },
+    /// List pod sandboxes.
+    Pods {
+        /// Only ids starting with this.
+        #[arg(long)]
+        id: Option<String>,
+        /// Only pods with this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only ready or notready pods.
+        #[arg(long, value_parser = ["ready", "notready"])]
+        state: Option<String>,
+        /// Label selector key=value (repeatable; all must match).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Ids only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show a pod sandbox's status (with crust's internal record).
+    Inspectp { id: String },
+    /// Stop pod sandboxes.
+    Stopp {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove pod sandboxes (stopping them first).
+    Rmp {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Stream lifecycle events until interrupted.
+    Events,
+}
+
+async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<RuntimeServiceClient<Channel>> {
+    let display = socket.display().to_string();
+    let channel = Endpoint::try_from("http://[::]:50051")?
+        .timeout(Duration::from_secs(timeout))
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .with_context(|| format!("cannot connect to crustd at {display}"))?;
+    Ok(RuntimeServiceClient::new(channel))
+}
+
+fn parse_pod_config(path: &PathBuf) -> anyhow::Result<PodSandboxConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    let config = if is_json {
+        serde_json::from_str(&text).with_context(|| format!("parse {} as JSON", path.display()))?
+    } else {
+        serde_yaml::from_str(&text).with_context(|| format!("parse {} as YAML", path.display()))?
+    };
+    Ok(config)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn state_name(state: i32) -> &'static str {
+    if state == PodSandboxState::SandboxReady as i32 {
+        "Ready"
+    } else {
+        "NotReady"
+    }
+}
+
+fn age(created_ns: i64) -> String {
+    let now = crust::events::now_ns();
+    let secs = ((now - created_ns).max(0) / 1_000_000_000) as u64;
+    match secs {
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86400 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86400),
+    }
+}
+
+fn pods_filter(id: Option<String>, state: Option<String>, labels: &[String]) -> anyhow::Result<PodSandboxFilter> {
+    let mut filter = PodSandboxFilter {
+        id: id.unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(s) = state {
+        let state = if s == "ready" { PodSandboxState::SandboxReady } else { PodSandboxState::SandboxNotready };
+        filter.state = Some(PodSandboxStateValue { state: state as i32 });
+    }
+    for l in labels {
+        let Some((k, v)) = l.split_once('=') else {
+            bail!("--label takes key=value, got {l:?}");
+        };
+        filter.label_selector.insert(k.to_string(), v.to_string());
+    }
+    Ok(filter)
+}
+
+fn print_pods(items: &[PodSandbox], quiet: bool) {
+    if quiet {
+        items.iter().for_each(|p| println!("{}", p.id));
+        return;
+    }
+    println!("{:<13}  {:<10}  {:<8}  {:<30}  {:<20}  {:<7}  RUNTIME", "POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT");
+    for p in items {
+        let m = p.metadata.clone().unwrap_or_default();
+        let short = &p.id[..p.id.len().min(13)];
+        println!(
+            "{short:<13}  {:<10}  {:<8}  {:<30}  {:<20}  {:<7}  {}",
+            age(p.created_at), state_name(p.state), m.name, m.namespace, m.attempt, p.runtime_handler
+        );
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut c = connect(cli.socket.clone(), cli.timeout).await?;
+    let json = cli.output == Output::Json;
+    match cli.command {
+        Cmd::Version => {
+            let v = c.version(VersionRequest::default()).await?.into_inner();
+            if json {
+                return print_json(&v);
+            }
+            println!("Version:  {}\nRuntimeName:  {}\nRuntimeVersion:  {}\nRuntimeApiVersion:  {}", v.version, v.runtime_name, v.runtime_version, v.runtime_api_version);
+        }
+        Cmd::Info => {
+            let st = c.status(StatusRequest { verbose: true }).await?.into_inner();
+            let rc = c.runtime_config(RuntimeConfigRequest {}).await?.into_inner();
+            if json {
+                return print_json(&serde_json::json!({ "status": st, "runtimeConfig": rc }));
+            }
+            for cond in st.status.unwrap_or_default().conditions {
+                println!("{:<14} {:<5} {} {}", cond.r#type, cond.status, cond.reason, cond.message);
+            }
+            let driver = rc.linux.map(|l| l.cgroup_driver).unwrap_or_default();
+            println!("cgroup driver: {}", if driver == 0 { "systemd" } else { "cgroupfs" });
+            if let Some(config) = st.info.get("config") {
+                println!("--- effective config ---\n{config}");
+            }
+        }
+        Cmd::Runp { config, runtime } => {
+            let config = parse_pod_config(&config)?;
+            let id = c
+                .run_pod_sandbox(RunPodSandboxRequest { config: Some(config), runtime_handler: runtime })
+                .await?
+                .into_inner()
+                .pod_sandbox_id;
+            println!("{id}");
+        }
+        Cmd::Pods { id, name, state, labels, quiet } => {
+            let filter = pods_filter(id, state, &labels)?;
+            let mut items = c.list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) }).await?.into_inner().items;
+            if let Some(name) = name {
+                items.retain(|p| p.metadata.as_ref().is_some_and(|m| m.name == name));
+            }
+            if json {
+                return print_json(&items);
+            }
+            print_pods(&items, quiet);
+        }
+        Cmd::Inspectp { id } => {
+            let r = c.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id, verbose: true }).await?.into_inner();
+            let info: serde_json::Value = r.info.get("info").and_then(|i| serde_json::from_str(i).ok()).unwrap_or_default();
+            print_json(&serde_json::json!({ "status": r.status, "info": info }))?;
+        }
+        Cmd::Stopp { ids } => {
+            for id in ids {
+                c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await?;
+                println!("Stopped sandbox {id}");
+            }
+        }
+        Cmd::Rmp { ids } => {
+            for id in ids {
+                c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await?;
+                println!("Removed sandbox {id}");
+            }
+        }
+        Cmd::Events => {
+            let mut stream = c.get_container_events(GetEventsRequest {}).await?.into_inner();
+            while let Some(ev) = stream.next().await {
+                let ev = ev?;
+                if json {
+                    println!("{}", serde_json::to_string(&ev)?);
+                    continue;
+                }
+                let kind = cri_api::v1::ContainerEventType::try_from(ev.container_event_type)
+                    .map(|k| k.as_str_name())
+                    .unwrap_or("UNKNOWN");
+                println!("{} {kind} {}", ev.created_at, ev.container_id);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        match e.downcast_ref::<tonic::Status>() {
+            Some(status) => eprintln!("crust: {:?}: {}", status.code(), status.message()),
+            None => eprintln!("crust: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+}
