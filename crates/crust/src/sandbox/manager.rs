@@ -105,11 +105,10 @@ impl SandboxManager {
 
     async fn run_detached(self: Arc<Self>, config: PodSandboxConfig, handler: String) -> Result<String, SandboxError> {
         let record = self.prepare(config, handler)?;
-        let sandbox = match self.admit(record).await? {
-            Admitted::New(sandbox) => sandbox,
+        let (sandbox, _op) = match self.admit(record).await? {
+            Admitted::New(sandbox, op) => (sandbox, op),
             Admitted::Existing(id) => return Ok(id),
         };
-        let _op = sandbox.op.lock().await;
         let result = self.setup(&sandbox).await;
         sandbox.settled.send_replace(true);
         result.map(|()| sandbox.id.clone())
@@ -158,7 +157,7 @@ impl SandboxManager {
     async fn admit(&self, record: SandboxRecord) -> Result<Admitted, SandboxError> {
         loop {
             let taken = match self.store.admit(record.clone()) {
-                Ok(sandbox) => return Ok(Admitted::New(sandbox)),
+                Ok((sandbox, op)) => return Ok(Admitted::New(sandbox, op)),
                 Err(taken) => taken,
             };
             let Ok(holder) = self.store.lookup(&taken.holder) else {
@@ -355,7 +354,7 @@ impl SandboxManager {
     }
 
     async fn stop_locked(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
-        if sandbox.state() == SandboxState::Unknown {
+        if !self.store.is_current(sandbox) || sandbox.state() == SandboxState::Unknown {
             return Ok(());
         }
         let record = sandbox.snapshot();
@@ -412,7 +411,7 @@ impl SandboxManager {
     }
 
     async fn remove_locked(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
-        if self.store.lookup(&sandbox.id).is_err() {
+        if !self.store.is_current(sandbox) {
             return Ok(()); // removed by a concurrent call while we waited for the lock
         }
         if sandbox.state() == SandboxState::Unknown {
@@ -501,7 +500,7 @@ impl SandboxManager {
 }
 
 enum Admitted {
-    New(Arc<Sandbox>),
+    New(Arc<Sandbox>, tokio::sync::OwnedMutexGuard<()>),
     Existing(String),
 }
 

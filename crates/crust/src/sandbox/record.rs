@@ -1,7 +1,7 @@
 //! What crust knows about one sandbox: the persisted [`SandboxRecord`] and the in-memory
 //! [`Sandbox`] entry that guards it. Records change only through [`super::SandboxStore::update`].
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use base64::Engine;
 use cri_api::v1::PodSandboxConfig;
@@ -87,7 +87,7 @@ pub struct Sandbox {
     pub id: String,
     pub name: String,
     /// Serialises Run/Stop/Remove on this sandbox.
-    pub(super) op: tokio::sync::Mutex<()>,
+    pub(super) op: Arc<tokio::sync::Mutex<()>>,
     /// Held across "mutate record, write it to disk" so writes land in order.
     pub(super) persist: tokio::sync::Mutex<()>,
     pub(super) record: std::sync::RwLock<SandboxRecord>,
@@ -95,6 +95,8 @@ pub struct Sandbox {
     /// Set by Stop/Remove/rollback before they kill the pause, so the exit handler leaves the
     /// transition (and the reason) to them.
     pub(super) stop_requested: std::sync::atomic::AtomicBool,
+    /// Set once the store has forgotten the sandbox; no record is written after that.
+    pub(super) forgotten: std::sync::atomic::AtomicBool,
     /// Flips to true when RunPodSandbox finished (either way); same-name retries wait on it.
     pub(super) settled: watch::Sender<bool>,
     /// Where the record lives on disk.
@@ -108,11 +110,12 @@ impl Sandbox {
         Sandbox {
             id: record.id.clone(),
             name: record.name.clone(),
-            op: tokio::sync::Mutex::new(()),
+            op: Arc::new(tokio::sync::Mutex::new(())),
             persist: tokio::sync::Mutex::new(()),
             record: std::sync::RwLock::new(record),
             pause: std::sync::Mutex::new(None),
             stop_requested: std::sync::atomic::AtomicBool::new(false),
+            forgotten: std::sync::atomic::AtomicBool::new(false),
             settled: watch::channel(settled).0,
             record_path,
             load_error: None,

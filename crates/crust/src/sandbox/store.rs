@@ -6,6 +6,8 @@ use std::{
     sync::Arc,
 };
 
+use tokio::sync::OwnedMutexGuard;
+
 use super::record::{Sandbox, SandboxRecord, RECORD_VERSION};
 use crate::store::{write_record, Index, LookupError, NameTaken, RecordError, Registrar};
 
@@ -40,14 +42,26 @@ impl SandboxStore {
         self.dir.join(id)
     }
 
-    /// Admits a new sandbox: reserves its name and indexes it (not yet persisted).
-    pub fn admit(&self, record: SandboxRecord) -> Result<Arc<Sandbox>, NameTaken> {
+    /// Admits a new sandbox: reserves its name and indexes it (not yet persisted). The sandbox's
+    /// operation lock is taken before anyone else can see it and handed to the caller, so no
+    /// Stop/Remove can slip in before RunPodSandbox has run its course.
+    pub fn admit(&self, record: SandboxRecord) -> Result<(Arc<Sandbox>, OwnedMutexGuard<()>), NameTaken> {
         let _guard = self.admit.lock().unwrap_or_else(|p| p.into_inner());
         self.registrar.reserve(&record.name, &record.id)?;
         let path = self.record_path(&record.id);
         let sandbox = Arc::new(Sandbox::new(record, path, false));
+        let op = sandbox
+            .op
+            .clone()
+            .try_lock_owned()
+            .expect("a sandbox nobody else has seen is unlocked");
         self.index.insert(&sandbox.id, sandbox.clone());
-        Ok(sandbox)
+        Ok((sandbox, op))
+    }
+
+    /// True while `sandbox` is the indexed entry for its id (not removed meanwhile).
+    pub fn is_current(&self, sandbox: &Arc<Sandbox>) -> bool {
+        self.index.lookup(&sandbox.id).is_ok_and(|s| Arc::ptr_eq(&s, sandbox))
     }
 
     /// Indexes a sandbox loaded from disk (name reserved when it has one).
@@ -86,11 +100,15 @@ impl SandboxStore {
         change: impl FnOnce(&mut SandboxRecord) -> R,
     ) -> Result<R, RecordError> {
         let _order = sandbox.persist.lock().await;
+        let forgotten = sandbox.forgotten.load(std::sync::atomic::Ordering::SeqCst);
         let (result, snapshot) = {
             let mut record = sandbox.record.write().unwrap_or_else(|p| p.into_inner());
             let result = change(&mut record);
             (result, record.clone())
         };
+        if forgotten {
+            return Ok(result); // removed: nothing may recreate its directory
+        }
         let path = sandbox.record_path.clone();
         write_blocking(path, snapshot).await?;
         Ok(result)
@@ -103,8 +121,10 @@ impl SandboxStore {
 
     /// Forgets a sandbox whose resources are all freed: deletes its directory, index entry and name.
     pub async fn forget(&self, sandbox: &Sandbox) -> Result<(), RecordError> {
+        let _order = sandbox.persist.lock().await;
         let dir = self.sandbox_dir(&sandbox.id);
         remove_dir_blocking(dir).await?;
+        sandbox.forgotten.store(true, std::sync::atomic::Ordering::SeqCst);
         self.index.remove(&sandbox.id);
         self.registrar.release(&sandbox.name, &sandbox.id);
         Ok(())

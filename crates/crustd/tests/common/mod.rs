@@ -119,6 +119,16 @@ impl Daemon {
     }
 
     async fn try_client(&self) -> Result<Client, tonic::transport::Error> {
+        Ok(RuntimeServiceClient::new(self.channel().await?))
+    }
+
+    /// An ImageService client on a fresh connection.
+    pub async fn image_client(&self) -> cri_api::v1::image_service_client::ImageServiceClient<Channel> {
+        cri_api::v1::image_service_client::ImageServiceClient::new(self.channel().await.expect("connect"))
+    }
+
+    /// A fresh connection to the socket.
+    pub async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
         let path = self.socket.clone();
         let channel = Endpoint::try_from("http://[::]:50051")?
             .connect_with_connector(tower::service_fn(move |_| {
@@ -128,7 +138,7 @@ impl Daemon {
                 }
             }))
             .await?;
-        Ok(RuntimeServiceClient::new(channel))
+        Ok(channel)
     }
 
     /// A fresh client connection.
