@@ -151,7 +151,9 @@ impl Config {
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Config::from_toml(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(Config::default())
+            }
             Err(source) => Err(ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
@@ -206,7 +208,10 @@ insecure = true
 "#;
         let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
         assert_eq!(c.runtimes["crun"].path, PathBuf::from("/usr/bin/crun"));
-        assert!(c.runtimes.contains_key("runc"), "defaults are kept for other handlers");
+        assert!(
+            c.runtimes.contains_key("runc"),
+            "defaults are kept for other handlers"
+        );
         assert!(c.registries["127.0.0.1:5000"].insecure);
     }
 

@@ -54,14 +54,20 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     let config = Arc::new(config);
     let sandboxes_root = config.root.join("sandboxes");
     let sandboxes_state = config.state.join("sandboxes");
-    for dir in [&config.root, &config.state, &sandboxes_root, &sandboxes_state] {
+    for dir in [
+        &config.root,
+        &config.state,
+        &sandboxes_root,
+        &sandboxes_state,
+    ] {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o711)
             .create(dir)
             .map_err(io_err("create", dir))?;
     }
-    let rootfs = image::ensure_builtin_pause(&config.root).map_err(io_err("write built-in pause under", &config.root))?;
+    let rootfs = image::ensure_builtin_pause(&config.root)
+        .map_err(io_err("write built-in pause under", &config.root))?;
     let controller = PauseController::new(runtimes(&config), rootfs, sandbox_oom_score_adj());
     let events = EventBus::default();
     let options = ManagerOptions {
@@ -71,8 +77,16 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         default_handler: config.default_runtime.clone(),
     };
     let store = SandboxStore::new(sandboxes_root.clone(), Arc::new(Registrar::default()));
-    let manager = Arc::new(SandboxManager::new(store, Arc::new(controller), events.clone(), options));
-    manager.recover().await.map_err(io_err("recover sandboxes from", &sandboxes_root))?;
+    let manager = Arc::new(SandboxManager::new(
+        store,
+        Arc::new(controller),
+        events.clone(),
+        options,
+    ));
+    manager
+        .recover()
+        .await
+        .map_err(io_err("recover sandboxes from", &sandboxes_root))?;
     Ok(Arc::new(CriService::new(manager, events, config)))
 }
 
@@ -144,14 +158,18 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
             .mode(0o700)
             .create(dir)
             .map_err(io_err("create", dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod", dir))?;
     }
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("remove stale socket", path)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err("remove stale socket", path)(e))
+        }
         _ => {}
     }
     let listener = UnixListener::bind(path).map_err(io_err("bind", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err("chmod", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(io_err("chmod", path))?;
     Ok(listener)
 }
 
@@ -188,7 +206,10 @@ pub async fn serve(
 }
 
 /// Builds, binds and serves with `config` until `shutdown`; removes the socket afterwards.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DaemonError> {
     let socket = config.socket.clone();
     let service = build(config).await?;
     let listener = bind_socket(&socket)?;

@@ -18,7 +18,9 @@ fn lookup_code(e: &LookupError) -> Code {
 
 fn sandbox_code(e: &SandboxError) -> Code {
     match e {
-        SandboxError::InvalidArgument { .. } | SandboxError::UnknownHandler(_) => Code::InvalidArgument,
+        SandboxError::InvalidArgument { .. } | SandboxError::UnknownHandler(_) => {
+            Code::InvalidArgument
+        }
         SandboxError::Lookup(l) => lookup_code(l),
         SandboxError::NameTaken { .. } => Code::AlreadyExists,
         SandboxError::NetworkUnavailable => Code::FailedPrecondition,
@@ -69,6 +71,8 @@ mod tests {
         }
         .into();
         assert_eq!(s.code(), Code::Internal);
-        assert!(s.message().starts_with("failed to start the sandbox container"));
+        assert!(s
+            .message()
+            .starts_with("failed to start the sandbox container"));
     }
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use crust::config::{Config, DEFAULT_CONFIG};
 
 #[derive(Parser, Debug)]
-#[command(name = "crustd", version, about = "crust: a Kubernetes CRI v1 container runtime")]
+#[command(
+    name = "crustd",
+    version,
+    about = "crust: a Kubernetes CRI v1 container runtime"
+)]
 struct Cli {
     /// CRI socket path.
     #[arg(long, global = true)]
@@ -61,7 +65,10 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop crustd with SIGKILL");
         return std::future::pending().await;
     };

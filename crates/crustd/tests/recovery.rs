@@ -11,7 +11,10 @@ use tonic::Code;
 
 async fn state_of(c: &mut common::Client, id: &str) -> (i32, String) {
     let r = c
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.to_string(), verbose: true })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_string(),
+            verbose: true,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -24,24 +27,58 @@ async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
     let mut c = d.client().await;
     let ready = d.run_pod(&mut c, "r1-ready").await;
     let stopped = d.run_pod(&mut c, "r1-stopped").await;
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: stopped.clone() }).await.unwrap();
-    let before = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: stopped.clone(),
+    })
+    .await
+    .unwrap();
+    let before = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
     let pause_before = d.pause_pids();
 
     d.stop_graceful();
-    assert_eq!(d.pause_pids(), pause_before, "pods keep running while crustd is down");
+    assert_eq!(
+        d.pause_pids(),
+        pause_before,
+        "pods keep running while crustd is down"
+    );
     d.restart().await;
     let mut c = d.client().await;
 
-    let after = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    let after = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
     let key = |v: &Vec<cri_api::v1::PodSandbox>| {
-        let mut v: Vec<_> = v.iter().map(|p| (p.id.clone(), p.state, p.created_at, format!("{:?}", p.metadata))).collect();
+        let mut v: Vec<_> = v
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.state,
+                    p.created_at,
+                    format!("{:?}", p.metadata),
+                )
+            })
+            .collect();
         v.sort();
         v
     };
     assert_eq!(key(&before), key(&after));
-    assert_eq!(state_of(&mut c, &ready).await.0, PodSandboxState::SandboxReady as i32);
-    assert_eq!(state_of(&mut c, &stopped).await.0, PodSandboxState::SandboxNotready as i32);
+    assert_eq!(
+        state_of(&mut c, &ready).await.0,
+        PodSandboxState::SandboxReady as i32
+    );
+    assert_eq!(
+        state_of(&mut c, &stopped).await.0,
+        PodSandboxState::SandboxNotready as i32
+    );
     // The name is still reserved: the same request gets the same pod.
     assert_eq!(d.run_pod(&mut c, "r1-ready").await, ready);
     // The pause is watched again: killing it now is noticed.
@@ -55,8 +92,14 @@ async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
     .await;
     assert!(noticed, "exit of a recovered pause is noticed");
     for id in [ready, stopped] {
-        c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+        c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .unwrap();
     }
     d.assert_no_leaks().await;
 }
@@ -69,14 +112,25 @@ async fn r4_pause_died_while_crustd_was_down() {
     d.stop_graceful();
     let pid = d.pause_pids()[0];
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert!(common::eventually(std::time::Duration::from_secs(2), || async { d.pause_pids().is_empty() }).await);
+    assert!(
+        common::eventually(std::time::Duration::from_secs(2), || async {
+            d.pause_pids().is_empty()
+        })
+        .await
+    );
     d.restart().await;
     let mut c = d.client().await;
     let (state, info) = state_of(&mut c, &id).await;
     assert_eq!(state, PodSandboxState::SandboxNotready as i32);
     assert!(info.contains("exited while crustd was down"), "{info}");
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }
 
@@ -95,12 +149,24 @@ async fn r6_corrupt_truncated_and_future_records_do_not_stop_crustd() {
     let text = std::fs::read(record(&truncated)).unwrap();
     std::fs::write(record(&truncated), &text[..text.len() / 2]).unwrap();
     let text = std::fs::read_to_string(record(&future)).unwrap();
-    std::fs::write(record(&future), text.replacen("\"version\": 1", "\"version\": 999", 1)).unwrap();
+    std::fs::write(
+        record(&future),
+        text.replacen("\"version\": 1", "\"version\": 999", 1),
+    )
+    .unwrap();
 
     d.restart().await;
     let mut c = d.client().await;
-    assert_eq!(state_of(&mut c, &good).await.0, PodSandboxState::SandboxReady as i32);
-    let items = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    assert_eq!(
+        state_of(&mut c, &good).await.0,
+        PodSandboxState::SandboxReady as i32
+    );
+    let items = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
     assert_eq!(items.len(), 4, "bad records are listed, not dropped");
     for bad in [&corrupt, &truncated, &future] {
         let (state, info) = state_of(&mut c, bad).await;
@@ -110,10 +176,21 @@ async fn r6_corrupt_truncated_and_future_records_do_not_stop_crustd() {
     }
     // Unreadable records are removable; their pause containers are killed and deleted with them.
     for id in [&good, &corrupt, &truncated, &future] {
-        c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.to_string() }).await.unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.to_string() }).await.unwrap();
+        c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.to_string(),
+        })
+        .await
+        .unwrap();
+        c.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: id.to_string(),
+        })
+        .await
+        .unwrap();
         let err = c
-            .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.to_string(), verbose: false })
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: id.to_string(),
+                verbose: false,
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::NotFound);

@@ -12,9 +12,12 @@ use cri_api::v1::{
 use tonic::Code;
 
 async fn run_failing(d: &Daemon, c: &mut common::Client, name: &str) -> tonic::Status {
-    c.run_pod_sandbox(RunPodSandboxRequest { config: Some(d.pod(name)), runtime_handler: "failing".into() })
-        .await
-        .expect_err("run must fail")
+    c.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(d.pod(name)),
+        runtime_handler: "failing".into(),
+    })
+    .await
+    .expect_err("run must fail")
 }
 
 #[tokio::test]
@@ -25,21 +28,41 @@ async fn f5_runc_create_or_start_failure_is_undone_completely() {
         d.fail_runc(op);
         let err = run_failing(&d, &mut c, "f5").await;
         assert_eq!(err.code(), Code::Internal);
-        assert!(err.message().contains(&format!("{op} the sandbox container")), "{}", err.message());
-        assert!(err.message().contains(&format!("injected failure: runc {op}")), "{}", err.message());
-        let items = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+        assert!(
+            err.message()
+                .contains(&format!("{op} the sandbox container")),
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message()
+                .contains(&format!("injected failure: runc {op}")),
+            "{}",
+            err.message()
+        );
+        let items = c
+            .list_pod_sandbox(ListPodSandboxRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
         assert!(items.is_empty(), "{items:?}");
         d.assert_no_leaks().await;
         d.clear_runc_failpoints();
     }
     // Retrying the same pod now succeeds.
     let id = c
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(d.pod("f5")), runtime_handler: "failing".into() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(d.pod("f5")),
+            runtime_handler: "failing".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .pod_sandbox_id;
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }
 
@@ -50,14 +73,32 @@ async fn f6_failed_undo_keeps_the_pod_notready_for_remove_also_across_restart() 
     d.fail_runc("start");
     d.fail_runc("delete"); // the undo's runc delete fails too
     let err = run_failing(&d, &mut c, "f6").await;
-    assert!(err.message().contains("not fully cleaned up"), "{}", err.message());
-    let items = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    assert!(
+        err.message().contains("not fully cleaned up"),
+        "{}",
+        err.message()
+    );
+    let items = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
     assert_eq!(items.len(), 1, "the half-built pod stays visible");
     assert_eq!(items[0].state, PodSandboxState::SandboxNotready as i32);
     let id = items[0].id.clone();
     // Remove cannot finish while runc delete keeps failing, and says so.
-    let err = c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap_err();
-    assert!(err.message().contains("injected failure: runc delete"), "{}", err.message());
+    let err = c
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("injected failure: runc delete"),
+        "{}",
+        err.message()
+    );
     // The name stays taken by the NOTREADY pod: a retry is refused, not duplicated.
     let err = run_failing(&d, &mut c, "f6").await;
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -65,10 +106,21 @@ async fn f6_failed_undo_keeps_the_pod_notready_for_remove_also_across_restart() 
     d.stop_graceful();
     d.restart().await;
     let mut c = d.client().await;
-    let items = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    let items = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
     assert_eq!(items.len(), 1);
     d.clear_runc_failpoints();
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }

@@ -6,74 +6,149 @@ use std::time::Duration;
 
 use common::Daemon;
 use cri_api::v1::{
-    ContainerEventType, GetEventsRequest, ListPodSandboxRequest, PodSandboxFilter,
-    PodSandboxState, PodSandboxStateValue, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StopPodSandboxRequest,
+    ContainerEventType, GetEventsRequest, ListPodSandboxRequest, PodSandboxFilter, PodSandboxState,
+    PodSandboxStateValue, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StopPodSandboxRequest,
 };
 use futures_util::StreamExt;
 use tonic::Code;
 
 fn status_req(id: &str, verbose: bool) -> PodSandboxStatusRequest {
-    PodSandboxStatusRequest { pod_sandbox_id: id.to_string(), verbose }
+    PodSandboxStatusRequest {
+        pod_sandbox_id: id.to_string(),
+        verbose,
+    }
 }
 
 #[tokio::test]
 async fn run_status_list_stop_remove_with_events() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
-    let mut events = c.get_container_events(GetEventsRequest {}).await.unwrap().into_inner();
+    let mut events = c
+        .get_container_events(GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
 
     let id = d.run_pod(&mut c, "web").await;
     assert_eq!(id.len(), 64);
 
-    let st = c.pod_sandbox_status(status_req(&id, true)).await.unwrap().into_inner();
+    let st = c
+        .pod_sandbox_status(status_req(&id, true))
+        .await
+        .unwrap()
+        .into_inner();
     let status = st.status.unwrap();
     assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
     assert_eq!(status.metadata.unwrap().name, "web");
     assert_eq!(status.labels["io.kubernetes.container.name"], "POD");
     assert_eq!(status.labels["app"], "web");
-    assert_eq!(status.annotations["io.kubernetes.cri.container-type"], "sandbox");
+    assert_eq!(
+        status.annotations["io.kubernetes.cri.container-type"],
+        "sandbox"
+    );
     assert_eq!(status.annotations["io.kubernetes.cri.sandbox-name"], "web");
     assert_eq!(status.annotations["test/annotation"], "yes");
     assert_eq!(status.runtime_handler, "runc");
-    assert!(st.info["info"].contains("\"state\":\"ready\""), "{:?}", st.info);
+    assert!(
+        st.info["info"].contains("\"state\":\"ready\""),
+        "{:?}",
+        st.info
+    );
     // Prefix lookup.
-    let st = c.pod_sandbox_status(status_req(&id[..12], false)).await.unwrap().into_inner();
+    let st = c
+        .pod_sandbox_status(status_req(&id[..12], false))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(st.status.unwrap().id, id);
 
     // The pause runs in the pod's cgroup under the requested parent.
     assert_eq!(d.pause_pids().len(), 1, "one pause process");
     let shm = d.state.join("sandboxes").join(&id).join("shm");
-    assert!(std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&shm.display().to_string()));
+    assert!(std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&shm.display().to_string()));
     let files = d.root.join("sandboxes").join(&id);
-    assert_eq!(std::fs::read_to_string(files.join("hostname")).unwrap().trim(), nix::unistd::gethostname().unwrap().to_string_lossy());
+    assert_eq!(
+        std::fs::read_to_string(files.join("hostname"))
+            .unwrap()
+            .trim(),
+        nix::unistd::gethostname().unwrap().to_string_lossy()
+    );
 
-    let list = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner();
+    let list = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(list.items.len(), 1);
     let ready_filter = PodSandboxFilter {
-        state: Some(PodSandboxStateValue { state: PodSandboxState::SandboxReady as i32 }),
+        state: Some(PodSandboxStateValue {
+            state: PodSandboxState::SandboxReady as i32,
+        }),
         ..Default::default()
     };
-    let list = c.list_pod_sandbox(ListPodSandboxRequest { filter: Some(ready_filter.clone()) }).await.unwrap();
+    let list = c
+        .list_pod_sandbox(ListPodSandboxRequest {
+            filter: Some(ready_filter.clone()),
+        })
+        .await
+        .unwrap();
     assert_eq!(list.into_inner().items.len(), 1);
 
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    let st = c.pod_sandbox_status(status_req(&id, false)).await.unwrap().into_inner();
-    assert_eq!(st.status.unwrap().state, PodSandboxState::SandboxNotready as i32);
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let st = c
+        .pod_sandbox_status(status_req(&id, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        st.status.unwrap().state,
+        PodSandboxState::SandboxNotready as i32
+    );
     assert!(d.pause_pids().is_empty(), "pause gone after stop");
-    let list = c.list_pod_sandbox(ListPodSandboxRequest { filter: Some(ready_filter) }).await.unwrap();
+    let list = c
+        .list_pod_sandbox(ListPodSandboxRequest {
+            filter: Some(ready_filter),
+        })
+        .await
+        .unwrap();
     assert!(list.into_inner().items.is_empty());
     // Stop is idempotent.
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
 
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    let err = c.pod_sandbox_status(status_req(&id, false)).await.unwrap_err();
+    c.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let err = c
+        .pod_sandbox_status(status_req(&id, false))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
 
     let mut kinds = Vec::new();
     while kinds.len() < 4 {
-        let ev = tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("event").unwrap().unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("event")
+            .unwrap()
+            .unwrap();
         assert_eq!(ev.container_id, id);
         assert_eq!(ev.pod_sandbox_status.as_ref().unwrap().id, id);
         kinds.push(ev.container_event_type);
@@ -81,7 +156,13 @@ async fn run_status_list_stop_remove_with_events() {
     use ContainerEventType::*;
     assert_eq!(
         kinds,
-        [ContainerCreatedEvent, ContainerStartedEvent, ContainerStoppedEvent, ContainerDeletedEvent].map(|k| k as i32)
+        [
+            ContainerCreatedEvent,
+            ContainerStartedEvent,
+            ContainerStoppedEvent,
+            ContainerDeletedEvent
+        ]
+        .map(|k| k as i32)
     );
     d.assert_no_leaks().await;
 }
@@ -91,20 +172,44 @@ async fn pause_killed_turns_notready_with_stopped_event_within_a_second() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
     let id = d.run_pod(&mut c, "f9").await;
-    let mut events = c.get_container_events(GetEventsRequest {}).await.unwrap().into_inner();
+    let mut events = c
+        .get_container_events(GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let pids = d.pause_pids();
     assert_eq!(pids.len(), 1);
     let killed_at = std::time::Instant::now();
     unsafe { libc::kill(pids[0], libc::SIGKILL) };
-    let ev = tokio::time::timeout(Duration::from_secs(1), events.next()).await.expect("STOPPED within 1s").unwrap().unwrap();
-    assert_eq!(ev.container_event_type, ContainerEventType::ContainerStoppedEvent as i32);
+    let ev = tokio::time::timeout(Duration::from_secs(1), events.next())
+        .await
+        .expect("STOPPED within 1s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ev.container_event_type,
+        ContainerEventType::ContainerStoppedEvent as i32
+    );
     assert_eq!(ev.container_id, id);
     assert!(killed_at.elapsed() < Duration::from_secs(1));
-    let st = c.pod_sandbox_status(status_req(&id, true)).await.unwrap().into_inner();
-    assert_eq!(st.status.unwrap().state, PodSandboxState::SandboxNotready as i32);
+    let st = c
+        .pod_sandbox_status(status_req(&id, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        st.status.unwrap().state,
+        PodSandboxState::SandboxNotready as i32
+    );
     assert!(st.info["info"].contains("pause process exited"));
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }
 
@@ -113,15 +218,35 @@ async fn pod_network_is_refused_until_networking_exists() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
     let mut config = d.pod("netpod");
-    let ns = config.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options.as_mut().unwrap();
+    let ns = config
+        .linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .namespace_options
+        .as_mut()
+        .unwrap();
     ns.network = cri_api::v1::NamespaceMode::Pod as i32;
     let err = c
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("pod networking not available yet"), "{}", err.message());
-    let list = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner();
+    assert!(
+        err.message().contains("pod networking not available yet"),
+        "{}",
+        err.message()
+    );
+    let list = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.items.is_empty());
     d.assert_no_leaks().await;
 }
@@ -137,12 +262,17 @@ async fn same_name_retry_gets_the_existing_sandbox() {
     let mut other = d.pod("retry");
     other.hostname = "different".into();
     let err = c
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(other), runtime_handler: String::new() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(other),
+            runtime_handler: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
     assert!(err.message().contains(&a), "{}", err.message());
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: a }).await.unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: a })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }
 
@@ -151,22 +281,42 @@ async fn pod_without_own_ipc_gets_no_shm_mount_and_host_pid_works() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
     let mut config = d.pod("hostipc");
-    let ns = config.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options.as_mut().unwrap();
+    let ns = config
+        .linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .namespace_options
+        .as_mut()
+        .unwrap();
     ns.ipc = cri_api::v1::NamespaceMode::Node as i32;
     ns.pid = cri_api::v1::NamespaceMode::Node as i32;
     let id = c
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
         .pod_sandbox_id;
     let shm = d.state.join("sandboxes").join(&id).join("shm");
-    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&shm.display().to_string()));
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&shm.display().to_string()));
     let pid = d.pause_pids()[0];
     // Host PID namespace: the pause is not PID 1 of its own namespace.
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
-    assert_eq!(nspid.split_whitespace().count(), 2, "one pid namespace level: {nspid}");
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    assert_eq!(
+        nspid.split_whitespace().count(),
+        2,
+        "one pid namespace level: {nspid}"
+    );
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }

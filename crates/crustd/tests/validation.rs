@@ -5,19 +5,31 @@ mod common;
 
 use common::Daemon;
 use cri_api::v1::{
-    ListImagesRequest, ListPodSandboxRequest,
-    PodSandboxConfig, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest, UpdateRuntimeConfigRequest,
-    VersionRequest,
+    ListImagesRequest, ListPodSandboxRequest, PodSandboxConfig, PodSandboxStatusRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest,
+    StopPodSandboxRequest, UpdateRuntimeConfigRequest, VersionRequest,
 };
 use tonic::Code;
 
-async fn run_err(d: &Daemon, c: &mut common::Client, config: Option<PodSandboxConfig>, handler: &str) -> tonic::Status {
+async fn run_err(
+    d: &Daemon,
+    c: &mut common::Client,
+    config: Option<PodSandboxConfig>,
+    handler: &str,
+) -> tonic::Status {
     let err = c
-        .run_pod_sandbox(RunPodSandboxRequest { config, runtime_handler: handler.to_string() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config,
+            runtime_handler: handler.to_string(),
+        })
         .await
         .expect_err("request must fail");
-    let items = c.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner().items;
+    let items = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
     assert!(items.is_empty(), "a rejected request left {items:?}");
     d.assert_no_leaks().await;
     err
@@ -35,15 +47,44 @@ async fn v1_malformed_run_requests_are_invalid_argument_naming_the_field() {
     no_meta.metadata = None;
     let err = run_err(&d, &mut c, Some(no_meta), "").await;
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("config.metadata"), "{}", err.message());
+    assert!(
+        err.message().contains("config.metadata"),
+        "{}",
+        err.message()
+    );
 
     for (field, edit) in [
-        ("config.metadata.name", Box::new(|p: &mut PodSandboxConfig| p.metadata.as_mut().unwrap().name.clear()) as Box<dyn Fn(&mut PodSandboxConfig)>),
-        ("config.metadata.namespace", Box::new(|p: &mut PodSandboxConfig| p.metadata.as_mut().unwrap().namespace = "a/b".into())),
-        ("config.metadata.uid", Box::new(|p: &mut PodSandboxConfig| p.metadata.as_mut().unwrap().uid.clear())),
-        ("config.log_directory", Box::new(|p: &mut PodSandboxConfig| p.log_directory = "/var/log/pods/../../etc".into())),
-        ("config.annotations", Box::new(|p: &mut PodSandboxConfig| { p.annotations.insert("huge".into(), "x".repeat(300 * 1024)); })),
-        ("config.linux.cgroup_parent", Box::new(|p: &mut PodSandboxConfig| p.linux.as_mut().unwrap().cgroup_parent = "relative/parent".into())),
+        (
+            "config.metadata.name",
+            Box::new(|p: &mut PodSandboxConfig| p.metadata.as_mut().unwrap().name.clear())
+                as Box<dyn Fn(&mut PodSandboxConfig)>,
+        ),
+        (
+            "config.metadata.namespace",
+            Box::new(|p: &mut PodSandboxConfig| {
+                p.metadata.as_mut().unwrap().namespace = "a/b".into()
+            }),
+        ),
+        (
+            "config.metadata.uid",
+            Box::new(|p: &mut PodSandboxConfig| p.metadata.as_mut().unwrap().uid.clear()),
+        ),
+        (
+            "config.log_directory",
+            Box::new(|p: &mut PodSandboxConfig| p.log_directory = "/var/log/pods/../../etc".into()),
+        ),
+        (
+            "config.annotations",
+            Box::new(|p: &mut PodSandboxConfig| {
+                p.annotations.insert("huge".into(), "x".repeat(300 * 1024));
+            }),
+        ),
+        (
+            "config.linux.cgroup_parent",
+            Box::new(|p: &mut PodSandboxConfig| {
+                p.linux.as_mut().unwrap().cgroup_parent = "relative/parent".into()
+            }),
+        ),
     ] {
         let mut config = d.pod("v1");
         edit(&mut config);
@@ -54,10 +95,16 @@ async fn v1_malformed_run_requests_are_invalid_argument_naming_the_field() {
 
     let err = run_err(&d, &mut c, Some(d.pod("v1")), "kata-nonexistent").await;
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("kata-nonexistent"), "{}", err.message());
+    assert!(
+        err.message().contains("kata-nonexistent"),
+        "{}",
+        err.message()
+    );
     // The daemon is healthy afterwards and the same name runs fine.
     let id = d.run_pod(&mut c, "v1").await;
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .unwrap();
     d.assert_no_leaks().await;
 }
 
@@ -66,19 +113,43 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
     let unknown = "0".repeat(64);
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: unknown.clone() }).await.unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: unknown.clone() }).await.unwrap();
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: unknown.clone(),
+    })
+    .await
+    .unwrap();
+    c.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: unknown.clone(),
+    })
+    .await
+    .unwrap();
     let err = c
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: unknown, verbose: false })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: unknown,
+            verbose: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     for rpc in ["stop", "remove", "status"] {
         let err = match rpc {
-            "stop" => c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: String::new() }).await.map(drop),
-            "remove" => c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: String::new() }).await.map(drop),
-            _ => c.pod_sandbox_status(PodSandboxStatusRequest::default()).await.map(drop),
+            "stop" => c
+                .stop_pod_sandbox(StopPodSandboxRequest {
+                    pod_sandbox_id: String::new(),
+                })
+                .await
+                .map(drop),
+            "remove" => c
+                .remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: String::new(),
+                })
+                .await
+                .map(drop),
+            _ => c
+                .pod_sandbox_status(PodSandboxStatusRequest::default())
+                .await
+                .map(drop),
         }
         .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{rpc} with empty id");
@@ -93,17 +164,41 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
         .map(|n| format!("{n:x}"))
         .find(|p| ids.iter().filter(|id| id.starts_with(p.as_str())).count() >= 2)
         .unwrap();
-    let err = c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: prefix.clone() }).await.unwrap_err();
+    let err = c
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: prefix.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("ambiguous"), "{}", err.message());
-    let err = c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: prefix }).await.unwrap_err();
+    let err = c
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: prefix,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(d.pause_pids().len(), 17, "an ambiguous id touched nothing");
     for id in ids {
-        c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-        c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await.unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }).await.unwrap();
+        c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        c.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .unwrap();
     }
     d.assert_no_leaks().await;
 }
@@ -112,35 +207,62 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
 async fn runtime_rpcs_and_unimplemented_ones() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
-    let v = c.version(VersionRequest::default()).await.unwrap().into_inner();
+    let v = c
+        .version(VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(v.runtime_name, "crust");
     assert_eq!(v.runtime_api_version, "v1");
 
-    let st = c.status(StatusRequest { verbose: true }).await.unwrap().into_inner();
+    let st = c
+        .status(StatusRequest { verbose: true })
+        .await
+        .unwrap()
+        .into_inner();
     let conds = st.status.unwrap().conditions;
     let runtime = conds.iter().find(|c| c.r#type == "RuntimeReady").unwrap();
     assert!(runtime.status);
     let network = conds.iter().find(|c| c.r#type == "NetworkReady").unwrap();
     assert!(!network.status);
     assert_eq!(network.reason, "NetworkPluginNotReady");
-    assert!(st.info["config"].contains("[runtimes.failing]"), "{:?}", st.info);
+    assert!(
+        st.info["config"].contains("[runtimes.failing]"),
+        "{:?}",
+        st.info
+    );
 
-    let rc = c.runtime_config(RuntimeConfigRequest {}).await.unwrap().into_inner();
-    assert_eq!(rc.linux.unwrap().cgroup_driver, cri_api::v1::CgroupDriver::Cgroupfs as i32);
+    let rc = c
+        .runtime_config(RuntimeConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rc.linux.unwrap().cgroup_driver,
+        cri_api::v1::CgroupDriver::Cgroupfs as i32
+    );
 
     let update = UpdateRuntimeConfigRequest {
         runtime_config: Some(cri_api::v1::RuntimeConfig {
-            network_config: Some(cri_api::v1::NetworkConfig { pod_cidr: "10.250.0.0/24".into() }),
+            network_config: Some(cri_api::v1::NetworkConfig {
+                pod_cidr: "10.250.0.0/24".into(),
+            }),
         }),
     };
     c.update_runtime_config(update).await.unwrap();
     assert!(d.log_text().contains("10.250.0.0/24"));
 
-    let err = c.exec_sync(cri_api::v1::ExecSyncRequest::default()).await.unwrap_err();
+    let err = c
+        .exec_sync(cri_api::v1::ExecSyncRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("ExecSync"), "{}", err.message());
     let mut images = d.image_client().await;
-    let err = images.list_images(ListImagesRequest::default()).await.unwrap_err();
+    let err = images
+        .list_images(ListImagesRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("ListImages"));
 }

@@ -155,7 +155,10 @@ impl Runc {
     /// `runc state ID`.
     pub async fn state(&self, id: &str) -> Result<ContainerState> {
         let out = self.run("state", id, &["state", id]).await?;
-        serde_json::from_slice(&out).map_err(|source| RuncError::Parse { op: "state", source })
+        serde_json::from_slice(&out).map_err(|source| RuncError::Parse {
+            op: "state",
+            source,
+        })
     }
 
     /// `runc list --format json` (an empty root lists nothing).
@@ -304,7 +307,8 @@ mod tests {
 
     #[test]
     fn error_message_takes_json_error_lines() {
-        let text = "{\"level\":\"warning\",\"msg\":\"w\"}\n{\"level\":\"error\",\"msg\":\"boom\"}\n";
+        let text =
+            "{\"level\":\"warning\",\"msg\":\"w\"}\n{\"level\":\"error\",\"msg\":\"boom\"}\n";
         assert_eq!(error_message(text), "boom");
         assert_eq!(error_message("plain text\n"), "plain text");
     }
@@ -325,7 +329,10 @@ mod tests {
         assert_eq!(st.pid, 42);
         assert_eq!(st.status, "running");
         let args = std::fs::read_to_string(args_file).unwrap();
-        assert_eq!(args.trim(), "--root /run/test-root --log-format json state c1");
+        assert_eq!(
+            args.trim(),
+            "--root /run/test-root --log-format json state c1"
+        );
     }
 
     #[tokio::test]
@@ -342,7 +349,10 @@ mod tests {
     #[tokio::test]
     async fn failure_carries_message_and_code() {
         let dir = tempfile::tempdir().unwrap();
-        let bin = fake_runc(dir.path(), "echo '{\"level\":\"error\",\"msg\":\"nope\"}' >&2; exit 3");
+        let bin = fake_runc(
+            dir.path(),
+            "echo '{\"level\":\"error\",\"msg\":\"nope\"}' >&2; exit 3",
+        );
         let err = Runc::new(bin, "/r").start("x").await.unwrap_err();
         match err {
             RuncError::Failed { code, message, .. } => {

@@ -38,8 +38,14 @@ mod tests {
         let rootfs = ensure_builtin_pause(tmp.path()).unwrap();
         let meta = fs::metadata(rootfs.join("pause")).unwrap();
         assert!(meta.permissions().mode() & 0o111 != 0);
-        let out = std::process::Command::new(rootfs.join("pause")).arg("-v").output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "crust-pause 0.1");
+        let out = std::process::Command::new(rootfs.join("pause"))
+            .arg("-v")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "crust-pause 0.1"
+        );
         ensure_builtin_pause(tmp.path()).unwrap();
     }
 }

@@ -175,17 +175,25 @@ mod tests {
 
     #[tokio::test]
     async fn notices_exit_and_signals_by_pidfd() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let proc_ = Process::open(pid, None).unwrap().unwrap();
-        assert!(Process::open(pid, Some(proc_.start_time() + 1)).unwrap().is_none());
+        assert!(Process::open(pid, Some(proc_.start_time() + 1))
+            .unwrap()
+            .is_none());
         let w = proc_.watch();
         assert!(!w.wait(Duration::from_millis(50)).await);
         w.process().signal(libc::SIGKILL).unwrap();
         // The pidfd turns readable when the child becomes a zombie, before it is reaped.
         assert!(w.wait(Duration::from_secs(5)).await);
         assert!(w.has_exited());
-        assert!(Process::open(pid, None).unwrap().is_none(), "a zombie counts as gone");
+        assert!(
+            Process::open(pid, None).unwrap().is_none(),
+            "a zombie counts as gone"
+        );
         child.wait().unwrap();
         w.process().signal(libc::SIGKILL).unwrap();
         assert!(Process::open(pid, None).unwrap().is_none());

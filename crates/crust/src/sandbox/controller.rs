@@ -56,9 +56,17 @@ pub trait SandboxController: Send + Sync + std::fmt::Debug {
     /// Starts a created sandbox.
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError>;
     /// Kills the sandbox process and waits for it to exit; no-op when it is gone.
-    async fn stop(&self, record: &SandboxRecord, watch: Option<&ExitWatch>) -> Result<(), ControllerError>;
+    async fn stop(
+        &self,
+        record: &SandboxRecord,
+        watch: Option<&ExitWatch>,
+    ) -> Result<(), ControllerError>;
     /// Deletes the stopped sandbox from the runtime and removes its bundle; idempotent.
-    async fn delete(&self, record: &SandboxRecord, paths: &SandboxPaths) -> Result<(), ControllerError>;
+    async fn delete(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+    ) -> Result<(), ControllerError>;
     /// Kills and deletes container `id` from every runtime and removes its bundle, when the record
     /// that would say more is unreadable.
     async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError>;
@@ -74,7 +82,11 @@ pub struct PauseController {
 
 impl PauseController {
     /// `rootfs` holds `/pause`; `oom_score_adj` is already clamped to what crustd may set.
-    pub fn new(runtimes: BTreeMap<String, Arc<dyn OciRuntime>>, rootfs: PathBuf, oom_score_adj: i32) -> Self {
+    pub fn new(
+        runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
+        rootfs: PathBuf,
+        oom_score_adj: i32,
+    ) -> Self {
         PauseController {
             runtimes,
             rootfs,
@@ -98,7 +110,12 @@ impl PauseController {
             .ok_or_else(|| ControllerError::UnknownHandler(handler.to_string()))
     }
 
-    fn write_bundle(&self, record: &SandboxRecord, paths: &SandboxPaths, netns: Option<&Path>) -> Result<PathBuf, ControllerError> {
+    fn write_bundle(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+        netns: Option<&Path>,
+    ) -> Result<PathBuf, ControllerError> {
         let bundle = paths.bundle();
         let io = |what, path: &Path| {
             let path = path.to_path_buf();
@@ -147,10 +164,17 @@ impl SandboxController for PauseController {
     }
 
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
-        Ok(self.runtime(&record.runtime_handler)?.start(&record.id).await?)
+        Ok(self
+            .runtime(&record.runtime_handler)?
+            .start(&record.id)
+            .await?)
     }
 
-    async fn stop(&self, record: &SandboxRecord, watch: Option<&ExitWatch>) -> Result<(), ControllerError> {
+    async fn stop(
+        &self,
+        record: &SandboxRecord,
+        watch: Option<&ExitWatch>,
+    ) -> Result<(), ControllerError> {
         let Some(watch) = watch else {
             return Ok(());
         };
@@ -158,11 +182,14 @@ impl SandboxController for PauseController {
             return Ok(());
         }
         let pid = watch.process().pid();
-        watch.process().signal(libc::SIGKILL).map_err(|source| ControllerError::Io {
-            what: "pidfd_send_signal",
-            path: PathBuf::from(format!("/proc/{pid}")),
-            source,
-        })?;
+        watch
+            .process()
+            .signal(libc::SIGKILL)
+            .map_err(|source| ControllerError::Io {
+                what: "pidfd_send_signal",
+                path: PathBuf::from(format!("/proc/{pid}")),
+                source,
+            })?;
         if !watch.wait(STOP_TIMEOUT).await {
             return Err(ControllerError::StopTimeout {
                 pid,
@@ -173,7 +200,11 @@ impl SandboxController for PauseController {
         Ok(())
     }
 
-    async fn delete(&self, record: &SandboxRecord, paths: &SandboxPaths) -> Result<(), ControllerError> {
+    async fn delete(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+    ) -> Result<(), ControllerError> {
         let runtime = self.runtime(&record.runtime_handler)?;
         match runtime.delete(&record.id).await {
             Err(e) if !e.is_not_found() => return Err(e.into()),

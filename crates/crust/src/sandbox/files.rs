@@ -42,7 +42,11 @@ impl SandboxPaths {
 }
 
 /// Writes hostname, hosts and resolv.conf for the pod.
-pub fn write_files(paths: &SandboxPaths, config: &PodSandboxConfig, mode: NetworkMode) -> io::Result<()> {
+pub fn write_files(
+    paths: &SandboxPaths,
+    config: &PodSandboxConfig,
+    mode: NetworkMode,
+) -> io::Result<()> {
     fs::create_dir_all(&paths.dir)?;
     let hostname = pod_hostname(config, mode)?;
     fs::write(paths.hostname(), format!("{hostname}\n"))?;
@@ -128,7 +132,10 @@ pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
 }
 
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 #[cfg(test)]
@@ -161,6 +168,8 @@ mod tests {
         };
         write_files(&paths, &config, NetworkMode::Cni).unwrap();
         assert_eq!(fs::read_to_string(paths.hostname()).unwrap(), "web-0\n");
-        assert!(fs::read_to_string(paths.hosts()).unwrap().contains("localhost"));
+        assert!(fs::read_to_string(paths.hosts())
+            .unwrap()
+            .contains("localhost"));
     }
 }

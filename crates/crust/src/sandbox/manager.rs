@@ -96,14 +96,22 @@ impl SandboxManager {
     }
 
     /// RunPodSandbox: returns the id of a READY sandbox.
-    pub async fn run(self: &Arc<Self>, config: PodSandboxConfig, handler: String) -> Result<String, SandboxError> {
+    pub async fn run(
+        self: &Arc<Self>,
+        config: PodSandboxConfig,
+        handler: String,
+    ) -> Result<String, SandboxError> {
         let this = self.clone();
         tokio::spawn(async move { this.run_detached(config, handler).await })
             .await
             .map_err(|e| SandboxError::Task(e.to_string()))?
     }
 
-    async fn run_detached(self: Arc<Self>, config: PodSandboxConfig, handler: String) -> Result<String, SandboxError> {
+    async fn run_detached(
+        self: Arc<Self>,
+        config: PodSandboxConfig,
+        handler: String,
+    ) -> Result<String, SandboxError> {
         let record = self.prepare(config, handler)?;
         let (sandbox, _op) = match self.admit(record).await? {
             Admitted::New(sandbox, op) => (sandbox, op),
@@ -115,7 +123,11 @@ impl SandboxManager {
     }
 
     /// Step 1 and 3: validate, derive name/handler/network mode, build the stored config.
-    fn prepare(&self, config: PodSandboxConfig, handler: String) -> Result<SandboxRecord, SandboxError> {
+    fn prepare(
+        &self,
+        config: PodSandboxConfig,
+        handler: String,
+    ) -> Result<SandboxRecord, SandboxError> {
         let name = validate::sandbox_name(&config)?;
         validate::check_config(&config)?;
         let handler = if handler.is_empty() {
@@ -131,9 +143,14 @@ impl SandboxManager {
             return Err(SandboxError::NetworkUnavailable);
         }
         let id = new_id();
-        let checkpoint = Checkpoint::from_config(&config, network_mode == NetworkMode::Host).to_json();
+        let checkpoint =
+            Checkpoint::from_config(&config, network_mode == NetworkMode::Host).to_json();
         let stored = stored_config(&config, &checkpoint);
-        let parent = config.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or("");
+        let parent = config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.as_str())
+            .unwrap_or("");
         let parent = if parent.is_empty() { "/crust" } else { parent };
         Ok(SandboxRecord {
             cgroups_path: format!("{}/{id}", parent.trim_end_matches('/')),
@@ -169,7 +186,11 @@ impl SandboxManager {
                 tracing::info!(id = %holder.id, name = %holder.name, "same-name retry gets the existing sandbox");
                 return Ok(Admitted::Existing(holder.id.clone()));
             }
-            if self.store.by_name(&record.name).is_some_and(|s| s.id == holder.id) {
+            if self
+                .store
+                .by_name(&record.name)
+                .is_some_and(|s| s.id == holder.id)
+            {
                 return Err(SandboxError::NameTaken {
                     name: record.name,
                     holder: holder.id.clone(),
@@ -195,29 +216,48 @@ impl SandboxManager {
         }
     }
 
-    async fn setup_steps(self: &Arc<Self>, sandbox: &Arc<Sandbox>, undo: &mut Rollback<Undo>) -> Result<(), SandboxError> {
+    async fn setup_steps(
+        self: &Arc<Self>,
+        sandbox: &Arc<Sandbox>,
+        undo: &mut Rollback<Undo>,
+    ) -> Result<(), SandboxError> {
         let paths = self.paths(&sandbox.id);
         // Step 4: write-ahead record before any side effect.
         undo.push(Undo::Forget);
-        self.store.persist(sandbox).await.map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
+        self.store
+            .persist(sandbox)
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
         fail("run:after_persist", RunStep::Persist).await?;
         // Step 6: files and shm.
         self.mark(sandbox, undo, Undo::Files).await?;
-        self.write_files(sandbox, &paths).await.map_err(|e| e.at(RunStep::Files))?;
+        self.write_files(sandbox, &paths)
+            .await
+            .map_err(|e| e.at(RunStep::Files))?;
         if needs_shm(&sandbox.snapshot().config) {
             self.mark(sandbox, undo, Undo::Shm).await?;
-            blocking_io("mount shm", paths.shm(), files::mount_shm).await.map_err(|e| e.at(RunStep::Shm))?;
+            blocking_io("mount shm", paths.shm(), files::mount_shm)
+                .await
+                .map_err(|e| e.at(RunStep::Shm))?;
         }
         fail("run:after_files", RunStep::Files).await?;
         // Step 7 (host mode; the CNI orders come with pod networking).
         self.create_pause(sandbox, &paths, undo).await?;
         fail("run:before_start", RunStep::Start).await?;
-        self.controller.start(&sandbox.snapshot()).await.map_err(|e| SandboxError::from(e).at(RunStep::Start))?;
+        self.controller
+            .start(&sandbox.snapshot())
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Start))?;
         fail("run:after_start", RunStep::Start).await?;
         self.finish(sandbox).await
     }
 
-    async fn create_pause(self: &Arc<Self>, sandbox: &Arc<Sandbox>, paths: &SandboxPaths, undo: &mut Rollback<Undo>) -> Result<(), SandboxError> {
+    async fn create_pause(
+        self: &Arc<Self>,
+        sandbox: &Arc<Sandbox>,
+        paths: &SandboxPaths,
+        undo: &mut Rollback<Undo>,
+    ) -> Result<(), SandboxError> {
         self.mark(sandbox, undo, Undo::Pause).await?;
         let record = sandbox.snapshot();
         let (pause, watch) = self
@@ -254,7 +294,12 @@ impl SandboxManager {
     }
 
     /// Records (write-ahead) that `step` is about to be attempted, and how to undo it.
-    async fn mark(&self, sandbox: &Sandbox, undo: &mut Rollback<Undo>, step: Undo) -> Result<(), SandboxError> {
+    async fn mark(
+        &self,
+        sandbox: &Sandbox,
+        undo: &mut Rollback<Undo>,
+        step: Undo,
+    ) -> Result<(), SandboxError> {
         undo.push(step);
         let failed_step = match step {
             Undo::Files => RunStep::Files,
@@ -268,7 +313,11 @@ impl SandboxManager {
             .map_err(|e| SandboxError::from(e).at(failed_step))
     }
 
-    async fn write_files(&self, sandbox: &Sandbox, paths: &SandboxPaths) -> Result<(), SandboxError> {
+    async fn write_files(
+        &self,
+        sandbox: &Sandbox,
+        paths: &SandboxPaths,
+    ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
         let paths = paths.clone();
         let dir = paths.dir.clone();
@@ -280,10 +329,20 @@ impl SandboxManager {
 
     /// Undoes the steps in reverse on a fresh deadline. Returns the error to report when something
     /// could not be undone (the sandbox then stays NOTREADY with what it still holds).
-    async fn rollback(&self, sandbox: &Arc<Sandbox>, undo: Rollback<Undo>, cause: &SandboxError) -> Option<SandboxError> {
+    async fn rollback(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        undo: Rollback<Undo>,
+        cause: &SandboxError,
+    ) -> Option<SandboxError> {
         let forget = undo.steps().contains(&Undo::Forget);
         let created = undo.steps().contains(&Undo::Pause);
-        let steps: Vec<Undo> = undo.steps().iter().copied().filter(|s| *s != Undo::Forget).collect();
+        let steps: Vec<Undo> = undo
+            .steps()
+            .iter()
+            .copied()
+            .filter(|s| *s != Undo::Forget)
+            .collect();
         let mut partial = Rollback::default();
         steps.into_iter().for_each(|s| partial.push(s));
         let failed = partial.unwind(|step| self.undo(sandbox, *step)).await;
@@ -299,7 +358,10 @@ impl SandboxManager {
             }
         }
         let reasons: Vec<String> = failed.iter().map(|(s, e)| format!("{s:?}: {e}")).collect();
-        let reason = format!("RunPodSandbox failed: {cause}; not undone: {}", reasons.join("; "));
+        let reason = format!(
+            "RunPodSandbox failed: {cause}; not undone: {}",
+            reasons.join("; ")
+        );
         let _ = self
             .store
             .update(sandbox, |r| {
@@ -320,19 +382,25 @@ impl SandboxManager {
             Undo::Shm => blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?,
             Undo::Files => {
                 let state_dir = paths.state_dir.clone();
-                blocking_io("remove", state_dir, |p| files::remove_dir(p)).await?;
+                blocking_io("remove", state_dir, files::remove_dir).await?;
                 for f in [paths.hostname(), paths.hosts(), paths.resolv_conf()] {
-                    blocking_io("remove", f, |p| remove_file(p)).await?;
+                    blocking_io("remove", f, remove_file).await?;
                 }
             }
             Undo::Forget => {}
         }
-        self.store.update(sandbox, |r| set_held(&mut r.held, step, false)).await?;
+        self.store
+            .update(sandbox, |r| set_held(&mut r.held, step, false))
+            .await?;
         Ok(())
     }
 
     /// Stops the pause (kill, wait) and deletes it from the runtime.
-    async fn release_pause(&self, sandbox: &Sandbox, paths: &SandboxPaths) -> Result<(), SandboxError> {
+    async fn release_pause(
+        &self,
+        sandbox: &Sandbox,
+        paths: &SandboxPaths,
+    ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
         self.kill_pause(sandbox, &record).await?;
         self.controller.delete(&record, paths).await?;
@@ -369,14 +437,26 @@ impl SandboxManager {
     }
 
     /// Kills the pause on request (the exit handler then stays out of the way).
-    async fn kill_pause(&self, sandbox: &Sandbox, record: &SandboxRecord) -> Result<(), SandboxError> {
-        sandbox.stop_requested.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.controller.stop(record, sandbox.pause_watch().as_ref()).await?;
+    async fn kill_pause(
+        &self,
+        sandbox: &Sandbox,
+        record: &SandboxRecord,
+    ) -> Result<(), SandboxError> {
+        sandbox
+            .stop_requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.controller
+            .stop(record, sandbox.pause_watch().as_ref())
+            .await?;
         Ok(())
     }
 
     /// Moves Creating/Ready to NotReady; publishes STOPPED if this call made the transition.
-    pub(super) async fn mark_stopped(&self, sandbox: &Sandbox, reason: Option<String>) -> Result<bool, SandboxError> {
+    pub(super) async fn mark_stopped(
+        &self,
+        sandbox: &Sandbox,
+        reason: Option<String>,
+    ) -> Result<bool, SandboxError> {
         let changed = self
             .store
             .update(sandbox, |r| {
@@ -434,9 +514,10 @@ impl SandboxManager {
     /// Removes a sandbox whose record could not be read: everything it might hold is released.
     async fn remove_unknown(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         let paths = self.paths(&sandbox.id);
-        super::recover::force_delete_everywhere(self.controller.as_ref(), &sandbox.id, &paths).await?;
+        super::recover::force_delete_everywhere(self.controller.as_ref(), &sandbox.id, &paths)
+            .await?;
         blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?;
-        blocking_io("remove", paths.state_dir.clone(), |p| files::remove_dir(p)).await?;
+        blocking_io("remove", paths.state_dir.clone(), files::remove_dir).await?;
         self.store.forget(sandbox).await?;
         self.publish(sandbox, EventKind::Deleted);
         Ok(())
@@ -463,7 +544,9 @@ impl SandboxManager {
     }
 
     async fn pause_exited(&self, sandbox: &Sandbox) {
-        let requested = sandbox.stop_requested.load(std::sync::atomic::Ordering::SeqCst);
+        let requested = sandbox
+            .stop_requested
+            .load(std::sync::atomic::Ordering::SeqCst);
         if requested || self.store.lookup(&sandbox.id).is_err() {
             return;
         }
@@ -508,7 +591,9 @@ enum Admitted {
 fn stored_config(config: &PodSandboxConfig, checkpoint: &str) -> PodSandboxConfig {
     let mut stored = config.clone();
     let meta = config.metadata.clone().unwrap_or_default();
-    stored.labels.insert(LABEL_CONTAINER_NAME.into(), "POD".into());
+    stored
+        .labels
+        .insert(LABEL_CONTAINER_NAME.into(), "POD".into());
     let annotations = [
         (ANNOTATION_CONTAINER_TYPE, "sandbox".to_string()),
         (ANNOTATION_SANDBOX_NAME, meta.name),
@@ -560,7 +645,11 @@ fn remove_file(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Runs blocking file-system work (mounts, writes) off the async workers.
-pub(super) async fn blocking_io<F>(what: &'static str, path: PathBuf, work: F) -> Result<(), SandboxError>
+pub(super) async fn blocking_io<F>(
+    what: &'static str,
+    path: PathBuf,
+    work: F,
+) -> Result<(), SandboxError>
 where
     F: FnOnce(&std::path::Path) -> std::io::Result<()> + Send + 'static,
 {

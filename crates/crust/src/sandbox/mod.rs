@@ -58,7 +58,9 @@ pub enum SandboxError {
     Lookup(#[from] LookupError),
     #[error("pod sandbox name {name:?} is already reserved by sandbox {holder}")]
     NameTaken { name: String, holder: String },
-    #[error("pod networking not available yet: only namespace_options.network = NODE pods can run")]
+    #[error(
+        "pod networking not available yet: only namespace_options.network = NODE pods can run"
+    )]
     NetworkUnavailable,
     #[error("failed to {step}: {source}")]
     Step {

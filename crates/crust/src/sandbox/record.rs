@@ -72,7 +72,9 @@ mod config_b64 {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(c.encode_to_vec()))
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PodSandboxConfig, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<PodSandboxConfig, D::Error> {
         let text = String::deserialize(d)?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
@@ -124,7 +126,10 @@ impl Sandbox {
 
     /// A copy of the current record.
     pub fn snapshot(&self) -> SandboxRecord {
-        self.record.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.record
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The current state.

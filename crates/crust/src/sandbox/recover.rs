@@ -43,7 +43,8 @@ impl SandboxManager {
                 Err(e) => {
                     tracing::error!(id = %id, error = %e, "unreadable sandbox record kept as NOTREADY");
                     report.unreadable += 1;
-                    self.store().restore(Arc::new(unknown_sandbox(&id, path, e.to_string())));
+                    self.store()
+                        .restore(Arc::new(unknown_sandbox(&id, path, e.to_string())));
                 }
             }
         }
@@ -51,7 +52,12 @@ impl SandboxManager {
         Ok(report)
     }
 
-    async fn recover_one(self: &Arc<Self>, record: SandboxRecord, path: std::path::PathBuf, report: &mut RecoveryReport) {
+    async fn recover_one(
+        self: &Arc<Self>,
+        record: SandboxRecord,
+        path: std::path::PathBuf,
+        report: &mut RecoveryReport,
+    ) {
         let pause = record.pause;
         let was = record.state;
         let sandbox = Arc::new(Sandbox::new(record, path, true));

@@ -62,9 +62,16 @@ pub fn pause_spec(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Valu
 }
 
 fn run_as(config: &PodSandboxConfig) -> (i64, i64) {
-    let sc = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
-    let uid = sc.and_then(|s| s.run_as_user.as_ref()).map_or(0, |v| v.value);
-    let gid = sc.and_then(|s| s.run_as_group.as_ref()).map_or(0, |v| v.value);
+    let sc = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref());
+    let uid = sc
+        .and_then(|s| s.run_as_user.as_ref())
+        .map_or(0, |v| v.value);
+    let gid = sc
+        .and_then(|s| s.run_as_group.as_ref())
+        .map_or(0, |v| v.value);
     (uid, gid)
 }
 
@@ -150,10 +157,12 @@ mod tests {
                     }),
                     ..Default::default()
                 }),
-                sysctls: [("net.ipv4.ip_forward".to_string(), "1".to_string()),
-                          ("kernel.shm_rmid_forced".to_string(), "1".to_string())]
-                    .into_iter()
-                    .collect(),
+                sysctls: [
+                    ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                    ("kernel.shm_rmid_forced".to_string(), "1".to_string()),
+                ]
+                .into_iter()
+                .collect(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -198,7 +207,13 @@ mod tests {
             cgroups_path: "/crust/x",
             oom_score_adj: 0,
         };
-        let spec = pause_spec(&PodSandboxConfig { hostname: "h".into(), ..Default::default() }, &input);
+        let spec = pause_spec(
+            &PodSandboxConfig {
+                hostname: "h".into(),
+                ..Default::default()
+            },
+            &input,
+        );
         assert_eq!(types(&spec), vec!["mount", "pid", "ipc", "uts", "network"]);
         assert_eq!(spec["linux"]["namespaces"][4]["path"], "/run/crust/netns/x");
         assert_eq!(spec["hostname"], "h");

@@ -18,11 +18,15 @@ fn cri_state(record: &SandboxRecord) -> i32 {
 }
 
 fn metadata(record: &SandboxRecord) -> PodSandboxMetadata {
-    record.config.metadata.clone().unwrap_or_else(|| PodSandboxMetadata {
-        name: format!("unknown-{}", record.id),
-        uid: record.id.clone(),
-        ..Default::default()
-    })
+    record
+        .config
+        .metadata
+        .clone()
+        .unwrap_or_else(|| PodSandboxMetadata {
+            name: format!("unknown-{}", record.id),
+            uid: record.id.clone(),
+            ..Default::default()
+        })
 }
 
 fn namespace_options(record: &SandboxRecord) -> Option<NamespaceOption> {

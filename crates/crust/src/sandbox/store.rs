@@ -45,7 +45,10 @@ impl SandboxStore {
     /// Admits a new sandbox: reserves its name and indexes it (not yet persisted). The sandbox's
     /// operation lock is taken before anyone else can see it and handed to the caller, so no
     /// Stop/Remove can slip in before RunPodSandbox has run its course.
-    pub fn admit(&self, record: SandboxRecord) -> Result<(Arc<Sandbox>, OwnedMutexGuard<()>), NameTaken> {
+    pub fn admit(
+        &self,
+        record: SandboxRecord,
+    ) -> Result<(Arc<Sandbox>, OwnedMutexGuard<()>), NameTaken> {
         let _guard = self.admit.lock().unwrap_or_else(|p| p.into_inner());
         self.registrar.reserve(&record.name, &record.id)?;
         let path = self.record_path(&record.id);
@@ -61,7 +64,9 @@ impl SandboxStore {
 
     /// True while `sandbox` is the indexed entry for its id (not removed meanwhile).
     pub fn is_current(&self, sandbox: &Arc<Sandbox>) -> bool {
-        self.index.lookup(&sandbox.id).is_ok_and(|s| Arc::ptr_eq(&s, sandbox))
+        self.index
+            .lookup(&sandbox.id)
+            .is_ok_and(|s| Arc::ptr_eq(&s, sandbox))
     }
 
     /// Indexes a sandbox loaded from disk (name reserved when it has one).
@@ -124,7 +129,9 @@ impl SandboxStore {
         let _order = sandbox.persist.lock().await;
         let dir = self.sandbox_dir(&sandbox.id);
         remove_dir_blocking(dir).await?;
-        sandbox.forgotten.store(true, std::sync::atomic::Ordering::SeqCst);
+        sandbox
+            .forgotten
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.index.remove(&sandbox.id);
         self.registrar.release(&sandbox.name, &sandbox.id);
         Ok(())

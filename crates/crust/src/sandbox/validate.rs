@@ -41,8 +41,14 @@ fn check_part(field: &'static str, value: &str) -> Result<(), SandboxError> {
     if value.len() > 253 {
         return Err(invalid(field, "is longer than 253 characters"));
     }
-    if value.chars().any(|c| c == '/' || c == '\0' || c.is_whitespace()) {
-        return Err(invalid(field, format!("{value:?} holds '/', NUL or whitespace")));
+    if value
+        .chars()
+        .any(|c| c == '/' || c == '\0' || c.is_whitespace())
+    {
+        return Err(invalid(
+            field,
+            format!("{value:?} holds '/', NUL or whitespace"),
+        ));
     }
     Ok(())
 }
@@ -83,7 +89,10 @@ pub fn check_config(config: &PodSandboxConfig) -> Result<(), SandboxError> {
         if dns.searches.len() > MAX_DNS_SEARCHES {
             return Err(invalid(
                 "config.dns_config.searches",
-                format!("{} search domains, at most {MAX_DNS_SEARCHES}", dns.searches.len()),
+                format!(
+                    "{} search domains, at most {MAX_DNS_SEARCHES}",
+                    dns.searches.len()
+                ),
             ));
         }
     }
@@ -132,7 +141,10 @@ mod tests {
         assert_eq!(sandbox_name(&config()).unwrap(), "k8s_POD_web_default_u1_2");
         let mut c = config();
         c.metadata = None;
-        assert!(sandbox_name(&c).unwrap_err().to_string().contains("config.metadata"));
+        assert!(sandbox_name(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("config.metadata"));
         let mut c = config();
         c.metadata.as_mut().unwrap().uid.clear();
         assert!(sandbox_name(&c).unwrap_err().to_string().contains("uid"));
@@ -162,9 +174,13 @@ mod tests {
     fn bounds() {
         let mut c = config();
         c.log_directory = "/var/log/pods/../../etc".into();
-        assert!(check_config(&c).unwrap_err().to_string().contains("log_directory"));
+        assert!(check_config(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("log_directory"));
         let mut c = config();
-        c.annotations.insert("big".into(), "x".repeat(MAX_METADATA_BYTES + 1));
+        c.annotations
+            .insert("big".into(), "x".repeat(MAX_METADATA_BYTES + 1));
         assert!(check_config(&c).is_err());
         let mut c = config();
         c.dns_config = Some(DnsConfig {

@@ -15,12 +15,16 @@ where
     let elapsed_us = started.elapsed().as_micros() as u64;
     match &result {
         Ok(_) => tracing::debug!(rpc, elapsed_us, "ok"),
-        Err(status) => tracing::warn!(rpc, elapsed_us, code = ?status.code(), message = status.message(), "failed"),
+        Err(status) => {
+            tracing::warn!(rpc, elapsed_us, code = ?status.code(), message = status.message(), "failed")
+        }
     }
     result
 }
 
 /// UNIMPLEMENTED naming the RPC.
 pub fn unimplemented<T>(rpc: &'static str) -> Result<T, Status> {
-    Err(Status::unimplemented(format!("crust does not implement {rpc} yet")))
+    Err(Status::unimplemented(format!(
+        "crust does not implement {rpc} yet"
+    )))
 }

@@ -15,9 +15,7 @@ mod version;
 
 use std::sync::{Arc, RwLock};
 
-use cri_api::v1::{
-    image_service_server::ImageService, runtime_service_server::RuntimeService, *,
-};
+use cri_api::v1::{image_service_server::ImageService, runtime_service_server::RuntimeService, *};
 use tonic::{Request, Response, Status};
 
 pub use sandbox_list::matches as pod_filter_matches;
@@ -37,7 +35,11 @@ pub struct CriService {
 
 impl CriService {
     /// A service over the given manager and bus.
-    pub fn new(sandboxes: Arc<SandboxManager>, events: EventBus, config: Arc<Config>) -> CriService {
+    pub fn new(
+        sandboxes: Arc<SandboxManager>,
+        events: EventBus,
+        config: Arc<Config>,
+    ) -> CriService {
         CriService {
             sandboxes,
             events,
@@ -48,7 +50,10 @@ impl CriService {
 
     /// The pod CIDR last set by UpdateRuntimeConfig.
     pub fn pod_cidr(&self) -> String {
-        self.pod_cidr.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.pod_cidr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -56,63 +61,108 @@ impl CriService {
 impl RuntimeService for CriService {
     type GetContainerEventsStream = events::EventStream;
 
-    async fn version(&self, req: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+    async fn version(
+        &self,
+        req: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
         instrument::call("Version", version::handle(req)).await
     }
 
-    async fn run_pod_sandbox(&self, req: Request<RunPodSandboxRequest>) -> Result<Response<RunPodSandboxResponse>, Status> {
+    async fn run_pod_sandbox(
+        &self,
+        req: Request<RunPodSandboxRequest>,
+    ) -> Result<Response<RunPodSandboxResponse>, Status> {
         instrument::call("RunPodSandbox", sandbox_run::handle(self, req)).await
     }
 
-    async fn stop_pod_sandbox(&self, req: Request<StopPodSandboxRequest>) -> Result<Response<StopPodSandboxResponse>, Status> {
+    async fn stop_pod_sandbox(
+        &self,
+        req: Request<StopPodSandboxRequest>,
+    ) -> Result<Response<StopPodSandboxResponse>, Status> {
         instrument::call("StopPodSandbox", sandbox_stop::handle(self, req)).await
     }
 
-    async fn remove_pod_sandbox(&self, req: Request<RemovePodSandboxRequest>) -> Result<Response<RemovePodSandboxResponse>, Status> {
+    async fn remove_pod_sandbox(
+        &self,
+        req: Request<RemovePodSandboxRequest>,
+    ) -> Result<Response<RemovePodSandboxResponse>, Status> {
         instrument::call("RemovePodSandbox", sandbox_remove::handle(self, req)).await
     }
 
-    async fn pod_sandbox_status(&self, req: Request<PodSandboxStatusRequest>) -> Result<Response<PodSandboxStatusResponse>, Status> {
+    async fn pod_sandbox_status(
+        &self,
+        req: Request<PodSandboxStatusRequest>,
+    ) -> Result<Response<PodSandboxStatusResponse>, Status> {
         instrument::call("PodSandboxStatus", sandbox_status::handle(self, req)).await
     }
 
-    async fn list_pod_sandbox(&self, req: Request<ListPodSandboxRequest>) -> Result<Response<ListPodSandboxResponse>, Status> {
+    async fn list_pod_sandbox(
+        &self,
+        req: Request<ListPodSandboxRequest>,
+    ) -> Result<Response<ListPodSandboxResponse>, Status> {
         instrument::call("ListPodSandbox", sandbox_list::handle(self, req)).await
     }
 
-    async fn create_container(&self, _req: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
+    async fn create_container(
+        &self,
+        _req: Request<CreateContainerRequest>,
+    ) -> Result<Response<CreateContainerResponse>, Status> {
         instrument::unimplemented("CreateContainer")
     }
 
-    async fn start_container(&self, _req: Request<StartContainerRequest>) -> Result<Response<StartContainerResponse>, Status> {
+    async fn start_container(
+        &self,
+        _req: Request<StartContainerRequest>,
+    ) -> Result<Response<StartContainerResponse>, Status> {
         instrument::unimplemented("StartContainer")
     }
 
-    async fn stop_container(&self, _req: Request<StopContainerRequest>) -> Result<Response<StopContainerResponse>, Status> {
+    async fn stop_container(
+        &self,
+        _req: Request<StopContainerRequest>,
+    ) -> Result<Response<StopContainerResponse>, Status> {
         instrument::unimplemented("StopContainer")
     }
 
-    async fn remove_container(&self, _req: Request<RemoveContainerRequest>) -> Result<Response<RemoveContainerResponse>, Status> {
+    async fn remove_container(
+        &self,
+        _req: Request<RemoveContainerRequest>,
+    ) -> Result<Response<RemoveContainerResponse>, Status> {
         instrument::unimplemented("RemoveContainer")
     }
 
-    async fn list_containers(&self, _req: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
+    async fn list_containers(
+        &self,
+        _req: Request<ListContainersRequest>,
+    ) -> Result<Response<ListContainersResponse>, Status> {
         instrument::unimplemented("ListContainers")
     }
 
-    async fn container_status(&self, _req: Request<ContainerStatusRequest>) -> Result<Response<ContainerStatusResponse>, Status> {
+    async fn container_status(
+        &self,
+        _req: Request<ContainerStatusRequest>,
+    ) -> Result<Response<ContainerStatusResponse>, Status> {
         instrument::unimplemented("ContainerStatus")
     }
 
-    async fn update_container_resources(&self, _req: Request<UpdateContainerResourcesRequest>) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
+    async fn update_container_resources(
+        &self,
+        _req: Request<UpdateContainerResourcesRequest>,
+    ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
         instrument::unimplemented("UpdateContainerResources")
     }
 
-    async fn reopen_container_log(&self, _req: Request<ReopenContainerLogRequest>) -> Result<Response<ReopenContainerLogResponse>, Status> {
+    async fn reopen_container_log(
+        &self,
+        _req: Request<ReopenContainerLogRequest>,
+    ) -> Result<Response<ReopenContainerLogResponse>, Status> {
         instrument::unimplemented("ReopenContainerLog")
     }
 
-    async fn exec_sync(&self, _req: Request<ExecSyncRequest>) -> Result<Response<ExecSyncResponse>, Status> {
+    async fn exec_sync(
+        &self,
+        _req: Request<ExecSyncRequest>,
+    ) -> Result<Response<ExecSyncResponse>, Status> {
         instrument::unimplemented("ExecSync")
     }
 
@@ -120,84 +170,139 @@ impl RuntimeService for CriService {
         instrument::unimplemented("Exec")
     }
 
-    async fn attach(&self, _req: Request<AttachRequest>) -> Result<Response<AttachResponse>, Status> {
+    async fn attach(
+        &self,
+        _req: Request<AttachRequest>,
+    ) -> Result<Response<AttachResponse>, Status> {
         instrument::unimplemented("Attach")
     }
 
-    async fn port_forward(&self, _req: Request<PortForwardRequest>) -> Result<Response<PortForwardResponse>, Status> {
+    async fn port_forward(
+        &self,
+        _req: Request<PortForwardRequest>,
+    ) -> Result<Response<PortForwardResponse>, Status> {
         instrument::unimplemented("PortForward")
     }
 
-    async fn container_stats(&self, _req: Request<ContainerStatsRequest>) -> Result<Response<ContainerStatsResponse>, Status> {
+    async fn container_stats(
+        &self,
+        _req: Request<ContainerStatsRequest>,
+    ) -> Result<Response<ContainerStatsResponse>, Status> {
         instrument::unimplemented("ContainerStats")
     }
 
-    async fn list_container_stats(&self, _req: Request<ListContainerStatsRequest>) -> Result<Response<ListContainerStatsResponse>, Status> {
+    async fn list_container_stats(
+        &self,
+        _req: Request<ListContainerStatsRequest>,
+    ) -> Result<Response<ListContainerStatsResponse>, Status> {
         instrument::unimplemented("ListContainerStats")
     }
 
-    async fn pod_sandbox_stats(&self, _req: Request<PodSandboxStatsRequest>) -> Result<Response<PodSandboxStatsResponse>, Status> {
+    async fn pod_sandbox_stats(
+        &self,
+        _req: Request<PodSandboxStatsRequest>,
+    ) -> Result<Response<PodSandboxStatsResponse>, Status> {
         instrument::unimplemented("PodSandboxStats")
     }
 
-    async fn list_pod_sandbox_stats(&self, _req: Request<ListPodSandboxStatsRequest>) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
+    async fn list_pod_sandbox_stats(
+        &self,
+        _req: Request<ListPodSandboxStatsRequest>,
+    ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
         instrument::unimplemented("ListPodSandboxStats")
     }
 
-    async fn update_runtime_config(&self, req: Request<UpdateRuntimeConfigRequest>) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
+    async fn update_runtime_config(
+        &self,
+        req: Request<UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
         instrument::call("UpdateRuntimeConfig", runtime_config::update(self, req)).await
     }
 
-    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         instrument::call("Status", runtime_status::handle(self, req)).await
     }
 
-    async fn checkpoint_container(&self, _req: Request<CheckpointContainerRequest>) -> Result<Response<CheckpointContainerResponse>, Status> {
+    async fn checkpoint_container(
+        &self,
+        _req: Request<CheckpointContainerRequest>,
+    ) -> Result<Response<CheckpointContainerResponse>, Status> {
         instrument::unimplemented("CheckpointContainer")
     }
 
-    async fn get_container_events(&self, req: Request<GetEventsRequest>) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+    async fn get_container_events(
+        &self,
+        req: Request<GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
         instrument::call("GetContainerEvents", events::handle(self, req)).await
     }
 
-    async fn list_metric_descriptors(&self, _req: Request<ListMetricDescriptorsRequest>) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
+    async fn list_metric_descriptors(
+        &self,
+        _req: Request<ListMetricDescriptorsRequest>,
+    ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
         instrument::unimplemented("ListMetricDescriptors")
     }
 
-    async fn list_pod_sandbox_metrics(&self, _req: Request<ListPodSandboxMetricsRequest>) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
+    async fn list_pod_sandbox_metrics(
+        &self,
+        _req: Request<ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
         instrument::unimplemented("ListPodSandboxMetrics")
     }
 
-    async fn runtime_config(&self, req: Request<RuntimeConfigRequest>) -> Result<Response<RuntimeConfigResponse>, Status> {
+    async fn runtime_config(
+        &self,
+        req: Request<RuntimeConfigRequest>,
+    ) -> Result<Response<RuntimeConfigResponse>, Status> {
         instrument::call("RuntimeConfig", runtime_config::get(req)).await
     }
 
-    async fn update_pod_sandbox_resources(&self, _req: Request<UpdatePodSandboxResourcesRequest>) -> Result<Response<UpdatePodSandboxResourcesResponse>, Status> {
+    async fn update_pod_sandbox_resources(
+        &self,
+        _req: Request<UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<UpdatePodSandboxResourcesResponse>, Status> {
         instrument::unimplemented("UpdatePodSandboxResources")
     }
-
 }
 
 #[tonic::async_trait]
 impl ImageService for CriService {
-    async fn list_images(&self, _req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
+    async fn list_images(
+        &self,
+        _req: Request<ListImagesRequest>,
+    ) -> Result<Response<ListImagesResponse>, Status> {
         instrument::unimplemented("ListImages")
     }
 
-    async fn image_status(&self, _req: Request<ImageStatusRequest>) -> Result<Response<ImageStatusResponse>, Status> {
+    async fn image_status(
+        &self,
+        _req: Request<ImageStatusRequest>,
+    ) -> Result<Response<ImageStatusResponse>, Status> {
         instrument::unimplemented("ImageStatus")
     }
 
-    async fn pull_image(&self, _req: Request<PullImageRequest>) -> Result<Response<PullImageResponse>, Status> {
+    async fn pull_image(
+        &self,
+        _req: Request<PullImageRequest>,
+    ) -> Result<Response<PullImageResponse>, Status> {
         instrument::unimplemented("PullImage")
     }
 
-    async fn remove_image(&self, _req: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
+    async fn remove_image(
+        &self,
+        _req: Request<RemoveImageRequest>,
+    ) -> Result<Response<RemoveImageResponse>, Status> {
         instrument::unimplemented("RemoveImage")
     }
 
-    async fn image_fs_info(&self, _req: Request<ImageFsInfoRequest>) -> Result<Response<ImageFsInfoResponse>, Status> {
+    async fn image_fs_info(
+        &self,
+        _req: Request<ImageFsInfoRequest>,
+    ) -> Result<Response<ImageFsInfoResponse>, Status> {
         instrument::unimplemented("ImageFsInfo")
     }
-
 }

@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 
 use super::CriService;
 
-pub(super) async fn get(_req: Request<RuntimeConfigRequest>) -> Result<Response<RuntimeConfigResponse>, Status> {
+pub(super) async fn get(
+    _req: Request<RuntimeConfigRequest>,
+) -> Result<Response<RuntimeConfigResponse>, Status> {
     Ok(Response::new(RuntimeConfigResponse {
         linux: Some(LinuxRuntimeConfiguration {
             cgroup_driver: CgroupDriver::Cgroupfs as i32,

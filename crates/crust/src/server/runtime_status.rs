@@ -7,7 +7,10 @@ use tonic::{Request, Response, Status};
 
 use super::CriService;
 
-pub(super) async fn handle(svc: &CriService, req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+pub(super) async fn handle(
+    svc: &CriService,
+    req: Request<StatusRequest>,
+) -> Result<Response<StatusResponse>, Status> {
     let conditions = vec![
         RuntimeCondition {
             r#type: "RuntimeReady".to_string(),
@@ -19,7 +22,8 @@ pub(super) async fn handle(svc: &CriService, req: Request<StatusRequest>) -> Res
             r#type: "NetworkReady".to_string(),
             status: false,
             reason: "NetworkPluginNotReady".to_string(),
-            message: "pod networking not available yet: crust runs host-network pods only".to_string(),
+            message: "pod networking not available yet: crust runs host-network pods only"
+                .to_string(),
         },
     ];
     let info = if req.get_ref().verbose {

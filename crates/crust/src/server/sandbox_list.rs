@@ -47,7 +47,9 @@ mod tests {
         let pod = PodSandbox {
             id: "abcdef".into(),
             state: PodSandboxState::SandboxReady as i32,
-            labels: [("app".to_string(), "web".to_string())].into_iter().collect(),
+            labels: [("app".to_string(), "web".to_string())]
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
         let mut f = PodSandboxFilter::default();
@@ -57,7 +59,9 @@ mod tests {
         f.id = "abd".into();
         assert!(!matches(&f, &pod));
         f.id.clear();
-        f.state = Some(PodSandboxStateValue { state: PodSandboxState::SandboxNotready as i32 });
+        f.state = Some(PodSandboxStateValue {
+            state: PodSandboxState::SandboxNotready as i32,
+        });
         assert!(!matches(&f, &pod));
         f.state = None;
         f.label_selector.insert("app".into(), "web".into());

@@ -5,7 +5,10 @@ use tonic::{Request, Response, Status};
 
 use super::CriService;
 
-pub(super) async fn handle(svc: &CriService, req: Request<RunPodSandboxRequest>) -> Result<Response<RunPodSandboxResponse>, Status> {
+pub(super) async fn handle(
+    svc: &CriService,
+    req: Request<RunPodSandboxRequest>,
+) -> Result<Response<RunPodSandboxResponse>, Status> {
     let req = req.into_inner();
     let config = req
         .config

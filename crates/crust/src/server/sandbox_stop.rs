@@ -5,7 +5,10 @@ use tonic::{Request, Response, Status};
 
 use super::CriService;
 
-pub(super) async fn handle(svc: &CriService, req: Request<StopPodSandboxRequest>) -> Result<Response<StopPodSandboxResponse>, Status> {
+pub(super) async fn handle(
+    svc: &CriService,
+    req: Request<StopPodSandboxRequest>,
+) -> Result<Response<StopPodSandboxResponse>, Status> {
     svc.sandboxes.stop(&req.get_ref().pod_sandbox_id).await?;
     Ok(Response::new(StopPodSandboxResponse {}))
 }

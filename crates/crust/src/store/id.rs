@@ -7,11 +7,7 @@ pub fn new_id() -> String {
     // through sha256 so an id is still unique in practice.
     if getrandom::getrandom(&mut bytes).is_err() {
         use sha2::Digest;
-        let seed = format!(
-            "{:?}{}",
-            std::time::SystemTime::now(),
-            std::process::id()
-        );
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
         bytes.copy_from_slice(&sha2::Sha256::digest(seed.as_bytes()));
     }
     hex::encode(bytes)

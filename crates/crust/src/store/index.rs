@@ -47,7 +47,9 @@ impl<T> Index<T> {
         if let Some(item) = items.get(key) {
             return Ok(item.clone());
         }
-        let mut hits = items.range(key.to_string()..).take_while(|(k, _)| k.starts_with(key));
+        let mut hits = items
+            .range(key.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key));
         match (hits.next(), hits.next()) {
             (Some((_, item)), None) => Ok(item.clone()),
             (None, _) => Err(LookupError::NotFound(key.to_string())),
@@ -95,8 +97,14 @@ mod tests {
         assert_eq!(*idx.lookup("abc1").unwrap(), 1);
         assert_eq!(*idx.lookup("abc2").unwrap(), 2);
         assert_eq!(*idx.lookup("b").unwrap(), 3);
-        assert!(matches!(idx.lookup("abc"), Err(LookupError::Ambiguous { .. })));
-        assert!(matches!(idx.lookup("a"), Err(LookupError::Ambiguous { .. })));
+        assert!(matches!(
+            idx.lookup("abc"),
+            Err(LookupError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            idx.lookup("a"),
+            Err(LookupError::Ambiguous { .. })
+        ));
         assert_eq!(idx.lookup(""), Err(LookupError::Empty));
         assert_eq!(idx.lookup("z"), Err(LookupError::NotFound("z".into())));
         idx.remove("abc1");

@@ -57,7 +57,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut file = File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
@@ -119,7 +122,10 @@ mod tests {
             Err(RecordError::FutureVersion { found: 1, .. })
         ));
         fs::write(&p, b"{\"version\":1,\"na").unwrap();
-        assert!(matches!(load_record::<Body>(&p, 1), Err(RecordError::Corrupt { .. })));
+        assert!(matches!(
+            load_record::<Body>(&p, 1),
+            Err(RecordError::Corrupt { .. })
+        ));
         assert!(p.exists(), "a bad record is never deleted by loading");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");

@@ -90,7 +90,11 @@ async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<RuntimeService
         .timeout(Duration::from_secs(timeout))
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
         }))
         .await
         .with_context(|| format!("cannot connect to crustd at {display}"))?;
@@ -99,7 +103,8 @@ async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<RuntimeService
 
 fn parse_pod_config(path: &PathBuf) -> anyhow::Result<PodSandboxConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    let is_json =
+        path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
     let config = if is_json {
         serde_json::from_str(&text).with_context(|| format!("parse {} as JSON", path.display()))?
     } else {
@@ -132,14 +137,24 @@ fn age(created_ns: i64) -> String {
     }
 }
 
-fn pods_filter(id: Option<String>, state: Option<String>, labels: &[String]) -> anyhow::Result<PodSandboxFilter> {
+fn pods_filter(
+    id: Option<String>,
+    state: Option<String>,
+    labels: &[String],
+) -> anyhow::Result<PodSandboxFilter> {
     let mut filter = PodSandboxFilter {
         id: id.unwrap_or_default(),
         ..Default::default()
     };
     if let Some(s) = state {
-        let state = if s == "ready" { PodSandboxState::SandboxReady } else { PodSandboxState::SandboxNotready };
-        filter.state = Some(PodSandboxStateValue { state: state as i32 });
+        let state = if s == "ready" {
+            PodSandboxState::SandboxReady
+        } else {
+            PodSandboxState::SandboxNotready
+        };
+        filter.state = Some(PodSandboxStateValue {
+            state: state as i32,
+        });
     }
     for l in labels {
         let Some((k, v)) = l.split_once('=') else {
@@ -155,13 +170,21 @@ fn print_pods(items: &[PodSandbox], quiet: bool) {
         items.iter().for_each(|p| println!("{}", p.id));
         return;
     }
-    println!("{:<13}  {:<10}  {:<8}  {:<30}  {:<20}  {:<7}  RUNTIME", "POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT");
+    println!(
+        "{:<13}  {:<10}  {:<8}  {:<30}  {:<20}  {:<7}  RUNTIME",
+        "POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT"
+    );
     for p in items {
         let m = p.metadata.clone().unwrap_or_default();
         let short = &p.id[..p.id.len().min(13)];
         println!(
             "{short:<13}  {:<10}  {:<8}  {:<30}  {:<20}  {:<7}  {}",
-            age(p.created_at), state_name(p.state), m.name, m.namespace, m.attempt, p.runtime_handler
+            age(p.created_at),
+            state_name(p.state),
+            m.name,
+            m.namespace,
+            m.attempt,
+            p.runtime_handler
         );
     }
 }
@@ -175,19 +198,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&v);
             }
-            println!("Version:  {}\nRuntimeName:  {}\nRuntimeVersion:  {}\nRuntimeApiVersion:  {}", v.version, v.runtime_name, v.runtime_version, v.runtime_api_version);
+            println!(
+                "Version:  {}\nRuntimeName:  {}\nRuntimeVersion:  {}\nRuntimeApiVersion:  {}",
+                v.version, v.runtime_name, v.runtime_version, v.runtime_api_version
+            );
         }
         Cmd::Info => {
-            let st = c.status(StatusRequest { verbose: true }).await?.into_inner();
-            let rc = c.runtime_config(RuntimeConfigRequest {}).await?.into_inner();
+            let st = c
+                .status(StatusRequest { verbose: true })
+                .await?
+                .into_inner();
+            let rc = c
+                .runtime_config(RuntimeConfigRequest {})
+                .await?
+                .into_inner();
             if json {
                 return print_json(&serde_json::json!({ "status": st, "runtimeConfig": rc }));
             }
             for cond in st.status.unwrap_or_default().conditions {
-                println!("{:<14} {:<5} {} {}", cond.r#type, cond.status, cond.reason, cond.message);
+                println!(
+                    "{:<14} {:<5} {} {}",
+                    cond.r#type, cond.status, cond.reason, cond.message
+                );
             }
             let driver = rc.linux.map(|l| l.cgroup_driver).unwrap_or_default();
-            println!("cgroup driver: {}", if driver == 0 { "systemd" } else { "cgroupfs" });
+            println!(
+                "cgroup driver: {}",
+                if driver == 0 { "systemd" } else { "cgroupfs" }
+            );
             if let Some(config) = st.info.get("config") {
                 println!("--- effective config ---\n{config}");
             }
@@ -195,15 +233,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Runp { config, runtime } => {
             let config = parse_pod_config(&config)?;
             let id = c
-                .run_pod_sandbox(RunPodSandboxRequest { config: Some(config), runtime_handler: runtime })
+                .run_pod_sandbox(RunPodSandboxRequest {
+                    config: Some(config),
+                    runtime_handler: runtime,
+                })
                 .await?
                 .into_inner()
                 .pod_sandbox_id;
             println!("{id}");
         }
-        Cmd::Pods { id, name, state, labels, quiet } => {
+        Cmd::Pods {
+            id,
+            name,
+            state,
+            labels,
+            quiet,
+        } => {
             let filter = pods_filter(id, state, &labels)?;
-            let mut items = c.list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) }).await?.into_inner().items;
+            let mut items = c
+                .list_pod_sandbox(ListPodSandboxRequest {
+                    filter: Some(filter),
+                })
+                .await?
+                .into_inner()
+                .items;
             if let Some(name) = name {
                 items.retain(|p| p.metadata.as_ref().is_some_and(|m| m.name == name));
             }
@@ -213,24 +266,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_pods(&items, quiet);
         }
         Cmd::Inspectp { id } => {
-            let r = c.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id, verbose: true }).await?.into_inner();
-            let info: serde_json::Value = r.info.get("info").and_then(|i| serde_json::from_str(i).ok()).unwrap_or_default();
+            let r = c
+                .pod_sandbox_status(PodSandboxStatusRequest {
+                    pod_sandbox_id: id,
+                    verbose: true,
+                })
+                .await?
+                .into_inner();
+            let info: serde_json::Value = r
+                .info
+                .get("info")
+                .and_then(|i| serde_json::from_str(i).ok())
+                .unwrap_or_default();
             print_json(&serde_json::json!({ "status": r.status, "info": info }))?;
         }
         Cmd::Stopp { ids } => {
             for id in ids {
-                c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await?;
+                c.stop_pod_sandbox(StopPodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                })
+                .await?;
                 println!("Stopped sandbox {id}");
             }
         }
         Cmd::Rmp { ids } => {
             for id in ids {
-                c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await?;
+                c.remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                })
+                .await?;
                 println!("Removed sandbox {id}");
             }
         }
         Cmd::Events => {
-            let mut stream = c.get_container_events(GetEventsRequest {}).await?.into_inner();
+            let mut stream = c
+                .get_container_events(GetEventsRequest {})
+                .await?
+                .into_inner();
             while let Some(ev) = stream.next().await {
                 let ev = ev?;
                 if json {

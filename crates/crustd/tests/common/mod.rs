@@ -46,8 +46,16 @@ impl Daemon {
 
     /// Starts crustd with `extra` appended to its config and `env` set.
     pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("crust-test-").tempdir().unwrap();
-        let tag = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let dir = tempfile::Builder::new()
+            .prefix("crust-test-")
+            .tempdir()
+            .unwrap();
+        let tag = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let failpoints = dir.path().join("failpoints");
         std::fs::create_dir_all(&failpoints).unwrap();
         let config = dir.path().join("config.toml");
@@ -59,8 +67,14 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        env.push(("CRUST_RUNC_FAILPOINTS".into(), failpoints.display().to_string()));
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push((
+            "CRUST_RUNC_FAILPOINTS".into(),
+            failpoints.display().to_string(),
+        ));
         let mut d = Daemon {
             child: None,
             socket: dir.path().join("crust.sock"),
@@ -79,13 +93,22 @@ impl Daemon {
 
     async fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_crustd"));
-        cmd.arg("--socket").arg(&self.socket)
-            .arg("--root").arg(&self.root)
-            .arg("--state").arg(&self.state)
-            .arg("--config").arg(&self.config)
-            .arg("--log").arg("debug,h2=info,tower=info,hyper=info")
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log")
+            .arg("debug,h2=info,tower=info,hyper=info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -100,7 +123,10 @@ impl Daemon {
             }
             if self.socket.exists() {
                 if let Ok(mut c) = self.try_client().await {
-                    if c.version(cri_api::v1::VersionRequest::default()).await.is_ok() {
+                    if c.version(cri_api::v1::VersionRequest::default())
+                        .await
+                        .is_ok()
+                    {
                         return;
                     }
                 }
@@ -123,8 +149,12 @@ impl Daemon {
     }
 
     /// An ImageService client on a fresh connection.
-    pub async fn image_client(&self) -> cri_api::v1::image_service_client::ImageServiceClient<Channel> {
-        cri_api::v1::image_service_client::ImageServiceClient::new(self.channel().await.expect("connect"))
+    pub async fn image_client(
+        &self,
+    ) -> cri_api::v1::image_service_client::ImageServiceClient<Channel> {
+        cri_api::v1::image_service_client::ImageServiceClient::new(
+            self.channel().await.expect("connect"),
+        )
     }
 
     /// A fresh connection to the socket.
@@ -134,7 +164,9 @@ impl Daemon {
             .connect_with_connector(tower::service_fn(move |_| {
                 let path = path.clone();
                 async move {
-                    Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                    Ok::<_, std::io::Error>(TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
                 }
             }))
             .await?;
@@ -151,7 +183,11 @@ impl Daemon {
         if let Some(mut child) = self.child.take() {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let status = child.wait().unwrap();
-            assert!(status.success(), "crustd exit after SIGTERM: {status}: {}", self.log_text());
+            assert!(
+                status.success(),
+                "crustd exit after SIGTERM: {status}: {}",
+                self.log_text()
+            );
         }
     }
 
@@ -161,6 +197,11 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Drops environment variable `key` for the next (re)start.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
     }
 
     /// Starts crustd again on the same directories.
@@ -199,31 +240,54 @@ impl Daemon {
     /// The leak check (RELIABILITY.md): nothing of this daemon's pods is left.
     pub async fn assert_no_leaks(&self) {
         let leaks = self.leaks().await;
-        assert!(leaks.is_empty(), "leaked: {leaks:#?}\n--- crustd log ---\n{}", self.log_text());
+        assert!(
+            leaks.is_empty(),
+            "leaked: {leaks:#?}\n--- crustd log ---\n{}",
+            self.log_text()
+        );
     }
 
     pub async fn leaks(&self) -> Vec<String> {
         let mut leaks = Vec::new();
         let dir = self.dir.path().to_string_lossy().into_owned();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        leaks.extend(mountinfo.lines().filter(|l| l.contains(&dir)).map(|l| format!("mount: {l}")));
+        leaks.extend(
+            mountinfo
+                .lines()
+                .filter(|l| l.contains(&dir))
+                .map(|l| format!("mount: {l}")),
+        );
         for handler in ["runc", "failing"] {
             let root = self.state.join("runtime").join(handler);
-            let out = Command::new("/usr/sbin/runc").arg("--root").arg(&root).args(["list", "-q"]).output().unwrap();
-            leaks.extend(String::from_utf8_lossy(&out.stdout).lines().map(|l| format!("runc container ({handler}): {l}")));
+            let out = Command::new("/usr/sbin/runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "-q"])
+                .output()
+                .unwrap();
+            leaks.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| format!("runc container ({handler}): {l}")),
+            );
         }
         for sub in ["root/sandboxes", "state/sandboxes"] {
             if let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) {
                 leaks.extend(entries.map(|e| format!("{sub}: {:?}", e.unwrap().file_name())));
             }
         }
-        leaks.extend(cgroup_children(&self.cgroup_parent).into_iter().map(|c| format!("cgroup: {c}")));
+        leaks.extend(
+            cgroup_children(&self.cgroup_parent)
+                .into_iter()
+                .map(|c| format!("cgroup: {c}")),
+        );
         leaks
     }
 
     /// Pids of the pause processes in this daemon's cgroups.
     pub fn pause_pids(&self) -> Vec<i32> {
-        let base = Path::new("/sys/fs/cgroup/pids").join(self.cgroup_parent.trim_start_matches('/'));
+        let base =
+            Path::new("/sys/fs/cgroup/pids").join(self.cgroup_parent.trim_start_matches('/'));
         let mut pids = Vec::new();
         if let Ok(entries) = std::fs::read_dir(base) {
             for e in entries.flatten() {
@@ -242,15 +306,28 @@ impl Drop for Daemon {
         // Best-effort cleanup so one failing test does not leave pods behind for the next.
         for handler in ["runc", "failing"] {
             let root = self.state.join("runtime").join(handler);
-            if let Ok(out) = Command::new("/usr/sbin/runc").arg("--root").arg(&root).args(["list", "-q"]).output() {
+            if let Ok(out) = Command::new("/usr/sbin/runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "-q"])
+                .output()
+            {
                 for id in String::from_utf8_lossy(&out.stdout).lines() {
-                    let _ = Command::new("/usr/sbin/runc").arg("--root").arg(&root).args(["delete", "--force", id]).status();
+                    let _ = Command::new("/usr/sbin/runc")
+                        .arg("--root")
+                        .arg(&root)
+                        .args(["delete", "--force", id])
+                        .status();
                 }
             }
         }
         let dir = self.dir.path().to_string_lossy().into_owned();
         if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
-            for mp in info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.contains(&dir)) {
+            for mp in info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|m| m.contains(&dir))
+            {
                 let _ = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH);
             }
         }
@@ -264,7 +341,12 @@ pub fn cgroup_children(parent: &str) -> Vec<String> {
     for controller in cgroup_controllers() {
         let base = controller.join(parent.trim_start_matches('/'));
         if let Ok(entries) = std::fs::read_dir(&base) {
-            out.extend(entries.flatten().filter(|e| e.path().is_dir()).map(|e| e.path().display().to_string()));
+            out.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path().display().to_string()),
+            );
         }
     }
     out
@@ -272,7 +354,12 @@ pub fn cgroup_children(parent: &str) -> Vec<String> {
 
 fn cgroup_controllers() -> Vec<PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup")
-        .map(|it| it.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

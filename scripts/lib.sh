@@ -1,0 +1,27 @@
+# Shared by scripts/demo.sh and scripts/test.sh: install what a fresh Debian 12 machine lacks.
+# shellcheck shell=bash
+
+# Debian packages crust needs at run time (runc, CNI plugins, iproute2/iptables for networking) and to
+# build (gcc and the static libc for the built-in pause) and test (python3 venv for the grpcio client).
+CRUST_APT_PACKAGES=(runc containernetworking-plugins iproute2 iptables gcc libc6-dev
+                    python3 python3-venv python3-pip ca-certificates)
+
+install_deps() {
+    local missing=()
+    for p in "${CRUST_APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo ">> installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "crust needs a Rust toolchain (1.88 or newer, e.g. from rustup); cargo was not found" >&2
+        exit 1
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "crust runs containers and mounts: run this as root" >&2
+        exit 1
+    fi
+}
