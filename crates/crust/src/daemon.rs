@@ -150,9 +150,10 @@ fn has_cap_sys_resource() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
-/// Binds the socket: parent dir 0700, socket 0660, a stale socket file replaced.
+/// Binds the socket: a missing parent dir is made 0700, the socket 0660, a stale socket replaced.
 pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
-    if let Some(dir) = path.parent() {
+    // A directory crustd creates is 0700; an existing one (an operator's choice) is left alone.
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

@@ -77,7 +77,7 @@ impl Daemon {
         ));
         let mut d = Daemon {
             child: None,
-            socket: dir.path().join("crust.sock"),
+            socket: dir.path().join("run").join("crust.sock"),
             root: dir.path().join("root"),
             state: dir.path().join("state"),
             log: dir.path().join("crustd.log"),
