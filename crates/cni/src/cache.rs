@@ -1,0 +1,133 @@
+//! The result cache: what was attached (config, args, capabilities, result) per container and
+//! interface, so DEL can run with the same inputs after a restart. One JSON file per attachment,
+//! written atomically; a corrupt file reads as absent.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One cached attachment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedAttachment {
+    pub kind: String,
+    #[serde(rename = "containerId")]
+    pub container_id: String,
+    #[serde(rename = "ifName")]
+    pub if_name: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    /// The network config list as JSON text.
+    pub config: String,
+    #[serde(rename = "cniArgs")]
+    pub cni_args: Vec<(String, String)>,
+    #[serde(rename = "capabilityArgs")]
+    pub capability_args: serde_json::Map<String, Value>,
+    /// The ADD result, when ADD succeeded.
+    pub result: Option<Value>,
+}
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// A cache under `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+        Cache { dir: dir.into() }
+    }
+
+    fn path(&self, network: &str, container_id: &str, if_name: &str) -> PathBuf {
+        self.dir
+            .join(format!("{network}-{container_id}-{if_name}.json"))
+    }
+
+    /// Writes an attachment atomically.
+    pub fn write(&self, entry: &CachedAttachment) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.path(&entry.network_name, &entry.container_id, &entry.if_name);
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// Reads an attachment; missing or corrupt reads as `None` (corruption is logged).
+    pub fn read(
+        &self,
+        network: &str,
+        container_id: &str,
+        if_name: &str,
+    ) -> Option<CachedAttachment> {
+        let path = self.path(network, container_id, if_name);
+        let bytes = std::fs::read(&path).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(entry) => Some(entry),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "corrupt CNI cache entry treated as absent");
+                None
+            }
+        }
+    }
+
+    /// Removes an attachment (idempotent).
+    pub fn remove(&self, network: &str, container_id: &str, if_name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(network, container_id, if_name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Entries for `container_id` (any network/interface), for leak checks and recovery.
+    pub fn entries_for(&self, container_id: &str) -> Vec<PathBuf> {
+        let needle = format!("-{container_id}-");
+        std::fs::read_dir(&self.dir)
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| file_name_has(p, &needle))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn file_name_has(path: &Path, needle: &str) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_corrupt_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"));
+        let entry = CachedAttachment {
+            kind: "cniCacheV1".into(),
+            container_id: "abc".into(),
+            if_name: "eth0".into(),
+            network_name: "net".into(),
+            config: "{}".into(),
+            cni_args: vec![("K8S_POD_NAME".into(), "p".into())],
+            capability_args: Default::default(),
+            result: None,
+        };
+        cache.write(&entry).unwrap();
+        assert_eq!(cache.read("net", "abc", "eth0"), Some(entry));
+        assert_eq!(cache.entries_for("abc").len(), 1);
+        std::fs::write(dir.path().join("c/net-abc-eth0.json"), b"{trunc").unwrap();
+        assert_eq!(cache.read("net", "abc", "eth0"), None);
+        cache.remove("net", "abc", "eth0").unwrap();
+        cache.remove("net", "abc", "eth0").unwrap();
+        assert!(cache.entries_for("abc").is_empty());
+    }
+}
