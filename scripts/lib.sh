@@ -3,7 +3,7 @@
 
 # Debian packages crust needs at run time (runc, CNI plugins, iproute2/iptables for networking) and to
 # build (gcc and the static libc for the built-in pause) and test (python3 venv for the grpcio client).
-CRUST_APT_PACKAGES=(runc containernetworking-plugins iproute2 iptables gcc libc6-dev
+CRUST_APT_PACKAGES=(runc containernetworking-plugins iproute2 iptables iputils-ping gcc libc6-dev
                     python3 python3-venv python3-pip ca-certificates)
 
 install_deps() {

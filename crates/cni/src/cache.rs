@@ -84,6 +84,20 @@ impl Cache {
         }
     }
 
+    /// The readable attachments of `container_id` (corrupt ones are skipped and logged).
+    pub fn attachments_for(&self, container_id: &str) -> Vec<CachedAttachment> {
+        self.entries_for(container_id)
+            .iter()
+            .filter_map(|path| match std::fs::read(path).map(|b| serde_json::from_slice(&b)) {
+                Ok(Ok(entry)) => Some(entry),
+                _ => {
+                    tracing::warn!(path = %path.display(), "unreadable CNI cache entry skipped");
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// Entries for `container_id` (any network/interface), for leak checks and recovery.
     pub fn entries_for(&self, container_id: &str) -> Vec<PathBuf> {
         let needle = format!("-{container_id}-");

@@ -66,6 +66,9 @@ pub struct RuntimeConfig {
 pub struct CniConfig {
     pub conf_dir: PathBuf,
     pub bin_dirs: Vec<PathBuf>,
+    /// Use crust's embedded bridge network when `conf_dir` holds no config.
+    pub default_network: bool,
+    pub default_network_bridge: String,
     pub default_network_subnet: String,
     pub plugin_timeout_s: u64,
 }
@@ -117,6 +120,8 @@ impl Default for CniConfig {
         CniConfig {
             conf_dir: PathBuf::from("/etc/cni/net.d"),
             bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            default_network: true,
+            default_network_bridge: "crust0".to_string(),
             default_network_subnet: "10.89.0.0/16".to_string(),
             plugin_timeout_s: 30,
         }

@@ -22,6 +22,7 @@ use crate::{
     config::Config,
     events::EventBus,
     image,
+    network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{OciRuntime, RuncRuntime},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
     server::CriService,
@@ -75,11 +76,13 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         state_dir: sandboxes_state,
         handlers: config.runtimes.keys().cloned().collect::<BTreeSet<_>>(),
         default_handler: config.default_runtime.clone(),
+        netns_dir: config.state.join("netns"),
     };
     let store = SandboxStore::new(sandboxes_root.clone(), Arc::new(Registrar::default()));
     let manager = Arc::new(SandboxManager::new(
         store,
         Arc::new(controller),
+        Arc::new(cni_network(&config)),
         events.clone(),
         options,
     ));
@@ -88,6 +91,23 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         .await
         .map_err(io_err("recover sandboxes from", &sandboxes_root))?;
     Ok(Arc::new(CriService::new(manager, events, config)))
+}
+
+/// The CNI pod network from the `[cni]` config; results are cached under the root dir so DEL
+/// works after a reboot too.
+fn cni_network(config: &Config) -> CniNetwork {
+    let embedded = config.cni.default_network.then(|| EmbeddedNetwork {
+        dir: config.state.join("cni").join("net.d"),
+        bridge: config.cni.default_network_bridge.clone(),
+        subnet: config.cni.default_network_subnet.clone(),
+    });
+    CniNetwork::new(CniOptions {
+        conf_dir: config.cni.conf_dir.clone(),
+        bin_dirs: config.cni.bin_dirs.clone(),
+        timeout: Duration::from_secs(config.cni.plugin_timeout_s.max(1)),
+        cache_dir: config.root.join("cni").join("results"),
+        embedded,
+    })
 }
 
 /// One OCI runtime per configured handler, each with its own `--root` under the state dir.

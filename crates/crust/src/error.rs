@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::{
+    network::cni::NetworkError,
     sandbox::{controller::ControllerError, SandboxError},
     store::LookupError,
 };
@@ -23,7 +24,8 @@ fn sandbox_code(e: &SandboxError) -> Code {
         }
         SandboxError::Lookup(l) => lookup_code(l),
         SandboxError::NameTaken { .. } => Code::AlreadyExists,
-        SandboxError::NetworkUnavailable => Code::FailedPrecondition,
+        SandboxError::NetworkNotReady(_) => Code::FailedPrecondition,
+        SandboxError::Network(n) => network_code(n),
         SandboxError::Step { source, .. } => match sandbox_code(source) {
             Code::InvalidArgument => Code::InvalidArgument,
             _ => Code::Internal,
@@ -36,6 +38,18 @@ fn sandbox_code(e: &SandboxError) -> Code {
         | SandboxError::Leftover { .. }
         | SandboxError::Task(_)
         | SandboxError::Failpoint(_) => Code::Internal,
+    }
+}
+
+fn network_code(e: &NetworkError) -> Code {
+    match e {
+        NetworkError::NoConfig(_) => Code::FailedPrecondition,
+        NetworkError::UnknownNetwork(_) | NetworkError::BadAnnotation { .. } => {
+            Code::InvalidArgument
+        }
+        NetworkError::Cni(_) | NetworkError::Cache(_) | NetworkError::Attach { .. } => {
+            Code::Internal
+        }
     }
 }
 
@@ -58,9 +72,11 @@ mod tests {
 
     #[test]
     fn codes() {
-        let s: Status = SandboxError::NetworkUnavailable.into();
+        let s: Status = SandboxError::NetworkNotReady("no CNI network config in /x".into()).into();
         assert_eq!(s.code(), Code::FailedPrecondition);
-        assert!(s.message().contains("pod networking not available yet"));
+        assert!(s.message().contains("no CNI network config"));
+        let s: Status = SandboxError::Network(NetworkError::UnknownNetwork("n".into())).into();
+        assert_eq!(s.code(), Code::InvalidArgument);
         let s: Status = SandboxError::Lookup(LookupError::Empty).into();
         assert_eq!(s.code(), Code::InvalidArgument);
         let s: Status = LookupError::NotFound("x".into()).into();

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod failpoint;
 pub mod image;
+pub mod network;
 pub mod oci_runtime;
 pub mod rollback;
 pub mod sandbox;

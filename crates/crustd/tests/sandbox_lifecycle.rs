@@ -214,44 +214,6 @@ async fn pause_killed_turns_notready_with_stopped_event_within_a_second() {
 }
 
 #[tokio::test]
-async fn pod_network_is_refused_until_networking_exists() {
-    let d = Daemon::start().await;
-    let mut c = d.client().await;
-    let mut config = d.pod("netpod");
-    let ns = config
-        .linux
-        .as_mut()
-        .unwrap()
-        .security_context
-        .as_mut()
-        .unwrap()
-        .namespace_options
-        .as_mut()
-        .unwrap();
-    ns.network = cri_api::v1::NamespaceMode::Pod as i32;
-    let err = c
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(
-        err.message().contains("pod networking not available yet"),
-        "{}",
-        err.message()
-    );
-    let list = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(list.items.is_empty());
-    d.assert_no_leaks().await;
-}
-
-#[tokio::test]
 async fn same_name_retry_gets_the_existing_sandbox() {
     let d = Daemon::start().await;
     let mut c = d.client().await;

@@ -224,8 +224,10 @@ async fn runtime_rpcs_and_unimplemented_ones() {
     let runtime = conds.iter().find(|c| c.r#type == "RuntimeReady").unwrap();
     assert!(runtime.status);
     let network = conds.iter().find(|c| c.r#type == "NetworkReady").unwrap();
-    assert!(!network.status);
-    assert_eq!(network.reason, "NetworkPluginNotReady");
+    assert!(
+        network.status,
+        "the harness gives crustd a CNI config: {network:?}"
+    );
     assert!(
         st.info["config"].contains("[runtimes.failing]"),
         "{:?}",

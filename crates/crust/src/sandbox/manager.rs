@@ -12,13 +12,17 @@ use super::{
     checkpoint::Checkpoint,
     controller::SandboxController,
     files::{self, SandboxPaths},
-    record::{Held, NetworkMode, Sandbox, SandboxRecord},
+    record::{Held, NetworkMode, NetworkSettings, Sandbox, SandboxRecord},
     state::SandboxState,
     status, validate, RunStep, SandboxError,
 };
 use crate::{
     events::{now_ns, Event, EventBus, EventKind},
     failpoint,
+    network::{
+        cni::{CniNetwork, PodNetworkRequest},
+        netns,
+    },
     oci_runtime::monitor::ExitWatch,
     rollback::Rollback,
     store::{id::new_id, LookupError},
@@ -44,6 +48,8 @@ pub struct ManagerOptions {
     pub state_dir: PathBuf,
     pub handlers: BTreeSet<String>,
     pub default_handler: String,
+    /// `<state>/netns`: pinned network namespaces.
+    pub netns_dir: PathBuf,
 }
 
 /// One undoable step of RunPodSandbox.
@@ -55,6 +61,10 @@ enum Undo {
     Shm,
     /// Kill, wait for and delete the pause container.
     Pause,
+    /// Unpin and delete the netns file.
+    Netns,
+    /// CNI DEL of every attachment.
+    Network,
 }
 
 /// Owns every sandbox.
@@ -62,6 +72,7 @@ enum Undo {
 pub struct SandboxManager {
     store: SandboxStore,
     controller: Arc<dyn SandboxController>,
+    network: Arc<CniNetwork>,
     events: EventBus,
     options: ManagerOptions,
 }
@@ -71,15 +82,27 @@ impl SandboxManager {
     pub fn new(
         store: SandboxStore,
         controller: Arc<dyn SandboxController>,
+        network: Arc<CniNetwork>,
         events: EventBus,
         options: ManagerOptions,
     ) -> SandboxManager {
         SandboxManager {
             store,
             controller,
+            network,
             events,
             options,
         }
+    }
+
+    /// Where pinned network namespaces live.
+    pub fn netns_dir(&self) -> &std::path::Path {
+        &self.options.netns_dir
+    }
+
+    /// The pod network (NetworkReady, pod CIDR).
+    pub fn network(&self) -> &Arc<CniNetwork> {
+        &self.network
     }
 
     /// The store (read access for status and listing).
@@ -139,9 +162,15 @@ impl SandboxManager {
             return Err(SandboxError::UnknownHandler(handler));
         }
         let network_mode = validate::network_mode(&config);
-        if network_mode == NetworkMode::Cni {
-            return Err(SandboxError::NetworkUnavailable);
-        }
+        let attachments = match network_mode {
+            NetworkMode::Host => Vec::new(),
+            NetworkMode::Cni => {
+                self.network
+                    .ready()
+                    .map_err(SandboxError::NetworkNotReady)?;
+                self.network.plan(&config.annotations)?
+            }
+        };
         let id = new_id();
         let checkpoint =
             Checkpoint::from_config(&config, network_mode == NetworkMode::Host).to_json();
@@ -165,6 +194,9 @@ impl SandboxManager {
             held: Held::default(),
             pause: None,
             checkpoint,
+            attachments,
+            network: None,
+            netns: None,
             reason: None,
         })
     }
@@ -241,15 +273,131 @@ impl SandboxManager {
                 .map_err(|e| e.at(RunStep::Shm))?;
         }
         fail("run:after_files", RunStep::Files).await?;
-        // Step 7 (host mode; the CNI orders come with pod networking).
-        self.create_pause(sandbox, &paths, undo).await?;
+        let record = sandbox.snapshot();
+        if record.network_mode == NetworkMode::Cni {
+            self.create_netns(sandbox, undo).await?;
+        }
+        // Step 7: the order, per pod.
+        match (record.network_mode, network_first(&record.config)) {
+            (NetworkMode::Host, _) => {
+                self.create_pause(sandbox, &paths, undo).await?;
+                self.start_pause(sandbox).await?;
+            }
+            (NetworkMode::Cni, true) => {
+                self.setup_network(sandbox, undo).await?;
+                self.create_pause(sandbox, &paths, undo).await?;
+                self.start_pause(sandbox).await?;
+            }
+            (NetworkMode::Cni, false) => {
+                self.create_pause(sandbox, &paths, undo).await?;
+                self.write_sandbox_key(sandbox).await?;
+                self.start_pause(sandbox).await?;
+                self.setup_network(sandbox, undo).await?;
+            }
+        }
+        self.finish(sandbox).await
+    }
+
+    /// Step 5: the sandbox key, a pinned network namespace.
+    async fn create_netns(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        undo: &mut Rollback<Undo>,
+    ) -> Result<(), SandboxError> {
+        let path = self.options.netns_dir.join(&sandbox.id);
+        let key = path.clone();
+        self.store
+            .update(sandbox, |r| r.netns = Some(key))
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Netns))?;
+        self.mark(sandbox, undo, Undo::Netns).await?;
+        netns::create(path.clone()).await.map_err(|source| {
+            SandboxError::Io {
+                what: "create netns",
+                path,
+                source,
+            }
+            .at(RunStep::Netns)
+        })?;
+        fail("run:after_netns", RunStep::Netns).await
+    }
+
+    /// CNI ADD for every planned attachment (DEL is owed from the moment ADD is attempted).
+    async fn setup_network(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        undo: &mut Rollback<Undo>,
+    ) -> Result<(), SandboxError> {
+        self.mark(sandbox, undo, Undo::Network).await?;
+        let record = sandbox.snapshot();
+        let request = self.network_request(&record);
+        let statuses = self
+            .network
+            .setup(&request, &record.attachments)
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Network))?;
+        let key = request.netns.clone();
+        self.store
+            .update(sandbox, |r| {
+                r.network = Some(NetworkSettings {
+                    sandbox_key: key,
+                    attachments: statuses,
+                })
+            })
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Network))?;
+        fail("run:after_network", RunStep::Network).await
+    }
+
+    /// Network settings holding only the sandbox key, before start (the default order).
+    async fn write_sandbox_key(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+        self.store
+            .update(sandbox, |r| {
+                let key = r
+                    .netns
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                r.network = Some(NetworkSettings {
+                    sandbox_key: key,
+                    attachments: Vec::new(),
+                });
+            })
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
+        Ok(())
+    }
+
+    async fn start_pause(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         fail("run:before_start", RunStep::Start).await?;
         self.controller
             .start(&sandbox.snapshot())
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Start))?;
-        fail("run:after_start", RunStep::Start).await?;
-        self.finish(sandbox).await
+        fail("run:after_start", RunStep::Start).await
+    }
+
+    /// What the pod network needs to know; the netns path is empty once the netns is gone.
+    fn network_request(&self, record: &SandboxRecord) -> PodNetworkRequest {
+        let meta = record.config.metadata.clone().unwrap_or_default();
+        let netns = record.netns.as_ref().filter(|p| netns::is_pinned(p));
+        let port_mappings = Checkpoint::parse(&record.checkpoint)
+            .map(|c| c.data.port_mappings)
+            .unwrap_or_else(|| {
+                Checkpoint::from_config(&record.config, false)
+                    .data
+                    .port_mappings
+            });
+        PodNetworkRequest {
+            id: record.id.clone(),
+            netns: netns.map(|p| p.display().to_string()).unwrap_or_default(),
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
+            annotations: record.config.annotations.clone(),
+            port_mappings,
+            dns: record.config.dns_config.clone(),
+        }
     }
 
     async fn create_pause(
@@ -262,7 +410,7 @@ impl SandboxManager {
         let record = sandbox.snapshot();
         let (pause, watch) = self
             .controller
-            .create(&record, paths, None)
+            .create(&record, paths, record.netns.as_deref())
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
         sandbox.set_pause_watch(Some(watch.clone()));
@@ -304,6 +452,8 @@ impl SandboxManager {
         let failed_step = match step {
             Undo::Files => RunStep::Files,
             Undo::Shm => RunStep::Shm,
+            Undo::Netns => RunStep::Netns,
+            Undo::Network => RunStep::Network,
             Undo::Pause | Undo::Forget => RunStep::Create,
         };
         self.store
@@ -379,6 +529,16 @@ impl SandboxManager {
         let paths = self.paths(&sandbox.id);
         match step {
             Undo::Pause => self.release_pause(sandbox, &paths).await?,
+            Undo::Network => {
+                let record = sandbox.snapshot();
+                let request = self.network_request(&record);
+                self.network.teardown(&request, &record.attachments).await?;
+            }
+            Undo::Netns => {
+                if let Some(path) = sandbox.snapshot().netns {
+                    blocking_io("remove netns", path, netns::remove).await?;
+                }
+            }
             Undo::Shm => blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?,
             Undo::Files => {
                 let state_dir = paths.state_dir.clone();
@@ -427,6 +587,12 @@ impl SandboxManager {
         }
         let record = sandbox.snapshot();
         self.kill_pause(sandbox, &record).await?;
+        if record.held.network {
+            self.undo(sandbox, Undo::Network).await?;
+        }
+        if let Some(path) = record.netns.clone().filter(|_| record.held.netns) {
+            blocking_io("unpin netns", path, netns::unpin).await?;
+        }
         if record.held.shm {
             let shm = self.paths(&sandbox.id).shm();
             blocking_io("unmount shm", shm, files::unmount_shm).await?;
@@ -499,7 +665,13 @@ impl SandboxManager {
         }
         self.stop_locked(sandbox).await?;
         let record = sandbox.snapshot();
-        for step in [Undo::Pause, Undo::Shm, Undo::Files] {
+        for step in [
+            Undo::Pause,
+            Undo::Network,
+            Undo::Shm,
+            Undo::Netns,
+            Undo::Files,
+        ] {
             if held(&record.held, step) {
                 self.undo(sandbox, step).await?;
             }
@@ -516,6 +688,16 @@ impl SandboxManager {
         let paths = self.paths(&sandbox.id);
         super::recover::force_delete_everywhere(self.controller.as_ref(), &sandbox.id, &paths)
             .await?;
+        let netns_path = self.options.netns_dir.join(&sandbox.id);
+        let netns_arg = if netns::is_pinned(&netns_path) {
+            netns_path.display().to_string()
+        } else {
+            String::new()
+        };
+        self.network
+            .teardown_cached(&sandbox.id, &netns_arg)
+            .await?;
+        blocking_io("remove netns", netns_path, netns::remove).await?;
         blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?;
         blocking_io("remove", paths.state_dir.clone(), files::remove_dir).await?;
         self.store.forget(sandbox).await?;
@@ -608,6 +790,17 @@ fn stored_config(config: &PodSandboxConfig, checkpoint: &str) -> PodSandboxConfi
     stored
 }
 
+/// The pod annotation choosing the network-first order (exactly "true").
+pub const ANNOTATION_NETWORK_SETUP_V2: &str = "cri.sandbox.network.setup.v2";
+
+/// True when the pod asks for the network to be set up before the sandbox starts.
+fn network_first(config: &PodSandboxConfig) -> bool {
+    config
+        .annotations
+        .get(ANNOTATION_NETWORK_SETUP_V2)
+        .is_some_and(|v| v == "true")
+}
+
 /// A pod gets its own shm tmpfs unless it shares the node's IPC namespace.
 fn needs_shm(config: &PodSandboxConfig) -> bool {
     let ipc = config
@@ -624,6 +817,8 @@ fn set_held(held: &mut Held, step: Undo, value: bool) {
         Undo::Files => held.files = value,
         Undo::Shm => held.shm = value,
         Undo::Pause => held.pause = value,
+        Undo::Netns => held.netns = value,
+        Undo::Network => held.network = value,
         Undo::Forget => {}
     }
 }
@@ -633,6 +828,8 @@ fn held(held: &Held, step: Undo) -> bool {
         Undo::Files => held.files,
         Undo::Shm => held.shm,
         Undo::Pause => held.pause,
+        Undo::Netns => held.netns,
+        Undo::Network => held.network,
         Undo::Forget => false,
     }
 }

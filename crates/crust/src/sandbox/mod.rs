@@ -19,6 +19,7 @@ pub use manager::{ManagerOptions, SandboxManager};
 pub use record::{NetworkMode, Sandbox, SandboxRecord};
 pub use state::SandboxState;
 
+use crate::network::cni::NetworkError;
 use crate::store::{LookupError, RecordError};
 use controller::ControllerError;
 
@@ -28,6 +29,8 @@ pub enum RunStep {
     Persist,
     Files,
     Shm,
+    Netns,
+    Network,
     Create,
     Start,
     Finish,
@@ -39,6 +42,8 @@ impl std::fmt::Display for RunStep {
             RunStep::Persist => "persist the sandbox record",
             RunStep::Files => "write the sandbox files",
             RunStep::Shm => "mount the sandbox shm",
+            RunStep::Netns => "create the network namespace",
+            RunStep::Network => "set up the pod network",
             RunStep::Create => "create the sandbox container",
             RunStep::Start => "start the sandbox container",
             RunStep::Finish => "mark the sandbox ready",
@@ -58,10 +63,10 @@ pub enum SandboxError {
     Lookup(#[from] LookupError),
     #[error("pod sandbox name {name:?} is already reserved by sandbox {holder}")]
     NameTaken { name: String, holder: String },
-    #[error(
-        "pod networking not available yet: only namespace_options.network = NODE pods can run"
-    )]
-    NetworkUnavailable,
+    #[error("pod network not ready: {0}")]
+    NetworkNotReady(String),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error("failed to {step}: {source}")]
     Step {
         step: RunStep,

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::state::SandboxState;
-use crate::oci_runtime::monitor::ExitWatch;
+use crate::{
+    network::cni::{Attachment, AttachmentStatus},
+    oci_runtime::monitor::ExitWatch,
+};
 
 /// Record format version written by this crust.
 pub const RECORD_VERSION: u32 = 1;
@@ -29,10 +32,22 @@ pub enum NetworkMode {
 /// (write-ahead), so teardown after a crash knows what to look for; teardown treats "already gone"
 /// as success.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Held {
     pub files: bool,
     pub shm: bool,
     pub pause: bool,
+    /// The pinned netns file exists (cni mode).
+    pub netns: bool,
+    /// CNI ADD was attempted: DEL must run at least once.
+    pub network: bool,
+}
+
+/// The pod's network settings: the sandbox key (netns path) and, once CNI ran, what it assigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSettings {
+    pub sandbox_key: String,
+    pub attachments: Vec<AttachmentStatus>,
 }
 
 /// The pause process, identified by pid and start time.
@@ -61,6 +76,15 @@ pub struct SandboxRecord {
     pub pause: Option<PauseProcess>,
     pub cgroups_path: String,
     pub checkpoint: String,
+    /// Network attachments planned before ADD (cni mode).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// Network settings (cni mode), written before start and again with the IPs.
+    #[serde(default)]
+    pub network: Option<NetworkSettings>,
+    /// The pinned netns (cni mode).
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
     /// Why the sandbox is NOTREADY when it was not stopped on request.
     pub reason: Option<String>,
 }

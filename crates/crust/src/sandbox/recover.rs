@@ -11,7 +11,7 @@ use super::{
     state::SandboxState,
     SandboxError,
 };
-use crate::{oci_runtime::monitor::Process, store::load_record};
+use crate::{network::netns, oci_runtime::monitor::Process, store::load_record};
 
 /// What recovery found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,8 +48,28 @@ impl SandboxManager {
                 }
             }
         }
+        self.remove_stale_netns();
         tracing::info!(?report, "sandbox recovery done");
         Ok(report)
+    }
+
+    /// Netns files no record owns (a crash between pinning and persisting can leave one).
+    fn remove_stale_netns(&self) {
+        let Ok(entries) = std::fs::read_dir(self.netns_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if self.store().lookup(&id).is_ok_and(|s| s.id == id) {
+                continue;
+            }
+            match netns::remove(&entry.path()) {
+                Ok(()) => tracing::info!(path = %entry.path().display(), "removed a stale netns"),
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a stale netns")
+                }
+            }
+        }
     }
 
     async fn recover_one(
@@ -102,10 +122,15 @@ fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox
             files: true,
             shm: true,
             pause: true,
+            netns: true,
+            network: false,
         },
         pause: None,
         cgroups_path: String::new(),
         checkpoint: String::new(),
+        attachments: Vec::new(),
+        network: None,
+        netns: None,
         reason: Some(format!("unreadable record: {error}")),
     };
     let mut sandbox = Sandbox::new(record, path, true);

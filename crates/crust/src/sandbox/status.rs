@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use cri_api::v1::{
-    LinuxPodSandboxStatus, Namespace, NamespaceOption, PodSandbox, PodSandboxMetadata,
+    LinuxPodSandboxStatus, Namespace, NamespaceOption, PodIp, PodSandbox, PodSandboxMetadata,
     PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
 };
 
 use super::record::SandboxRecord;
+use crate::network::cni::DEFAULT_IFNAME;
 
 fn cri_state(record: &SandboxRecord) -> i32 {
     if record.state.is_ready() {
@@ -38,6 +39,38 @@ fn namespace_options(record: &SandboxRecord) -> Option<NamespaceOption> {
         .and_then(|s| s.namespace_options.clone())
 }
 
+/// Primary IP: the default network's (eth0) IPv4, else its IPv6; every other address (dual-stack,
+/// extra networks) in `additional_ips`.
+fn network_status(record: &SandboxRecord) -> PodSandboxNetworkStatus {
+    let Some(settings) = &record.network else {
+        return PodSandboxNetworkStatus::default();
+    };
+    let mut ips: Vec<&String> = Vec::new();
+    let eth0 = settings
+        .attachments
+        .iter()
+        .filter(|a| a.ifname == DEFAULT_IFNAME);
+    let others = settings
+        .attachments
+        .iter()
+        .filter(|a| a.ifname != DEFAULT_IFNAME);
+    for a in eth0.chain(others) {
+        ips.extend(a.ips.iter());
+    }
+    let primary = ips
+        .iter()
+        .position(|ip| !ip.contains(':'))
+        .or(if ips.is_empty() { None } else { Some(0) });
+    let Some(primary) = primary else {
+        return PodSandboxNetworkStatus::default();
+    };
+    let ip = ips.remove(primary).clone();
+    PodSandboxNetworkStatus {
+        ip,
+        additional_ips: ips.into_iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
+    }
+}
+
 /// PodSandboxStatus for a record (IPs come with pod networking; host-network pods report none).
 pub fn pod_status(record: &SandboxRecord) -> PodSandboxStatus {
     PodSandboxStatus {
@@ -45,7 +78,7 @@ pub fn pod_status(record: &SandboxRecord) -> PodSandboxStatus {
         metadata: Some(metadata(record)),
         state: cri_state(record),
         created_at: record.created_at_ns,
-        network: Some(PodSandboxNetworkStatus::default()),
+        network: Some(network_status(record)),
         linux: Some(LinuxPodSandboxStatus {
             namespaces: Some(Namespace {
                 options: namespace_options(record),
@@ -80,6 +113,9 @@ pub fn verbose_info(record: &SandboxRecord, load_error: Option<&str>) -> HashMap
         "networkMode": record.network_mode,
         "held": record.held,
         "pause": record.pause,
+        "netns": record.netns,
+        "attachments": record.attachments,
+        "network": record.network,
         "cgroupsPath": record.cgroups_path,
         "checkpoint": record.checkpoint,
         "reason": record.reason,

@@ -13,7 +13,7 @@ mod sandbox_status;
 mod sandbox_stop;
 mod version;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use cri_api::v1::{image_service_server::ImageService, runtime_service_server::RuntimeService, *};
 use tonic::{Request, Response, Status};
@@ -29,8 +29,6 @@ pub struct CriService {
     pub(crate) sandboxes: Arc<SandboxManager>,
     pub(crate) events: EventBus,
     pub(crate) config: Arc<Config>,
-    /// Pod CIDR from UpdateRuntimeConfig (for CNI ipRanges).
-    pub(crate) pod_cidr: RwLock<String>,
 }
 
 impl CriService {
@@ -44,16 +42,7 @@ impl CriService {
             sandboxes,
             events,
             config,
-            pod_cidr: RwLock::new(String::new()),
         }
-    }
-
-    /// The pod CIDR last set by UpdateRuntimeConfig.
-    pub fn pod_cidr(&self) -> String {
-        self.pod_cidr
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 }
 

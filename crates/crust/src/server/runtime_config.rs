@@ -30,7 +30,7 @@ pub(super) async fn update(
         .unwrap_or_default();
     if !cidr.is_empty() {
         tracing::info!(pod_cidr = %cidr, "pod CIDR updated");
-        *svc.pod_cidr.write().unwrap_or_else(|p| p.into_inner()) = cidr;
+        svc.sandboxes.network().set_pod_cidr(cidr);
     }
     Ok(Response::new(UpdateRuntimeConfigResponse {}))
 }

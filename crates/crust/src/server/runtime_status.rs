@@ -1,4 +1,4 @@
-//! Status: RuntimeReady, and NetworkReady=false until pod networking exists.
+//! Status: RuntimeReady, and NetworkReady following whether a CNI config is usable.
 
 use std::collections::HashMap;
 
@@ -6,6 +6,20 @@ use cri_api::v1::{RuntimeCondition, RuntimeStatus, StatusRequest, StatusResponse
 use tonic::{Request, Response, Status};
 
 use super::CriService;
+
+fn network_condition(svc: &CriService) -> RuntimeCondition {
+    let ready = svc.sandboxes.network().ready();
+    RuntimeCondition {
+        r#type: "NetworkReady".to_string(),
+        status: ready.is_ok(),
+        reason: if ready.is_ok() {
+            String::new()
+        } else {
+            "NetworkPluginNotReady".to_string()
+        },
+        message: ready.err().unwrap_or_default(),
+    }
+}
 
 pub(super) async fn handle(
     svc: &CriService,
@@ -18,13 +32,7 @@ pub(super) async fn handle(
             reason: String::new(),
             message: String::new(),
         },
-        RuntimeCondition {
-            r#type: "NetworkReady".to_string(),
-            status: false,
-            reason: "NetworkPluginNotReady".to_string(),
-            message: "pod networking not available yet: crust runs host-network pods only"
-                .to_string(),
-        },
+        network_condition(svc),
     ];
     let info = if req.get_ref().verbose {
         HashMap::from([("config".to_string(), svc.config.to_toml())])

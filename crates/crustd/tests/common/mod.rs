@@ -30,7 +30,149 @@ pub struct Daemon {
     pub cgroup_parent: String,
     pub failpoints: PathBuf,
     pub log: PathBuf,
+    pub net: TestNetwork,
     env: Vec<(String, String)>,
+}
+/// This daemon's own CNI network: bridge, /24 subnet, IPAM dir, and failpoint-wrapped plugins.
+pub struct TestNetwork {
+    pub name: String,
+    pub bridge: String,
+    pub subnet: String,
+    pub conf_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub ipam_dir: PathBuf,
+    /// Control dirs of the failpoint wrappers: `fp/bridge` and `fp/portmap`.
+    pub fp_dir: PathBuf,
+}
+
+impl TestNetwork {
+    fn new(dir: &Path, tag: &str) -> TestNetwork {
+        let suffix: String = tag.chars().rev().take(6).collect::<String>().to_lowercase();
+        let net = TestNetwork {
+            name: format!("crusttest-{suffix}"),
+            bridge: format!("crust-{suffix}"),
+            subnet: free_subnet(),
+            conf_dir: dir.join("net.d"),
+            bin_dir: dir.join("cni-bin"),
+            ipam_dir: dir.join("ipam"),
+            fp_dir: dir.join("fp"),
+        };
+        std::fs::create_dir_all(&net.conf_dir).unwrap();
+        std::fs::create_dir_all(&net.bin_dir).unwrap();
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cni-failpoint");
+        std::os::unix::fs::symlink(
+            fixture.canonicalize().unwrap(),
+            net.bin_dir.join("failpoint"),
+        )
+        .unwrap();
+        std::fs::write(net.conf_dir.join("10-test.conflist"), net.conflist()).unwrap();
+        net
+    }
+
+    /// The conflist: bridge + host-local and portmap, each wrapped by the failpoint plugin.
+    pub fn conflist(&self) -> String {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": self.name,
+            "plugins": [
+                { "type": "failpoint", "controlDir": self.fp_dir.join("bridge"),
+                  "delegate": { "type": "bridge", "bridge": self.bridge, "isGateway": true,
+                                "ipMasq": false, "hairpinMode": true,
+                                "ipam": { "type": "host-local", "ranges": [[{ "subnet": self.subnet }]],
+                                          "dataDir": self.ipam_dir } } },
+                { "type": "failpoint", "controlDir": self.fp_dir.join("portmap"),
+                  "capabilities": { "portMappings": true },
+                  "delegate": { "type": "portmap", "capabilities": { "portMappings": true } } }
+            ]
+        })
+        .to_string()
+    }
+
+    /// Arms a CNI failpoint on `plugin` ("bridge" or "portmap"): `ADD`, `DEL.once`, `ADD.sleep`...
+    pub fn fail(&self, plugin: &str, what: &str, content: &str) {
+        let dir = self.fp_dir.join(plugin);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(what), content).unwrap();
+    }
+
+    pub fn clear_failpoints(&self) {
+        for plugin in ["bridge", "portmap"] {
+            if let Ok(entries) = std::fs::read_dir(self.fp_dir.join(plugin)) {
+                for e in entries.flatten().filter(|e| e.file_name() != "calls") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// The calls the failpoint plugin recorded for `plugin`.
+    pub fn calls(&self, plugin: &str) -> Vec<String> {
+        std::fs::read_to_string(self.fp_dir.join(plugin).join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// IPs host-local still holds.
+    pub fn allocated_ips(&self) -> Vec<String> {
+        std::fs::read_dir(self.ipam_dir.join(&self.name))
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn leaks(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .allocated_ips()
+            .into_iter()
+            .map(|ip| format!("host-local IP: {ip}"))
+            .collect();
+        let links = Command::new("ip")
+            .args(["-o", "link", "show", "master", &self.bridge])
+            .output()
+            .unwrap();
+        out.extend(
+            String::from_utf8_lossy(&links.stdout)
+                .lines()
+                .map(|l| format!("veth on {}: {l}", self.bridge)),
+        );
+        if let Ok(rules) = Command::new("iptables-save").output() {
+            let text = String::from_utf8_lossy(&rules.stdout);
+            out.extend(
+                text.lines()
+                    .filter(|l| l.contains(&self.name))
+                    .map(|l| format!("iptables: {l}")),
+            );
+        }
+        out
+    }
+}
+
+/// A /24 in 10.200.0.0/13 that no route on this host touches.
+fn free_subnet() -> String {
+    let out = Command::new("ip")
+        .args(["-4", "route", "show", "table", "all"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&out.stdout).into_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let mut seed = now.subsec_nanos() ^ std::process::id().rotate_left(16);
+    loop {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let (b, c) = (200 + (seed >> 8) % 8, (seed >> 16) % 256);
+        let prefix = format!("10.{b}.{c}.");
+        if !routes.contains(&prefix) {
+            return format!("{prefix}0/24");
+        }
+    }
 }
 
 /// The real runc, and the fault-injecting wrapper around it.
@@ -58,15 +200,18 @@ impl Daemon {
             .into_owned();
         let failpoints = dir.path().join("failpoints");
         std::fs::create_dir_all(&failpoints).unwrap();
+        let net = TestNetwork::new(dir.path(), &tag);
         let config = dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[runtimes.failing]\npath = \"{}\"\n{extra}\n",
-                failpoint_runc().display()
-            ),
-        )
-        .unwrap();
+        let cni = format!(
+            "[cni]\nconf_dir = \"{}\"\nbin_dirs = [\"{}\", \"/usr/lib/cni\"]\ndefault_network = false\nplugin_timeout_s = 10\n",
+            net.conf_dir.display(),
+            net.bin_dir.display()
+        );
+        let runtimes = format!(
+            "[runtimes.failing]\npath = \"{}\"\n",
+            failpoint_runc().display()
+        );
+        std::fs::write(&config, format!("{runtimes}{cni}{extra}\n")).unwrap();
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -85,6 +230,7 @@ impl Daemon {
             cgroup_parent: format!("/{tag}"),
             failpoints,
             env,
+            net,
             dir,
         };
         d.spawn().await;
@@ -214,6 +360,38 @@ impl Daemon {
         host_pod(name, &self.cgroup_parent)
     }
 
+    /// A pod-network (CNI) pod config; `network_first` sets the v2 annotation.
+    pub fn net_pod(&self, name: &str, network_first: bool) -> PodSandboxConfig {
+        let mut config = host_pod(name, &self.cgroup_parent);
+        let linux = config.linux.as_mut().unwrap();
+        let ns = linux
+            .security_context
+            .as_mut()
+            .unwrap()
+            .namespace_options
+            .as_mut()
+            .unwrap();
+        ns.network = NamespaceMode::Pod as i32;
+        if network_first {
+            config
+                .annotations
+                .insert("cri.sandbox.network.setup.v2".into(), "true".into());
+        }
+        config
+    }
+
+    /// RunPodSandbox with `config`; panics on failure.
+    pub async fn run_config(&self, c: &mut Client, config: PodSandboxConfig) -> String {
+        c.run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", self.log_text()))
+        .into_inner()
+        .pod_sandbox_id
+    }
+
     /// RunPodSandbox for a host-network pod; returns the id.
     pub async fn run_pod(&self, c: &mut Client, name: &str) -> String {
         c.run_pod_sandbox(RunPodSandboxRequest {
@@ -281,6 +459,12 @@ impl Daemon {
                 .into_iter()
                 .map(|c| format!("cgroup: {c}")),
         );
+        leaks.extend(self.net.leaks());
+        for sub in ["root/cni/results", "state/netns"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) {
+                leaks.extend(entries.map(|e| format!("{sub}: {:?}", e.unwrap().file_name())));
+            }
+        }
         leaks
     }
 
@@ -332,6 +516,9 @@ impl Drop for Daemon {
             }
         }
         remove_cgroups(&self.cgroup_parent);
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.net.bridge])
+            .output();
     }
 }
 
@@ -402,6 +589,30 @@ pub fn host_pod(name: &str, cgroup_parent: &str) -> PodSandboxConfig {
         }),
         ..Default::default()
     }
+}
+
+/// The pod's primary IP from PodSandboxStatus.
+pub async fn pod_ip(c: &mut Client, id: &str) -> String {
+    let req = cri_api::v1::PodSandboxStatusRequest {
+        pod_sandbox_id: id.to_string(),
+        verbose: false,
+    };
+    let status = c
+        .pod_sandbox_status(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    status.network.unwrap().ip
+}
+
+/// One ICMP echo to `ip` (a pod address inside a netns this test created).
+pub fn ping(ip: &str) -> bool {
+    Command::new("ping")
+        .args(["-c", "1", "-W", "2", ip])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Waits up to `timeout` for `f` to hold.
