@@ -27,6 +27,9 @@ id=$(crust runp examples/pod.yaml)
 echo "pod sandbox id: $id"
 crust pods
 crust inspectp "$id" | head -25
+ip=$(crust inspectp "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["network"]["ip"])')
+echo ">> the pod's address is $ip; one ping from the host:"
+ping -c 1 -W 2 "$ip"
 cat <<TXT
 
 The demo pod runs. Try:   crust pods    crust inspectp ${id:0:12}    crust events

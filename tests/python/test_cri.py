@@ -24,7 +24,9 @@ def daemon():
     d = tempfile.mkdtemp(prefix="crust-test-py-")
     socket = os.path.join(d, "crust.sock")
     config = os.path.join(d, "config.toml")
-    open(config, "w").close()
+    with open(config, "w") as f:
+        # No CNI config and no embedded default: NetworkReady must be false, POD pods refused.
+        f.write(f'[cni]\nconf_dir = "{d}/net.d"\ndefault_network = false\n')
     log = open(os.path.join(d, "crustd.log"), "w")
     proc = subprocess.Popen(
         [CRUSTD, "--socket", socket, "--root", d + "/root", "--state", d + "/state", "--config", config],
@@ -127,6 +129,7 @@ def test_bad_input_gets_clear_codes(daemon):
     with pytest.raises(grpc.RpcError) as err:
         stub.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_net))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no CNI network config" in err.value.details()
     stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id="f" * 64))
     stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id="f" * 64))
     with pytest.raises(grpc.RpcError) as err:

@@ -18,7 +18,6 @@ fn fd_count(pid: u32) -> usize {
 async fn s1_socket_is_0660_in_a_0700_dir_and_refuses_other_users() {
     // The harness puts the socket in `run/`, which crustd creates.
     let d = Daemon::start().await;
-    &0o777;
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
     let dir_mode = std::fs::metadata(d.socket.parent().unwrap())
@@ -141,4 +140,39 @@ async fn pod_files_oom_clamp_and_no_fd_growth() {
         "crustd's fds back to the baseline"
     );
     d.assert_no_leaks().await;
+}
+
+#[test]
+fn crustd_config_prints_the_effective_config_and_names_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[cni]\nplugin_timeout_s = 7\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crustd"))
+        .args(["--config"])
+        .arg(&file)
+        .args(["--socket", "/tmp/x.sock", "config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("plugin_timeout_s = 7") && text.contains("socket = \"/tmp/x.sock\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("root = \"/var/lib/crust\""),
+        "defaults filled in: {text}"
+    );
+    std::fs::write(&file, "[cni]\nplugin_timeout = 7\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crustd"))
+        .arg("--config")
+        .arg(&file)
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("plugin_timeout"),
+        "{out:?}"
+    );
 }

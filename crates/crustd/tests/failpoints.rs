@@ -1,106 +1,133 @@
-//! RunPodSandbox failing or crashing at every step (RELIABILITY.md R3 for host-network pods), via
-//! the test-only failpoints compiled in with `--features failpoints`.
+//! RunPodSandbox failing or crashing at every step (RELIABILITY.md R3), for host-network pods and
+//! CNI pods in both orders, via the test-only failpoints compiled in with `--features failpoints`.
 #![cfg(feature = "failpoints")]
 
 mod common;
 
 use common::Daemon;
 use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxState, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StopPodSandboxRequest,
+    ListPodSandboxRequest, PodSandboxConfig, PodSandboxState, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StopPodSandboxRequest,
 };
 
-const STEPS: [&str; 5] = [
+const HOST_STEPS: [&str; 5] = [
     "run:after_persist",
     "run:after_files",
     "run:after_create",
     "run:before_start",
     "run:after_start",
 ];
+const CNI_STEPS: [&str; 2] = ["run:after_netns", "run:after_network"];
+
+/// A kind of pod: its label, how to make its config, and the steps that fire for it.
+type Case = (
+    &'static str,
+    fn(&Daemon) -> PodSandboxConfig,
+    Vec<&'static str>,
+);
+
+fn cases() -> Vec<Case> {
+    let all: Vec<&str> = HOST_STEPS.iter().chain(CNI_STEPS.iter()).copied().collect();
+    vec![
+        ("host", |d: &Daemon| d.pod("fp"), HOST_STEPS.to_vec()),
+        (
+            "cni-start-first",
+            |d: &Daemon| d.net_pod("fp", false),
+            all.clone(),
+        ),
+        ("cni-network-first", |d: &Daemon| d.net_pod("fp", true), all),
+    ]
+}
+
+async fn run(c: &mut common::Client, config: PodSandboxConfig) -> Result<String, tonic::Status> {
+    c.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(config),
+        runtime_handler: String::new(),
+    })
+    .await
+    .map(|r| r.into_inner().pod_sandbox_id)
+}
 
 #[tokio::test]
 async fn an_error_at_every_step_is_rolled_back_completely() {
-    for step in STEPS {
-        let d = Daemon::start_with("", &[("CRUST_FAILPOINTS", &format!("{step}=error"))]).await;
-        let mut c = d.client().await;
-        let err = c
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(d.pod("fp")),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect_err(step);
-        assert!(err.message().contains(step), "{step}: {}", err.message());
-        let items = c
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
-        assert!(items.is_empty(), "{step}: {items:?}");
-        d.assert_no_leaks().await;
+    for (label, make, steps) in cases() {
+        for step in steps {
+            let d = Daemon::start_with("", &[("CRUST_FAILPOINTS", &format!("{step}=error"))]).await;
+            let mut c = d.client().await;
+            let err = run(&mut c, make(&d)).await.expect_err(step);
+            assert!(
+                err.message().contains(step),
+                "{label} {step}: {}",
+                err.message()
+            );
+            let items = c
+                .list_pod_sandbox(ListPodSandboxRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .items;
+            assert!(items.is_empty(), "{label} {step}: {items:?}");
+            d.assert_no_leaks().await;
+        }
     }
 }
 
 #[tokio::test]
 async fn r3_a_crash_at_every_step_leaves_a_removable_notready_pod() {
-    for step in STEPS {
-        let mut d = Daemon::start_with("", &[("CRUST_FAILPOINTS", &format!("{step}=abort"))]).await;
-        let mut c = d.client().await;
-        let res = c
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(d.pod("crash")),
-                runtime_handler: String::new(),
+    for (label, make, steps) in cases() {
+        for step in steps {
+            let mut d =
+                Daemon::start_with("", &[("CRUST_FAILPOINTS", &format!("{step}=abort"))]).await;
+            let mut c = d.client().await;
+            assert!(
+                run(&mut c, make(&d)).await.is_err(),
+                "{label} {step}: crustd should have crashed"
+            );
+            d.kill9();
+            d.unset_env("CRUST_FAILPOINTS");
+            d.restart().await;
+            let mut c = d.client().await;
+            let items = c
+                .list_pod_sandbox(ListPodSandboxRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .items;
+            assert_eq!(
+                items.len(),
+                1,
+                "{label} {step}: the write-ahead record survives the crash"
+            );
+            assert_eq!(
+                items[0].state,
+                PodSandboxState::SandboxNotready as i32,
+                "{label} {step}"
+            );
+            let id = items[0].id.clone();
+            // The name stays with the NOTREADY pod (never two sandboxes for one name)...
+            let retry = run(&mut c, make(&d)).await;
+            assert_eq!(
+                retry.unwrap_err().code(),
+                tonic::Code::AlreadyExists,
+                "{label} {step}"
+            );
+            // ...until Stop/Remove free everything (DEL included); then the retry succeeds.
+            c.stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: id.clone(),
             })
-            .await;
-        assert!(res.is_err(), "{step}: crustd should have crashed");
-        d.kill9();
-        d.unset_env("CRUST_FAILPOINTS");
-        d.restart().await;
-        let mut c = d.client().await;
-        let items = c
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
-        assert_eq!(
-            items.len(),
-            1,
-            "{step}: the write-ahead record survives the crash"
-        );
-        assert_eq!(
-            items[0].state,
-            PodSandboxState::SandboxNotready as i32,
-            "{step}"
-        );
-        let id = items[0].id.clone();
-        // The name stays with the NOTREADY pod (never two sandboxes for one name)...
-        let retry = c
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(d.pod("crash")),
-                runtime_handler: String::new(),
-            })
-            .await;
-        assert_eq!(
-            retry.unwrap_err().code(),
-            tonic::Code::AlreadyExists,
-            "{step}"
-        );
-        // ...until Stop/Remove free everything; then the retry succeeds.
-        c.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
             .await
             .unwrap();
-        d.assert_no_leaks().await;
-        let id = d.run_pod(&mut c, "crash").await;
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-            .await
-            .unwrap();
-        d.assert_no_leaks().await;
+            c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+                .await
+                .unwrap();
+            d.assert_no_leaks().await;
+            let id = run(&mut c, make(&d))
+                .await
+                .unwrap_or_else(|e| panic!("{label} {step}: {e}"));
+            c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+                .await
+                .unwrap();
+            d.assert_no_leaks().await;
+        }
     }
 }

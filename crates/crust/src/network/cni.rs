@@ -37,7 +37,7 @@ pub enum NetworkError {
     #[error("invalid annotation {key}: {reason}")]
     BadAnnotation { key: String, reason: String },
     #[error(transparent)]
-    Cni(#[from] CniError),
+    Cni(#[from] Box<CniError>),
     #[error("CNI cache: {0}")]
     Cache(std::io::Error),
     #[error("CNI network {network} on {ifname}: {source}")]
@@ -45,7 +45,7 @@ pub enum NetworkError {
         network: String,
         ifname: String,
         #[source]
-        source: CniError,
+        source: Box<CniError>,
     },
 }
 
@@ -369,7 +369,7 @@ fn attach_error(a: &Attachment, source: CniError) -> NetworkError {
     NetworkError::Attach {
         network: a.network.clone(),
         ifname: a.ifname.clone(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -15,8 +15,6 @@ use nix::{
     sched::{unshare, CloneFlags},
 };
 
-const NSFS_MAGIC: i64 = 0x6e73_6673;
-
 /// Creates a new network namespace pinned at `path` (which must not exist yet).
 pub async fn create(path: PathBuf) -> io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -86,7 +84,8 @@ fn loopback_up() -> io::Result<()> {
 
 /// True when `path` is a pinned network namespace (an nsfs mount).
 pub fn is_pinned(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
 /// Unpins the namespace (lazy unmount); idempotent.

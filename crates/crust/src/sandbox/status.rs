@@ -125,3 +125,64 @@ pub fn verbose_info(record: &SandboxRecord, load_error: Option<&str>) -> HashMap
     }
     HashMap::from([("info".to_string(), value.to_string())])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        network::cni::AttachmentStatus,
+        sandbox::record::{Held, NetworkMode, NetworkSettings},
+        sandbox::state::SandboxState,
+    };
+
+    fn record(attachments: Vec<AttachmentStatus>) -> SandboxRecord {
+        SandboxRecord {
+            id: "x".into(),
+            name: "n".into(),
+            config: Default::default(),
+            requested: Default::default(),
+            runtime_handler: "runc".into(),
+            network_mode: NetworkMode::Cni,
+            state: SandboxState::Ready,
+            created_at_ns: 1,
+            held: Held::default(),
+            pause: None,
+            cgroups_path: String::new(),
+            checkpoint: String::new(),
+            attachments: Vec::new(),
+            network: Some(NetworkSettings {
+                sandbox_key: "/k".into(),
+                attachments,
+            }),
+            netns: None,
+            reason: None,
+        }
+    }
+
+    fn att(network: &str, ifname: &str, ips: &[&str]) -> AttachmentStatus {
+        AttachmentStatus {
+            network: network.into(),
+            ifname: ifname.into(),
+            ips: ips.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn primary_is_eth0_ipv4_and_the_rest_are_additional() {
+        let r = record(vec![
+            att("extra", "net1", &["10.2.0.5"]),
+            att("default", "eth0", &["fd00::5", "10.1.0.5"]),
+        ]);
+        let n = network_status(&r);
+        assert_eq!(n.ip, "10.1.0.5");
+        let extra: Vec<_> = n.additional_ips.iter().map(|p| p.ip.as_str()).collect();
+        assert_eq!(
+            extra,
+            ["fd00::5", "10.2.0.5"],
+            "dual-stack kept, extra networks after eth0"
+        );
+        let v6 = network_status(&record(vec![att("default", "eth0", &["fd00::7"])]));
+        assert_eq!(v6.ip, "fd00::7");
+        assert!(network_status(&record(vec![])).ip.is_empty());
+    }
+}

@@ -82,7 +82,7 @@ impl TestNetwork {
                                 "ipam": { "type": "host-local", "ranges": [[{ "subnet": self.subnet }]],
                                           "dataDir": self.ipam_dir } } },
                 { "type": "failpoint", "controlDir": self.fp_dir.join("portmap"),
-                  "capabilities": { "portMappings": true },
+                  "capabilities": { "portMappings": true, "bandwidth": true, "ipRanges": true },
                   "delegate": { "type": "portmap", "capabilities": { "portMappings": true } } }
             ]
         })
@@ -113,6 +113,15 @@ impl TestNetwork {
             .lines()
             .map(String::from)
             .collect()
+    }
+
+    /// The stdin config `plugin`'s wrapper got for `command` on container `id`.
+    pub fn stdin_of(&self, plugin: &str, command: &str, id: &str) -> serde_json::Value {
+        let path = self
+            .fp_dir
+            .join(plugin)
+            .join(format!("{command}-{id}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     /// IPs host-local still holds.
