@@ -1,6 +1,9 @@
 //! crust: the operator's CLI for crustd (as `isula` is for iSulad). It speaks CRI over the socket
 //! like any other client; pod configs are crictl-style JSON or YAML.
 
+mod bench;
+mod floor;
+
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
@@ -82,6 +85,8 @@ enum Cmd {
     },
     /// Stream lifecycle events until interrupted.
     Events,
+    /// Benchmark a CRI endpoint (crust or any other), optionally against the floor.
+    Bench(bench::BenchArgs),
 }
 
 async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<RuntimeServiceClient<Channel>> {
@@ -296,6 +301,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
                 println!("Removed sandbox {id}");
+            }
+        }
+        Cmd::Bench(args) => {
+            let json_path = args.json.clone();
+            let report = bench::run(c, cli.socket.display().to_string(), args).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                bench::print(&report);
+            }
+            if let Some(path) = json_path {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("write {}", path.display()))?;
             }
         }
         Cmd::Events => {

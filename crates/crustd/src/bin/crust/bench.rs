@@ -1,0 +1,423 @@
+//! `crust bench`: drives any CRI endpoint (crust, containerd, CRI-O) with N pods at concurrency C and
+//! reports min/p50/p95/p99 per RPC and throughput; `--floor` measures, in the same run, the raw cost of
+//! the work a runtime delegates (see `floor.rs`) and prints the ratios.
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use cri_api::v1::{
+    runtime_service_client::RuntimeServiceClient, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StopPodSandboxRequest,
+};
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use crate::floor;
+
+/// Options of `crust bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Pods to run.
+    #[arg(long, default_value_t = 50)]
+    pub pods: usize,
+    /// Requests in flight at once.
+    #[arg(long, short = 'c', default_value_t = 1)]
+    pub concurrency: usize,
+    /// Host-network pods (no CNI).
+    #[arg(long)]
+    pub host_network: bool,
+    /// Set cri.sandbox.network.setup.v2=true (network first).
+    #[arg(long)]
+    pub network_first: bool,
+    /// Also measure the floor: netns + CNI ADD + runc create/start and the reverse, same pods.
+    #[arg(long)]
+    pub floor: bool,
+    /// The conflist for the floor (default: the first in /etc/cni/net.d, else crustd's embedded one).
+    #[arg(long)]
+    pub conflist: Option<PathBuf>,
+    /// CNI plugin dirs for the floor.
+    #[arg(long, default_value = "/opt/cni/bin:/usr/lib/cni")]
+    pub cni_bin_dirs: String,
+    /// crustd's root (the built-in pause rootfs is used for the floor).
+    #[arg(long, default_value = crust::config::DEFAULT_ROOT)]
+    pub crust_root: PathBuf,
+    /// crustd's state dir (the embedded CNI config lives there).
+    #[arg(long, default_value = crust::config::DEFAULT_STATE)]
+    pub crust_state: PathBuf,
+    /// The runc binary for the floor.
+    #[arg(long, default_value = "runc")]
+    pub runc: PathBuf,
+    /// Cgroup parent of the bench pods.
+    #[arg(long, default_value = "/crust-bench")]
+    pub cgroup_parent: String,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Latencies of one operation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub n: usize,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Stats {
+    /// Percentiles (nearest rank) of `samples`.
+    pub fn of(samples: &[Duration]) -> Stats {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let pick = |p: f64| {
+            if ms.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+            ms[rank.clamp(1, ms.len()) - 1]
+        };
+        Stats {
+            n: ms.len(),
+            min_ms: ms.first().copied().unwrap_or(0.0),
+            p50_ms: pick(50.0),
+            p95_ms: pick(95.0),
+            p99_ms: pick(99.0),
+            max_ms: ms.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub endpoint: String,
+    pub pods: usize,
+    pub concurrency: usize,
+    pub mode: &'static str,
+    pub rpcs: BTreeMap<String, Stats>,
+    pub setup_wall_s: f64,
+    pub teardown_wall_s: f64,
+    pub pods_per_s: f64,
+    pub floor: Option<floor::FloorReport>,
+    pub ratios: BTreeMap<String, f64>,
+}
+
+#[derive(Default)]
+struct Samples {
+    by_rpc: BTreeMap<&'static str, Vec<Duration>>,
+}
+
+fn pod_config(args: &BenchArgs, i: usize, run_tag: &str) -> PodSandboxConfig {
+    let network = if args.host_network {
+        NamespaceMode::Node
+    } else {
+        NamespaceMode::Pod
+    };
+    let mut config = PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: format!("bench-{i}"),
+            namespace: "crust-bench".into(),
+            uid: format!("{run_tag}-{i}"),
+            attempt: 0,
+        }),
+        hostname: format!("bench-{i}"),
+        linux: Some(LinuxPodSandboxConfig {
+            cgroup_parent: args.cgroup_parent.clone(),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: network as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if args.network_first {
+        config
+            .annotations
+            .insert("cri.sandbox.network.setup.v2".into(), "true".into());
+    }
+    config
+}
+
+async fn timed<T, F: std::future::Future<Output = Result<T, tonic::Status>>>(
+    samples: &tokio::sync::Mutex<Samples>,
+    rpc: &'static str,
+    fut: F,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    let out = fut.await.with_context(|| format!("{rpc} failed"))?;
+    samples
+        .lock()
+        .await
+        .by_rpc
+        .entry(rpc)
+        .or_default()
+        .push(started.elapsed());
+    Ok(out)
+}
+
+/// Runs `work(i)` for i in 0..n with at most `c` in flight; returns the wall time.
+pub(crate) async fn in_parallel<F, Fut>(
+    n: usize,
+    c: usize,
+    label: &str,
+    work: F,
+) -> anyhow::Result<Duration>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..c.max(1) {
+        let (work, next, done) = (work.clone(), next.clone(), done.clone());
+        let label = label.to_string();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                work(i).await?;
+                progress(&label, done.fetch_add(1, Ordering::SeqCst) + 1, n);
+            }
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(started.elapsed())
+}
+
+/// A progress bar on stderr when it is a terminal.
+pub fn progress(label: &str, done: usize, total: usize) {
+    let mut err = std::io::stderr();
+    if !err.is_terminal() || total < 10 {
+        return;
+    }
+    let width = 30;
+    let filled = done * width / total.max(1);
+    let _ = write!(
+        err,
+        "\r{label:<10} [{}{}] {done}/{total}",
+        "=".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    if done == total {
+        let _ = writeln!(err);
+    }
+}
+
+/// The bench against the endpoint behind `client`.
+pub async fn run(
+    client: RuntimeServiceClient<Channel>,
+    endpoint: String,
+    args: BenchArgs,
+) -> anyhow::Result<Report> {
+    let run_tag = format!("{:x}", crust::events::now_ns());
+    let samples = Arc::new(tokio::sync::Mutex::new(Samples::default()));
+    let ids = Arc::new(tokio::sync::Mutex::new(vec![String::new(); args.pods]));
+    let setup = {
+        let (client, samples, ids, args, tag) = (
+            client.clone(),
+            samples.clone(),
+            ids.clone(),
+            args.clone(),
+            run_tag.clone(),
+        );
+        in_parallel(args.pods, args.concurrency, "run", move |i| {
+            let (mut c, samples, ids, config) = (
+                client.clone(),
+                samples.clone(),
+                ids.clone(),
+                pod_config(&args, i, &tag),
+            );
+            async move {
+                let req = RunPodSandboxRequest {
+                    config: Some(config),
+                    runtime_handler: String::new(),
+                };
+                let id = timed(&samples, "RunPodSandbox", c.run_pod_sandbox(req))
+                    .await?
+                    .into_inner()
+                    .pod_sandbox_id;
+                let status = PodSandboxStatusRequest {
+                    pod_sandbox_id: id.clone(),
+                    verbose: false,
+                };
+                timed(&samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
+                ids.lock().await[i] = id;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let teardown = {
+        let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
+        in_parallel(args.pods, args.concurrency, "stop+rm", move |i| {
+            let (mut c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
+            async move {
+                let id = ids.lock().await[i].clone();
+                let started = Instant::now();
+                timed(
+                    &samples,
+                    "StopPodSandbox",
+                    c.stop_pod_sandbox(StopPodSandboxRequest {
+                        pod_sandbox_id: id.clone(),
+                    }),
+                )
+                .await?;
+                timed(
+                    &samples,
+                    "RemovePodSandbox",
+                    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }),
+                )
+                .await?;
+                samples
+                    .lock()
+                    .await
+                    .by_rpc
+                    .entry("Stop+Remove")
+                    .or_default()
+                    .push(started.elapsed());
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let rpcs: BTreeMap<String, Stats> = samples
+        .lock()
+        .await
+        .by_rpc
+        .iter()
+        .map(|(k, v)| (k.to_string(), Stats::of(v)))
+        .collect();
+    let floor = if args.floor && !args.host_network {
+        Some(floor::measure(&args).await.context("measuring the floor")?)
+    } else {
+        None
+    };
+    let ratios = ratios(&rpcs, floor.as_ref(), setup);
+    Ok(Report {
+        endpoint,
+        pods: args.pods,
+        concurrency: args.concurrency,
+        mode: mode(&args),
+        rpcs,
+        setup_wall_s: setup.as_secs_f64(),
+        teardown_wall_s: teardown.as_secs_f64(),
+        pods_per_s: args.pods as f64 / setup.as_secs_f64().max(1e-9),
+        floor,
+        ratios,
+    })
+}
+
+fn mode(args: &BenchArgs) -> &'static str {
+    match (args.host_network, args.network_first) {
+        (true, _) => "host-network",
+        (false, true) => "cni, network first",
+        (false, false) => "cni, start first",
+    }
+}
+
+fn ratios(
+    rpcs: &BTreeMap<String, Stats>,
+    floor: Option<&floor::FloorReport>,
+    setup: Duration,
+) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Some(floor) = floor else {
+        return out;
+    };
+    if let Some(run) = rpcs.get("RunPodSandbox") {
+        out.insert(
+            "RunPodSandbox p50 / floor setup p50".into(),
+            run.p50_ms / floor.setup.p50_ms.max(1e-9),
+        );
+    }
+    if let Some(td) = rpcs.get("Stop+Remove") {
+        out.insert(
+            "Stop+Remove p50 / floor teardown p50".into(),
+            td.p50_ms / floor.teardown.p50_ms.max(1e-9),
+        );
+    }
+    out.insert(
+        "setup wall / floor setup wall".into(),
+        setup.as_secs_f64() / floor.setup_wall_s.max(1e-9),
+    );
+    out
+}
+
+/// Prints the report as a table.
+pub fn print(report: &Report) {
+    println!(
+        "crust bench: {} pods, concurrency {}, {} against {}",
+        report.pods, report.concurrency, report.mode, report.endpoint
+    );
+    println!(
+        "{:<22} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "operation (ms)", "n", "min", "p50", "p95", "p99", "max"
+    );
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "{name:<22} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            s.n, s.min_ms, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+        )
+    };
+    for (name, s) in &report.rpcs {
+        row(name, s);
+    }
+    if let Some(f) = &report.floor {
+        row("floor: setup", &f.setup);
+        row("floor: teardown", &f.teardown);
+    }
+    println!(
+        "setup wall {:.2} s ({:.1} pods/s), teardown wall {:.2} s",
+        report.setup_wall_s, report.pods_per_s, report.teardown_wall_s
+    );
+    if let Some(f) = &report.floor {
+        println!(
+            "floor setup wall {:.2} s, teardown wall {:.2} s",
+            f.setup_wall_s, f.teardown_wall_s
+        );
+    }
+    for (name, ratio) in &report.ratios {
+        println!("ratio {name}: {ratio:.2}x");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let s = Stats::of(&samples);
+        assert_eq!(
+            (s.min_ms, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms),
+            (1.0, 50.0, 95.0, 99.0, 100.0)
+        );
+        assert_eq!(Stats::of(&[]).n, 0);
+        assert_eq!(Stats::of(&[Duration::from_millis(7)]).p99_ms, 7.0);
+    }
+}
