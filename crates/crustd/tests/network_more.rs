@@ -65,8 +65,8 @@ async fn f4_client_deadline_during_add_then_retry_gets_the_one_sandbox() {
 async fn f6_cni_undo_fails_pod_kept_notready_then_cleaned_across_restart() {
     let mut d = Daemon::start().await;
     let mut c = d.client().await;
-    let mut config = d.net_pod("f6", false);
-    config.annotations.insert("x".into(), "y".into());
+    // Network first: ADD precedes runc create/start, so the undo has a DEL to run (and fail).
+    let config = d.net_pod("f6", true);
     d.fail_runc("start");
     d.net.fail("bridge", "DEL.once", "");
     d.fail_runc("delete.once");

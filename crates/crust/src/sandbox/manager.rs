@@ -181,6 +181,17 @@ impl SandboxManager {
             .map(|l| l.cgroup_parent.as_str())
             .unwrap_or("");
         let parent = if parent.is_empty() { "/crust" } else { parent };
+        let cni = network_mode == NetworkMode::Cni;
+        // Every resource this run may create is declared in the first (write-ahead) record, so a
+        // crash at any later step leaves Stop/Remove enough to find it; they treat "absent" as done.
+        let held = Held {
+            files: true,
+            shm: needs_shm(&config),
+            pause: true,
+            netns: cni,
+            network: cni,
+        };
+        let netns = cni.then(|| self.options.netns_dir.join(&id));
         Ok(SandboxRecord {
             cgroups_path: format!("{}/{id}", parent.trim_end_matches('/')),
             id,
@@ -191,12 +202,12 @@ impl SandboxManager {
             network_mode,
             state: SandboxState::Creating,
             created_at_ns: now_ns(),
-            held: Held::default(),
+            held,
             pause: None,
             checkpoint,
             attachments,
             network: None,
-            netns: None,
+            netns,
             reason: None,
         })
     }
@@ -262,12 +273,12 @@ impl SandboxManager {
             .map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
         fail("run:after_persist", RunStep::Persist).await?;
         // Step 6: files and shm.
-        self.mark(sandbox, undo, Undo::Files).await?;
+        self.mark(undo, Undo::Files);
         self.write_files(sandbox, &paths)
             .await
             .map_err(|e| e.at(RunStep::Files))?;
         if needs_shm(&sandbox.snapshot().config) {
-            self.mark(sandbox, undo, Undo::Shm).await?;
+            self.mark(undo, Undo::Shm);
             blocking_io("mount shm", paths.shm(), files::mount_shm)
                 .await
                 .map_err(|e| e.at(RunStep::Shm))?;
@@ -290,7 +301,7 @@ impl SandboxManager {
             }
             (NetworkMode::Cni, false) => {
                 self.create_pause(sandbox, &paths, undo).await?;
-                self.write_sandbox_key(sandbox).await?;
+                self.write_sandbox_key(sandbox);
                 self.start_pause(sandbox).await?;
                 self.setup_network(sandbox, undo).await?;
             }
@@ -305,12 +316,7 @@ impl SandboxManager {
         undo: &mut Rollback<Undo>,
     ) -> Result<(), SandboxError> {
         let path = self.options.netns_dir.join(&sandbox.id);
-        let key = path.clone();
-        self.store
-            .update(sandbox, |r| r.netns = Some(key))
-            .await
-            .map_err(|e| SandboxError::from(e).at(RunStep::Netns))?;
-        self.mark(sandbox, undo, Undo::Netns).await?;
+        self.mark(undo, Undo::Netns);
         netns::create(path.clone()).await.map_err(|source| {
             SandboxError::Io {
                 what: "create netns",
@@ -328,7 +334,7 @@ impl SandboxManager {
         sandbox: &Arc<Sandbox>,
         undo: &mut Rollback<Undo>,
     ) -> Result<(), SandboxError> {
-        self.mark(sandbox, undo, Undo::Network).await?;
+        self.mark(undo, Undo::Network);
         let record = sandbox.snapshot();
         let request = self.network_request(&record);
         let statuses = self
@@ -336,36 +342,33 @@ impl SandboxManager {
             .setup(&request, &record.attachments)
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Network))?;
+        // Staged: persisted with the next commit point (the pause pid, or READY). A crash before
+        // that loses only the IPs; the cache entries and the "network" flag still drive DEL.
         let key = request.netns.clone();
-        self.store
-            .update(sandbox, |r| {
-                r.network = Some(NetworkSettings {
-                    sandbox_key: key,
-                    attachments: statuses,
-                })
+        self.store.stage(sandbox, |r| {
+            r.network = Some(NetworkSettings {
+                sandbox_key: key,
+                attachments: statuses,
             })
-            .await
-            .map_err(|e| SandboxError::from(e).at(RunStep::Network))?;
+        });
         fail("run:after_network", RunStep::Network).await
     }
 
     /// Network settings holding only the sandbox key, before start (the default order).
-    async fn write_sandbox_key(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
-        self.store
-            .update(sandbox, |r| {
-                let key = r
-                    .netns
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                r.network = Some(NetworkSettings {
-                    sandbox_key: key,
-                    attachments: Vec::new(),
-                });
-            })
-            .await
-            .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
-        Ok(())
+    fn write_sandbox_key(&self, sandbox: &Arc<Sandbox>) {
+        // The netns path itself is already durable (first record); this is the iSulad-shaped
+        // settings object, persisted with READY.
+        self.store.stage(sandbox, |r| {
+            let key = r
+                .netns
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            r.network = Some(NetworkSettings {
+                sandbox_key: key,
+                attachments: Vec::new(),
+            });
+        });
     }
 
     async fn start_pause(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
@@ -406,7 +409,7 @@ impl SandboxManager {
         paths: &SandboxPaths,
         undo: &mut Rollback<Undo>,
     ) -> Result<(), SandboxError> {
-        self.mark(sandbox, undo, Undo::Pause).await?;
+        self.mark(undo, Undo::Pause);
         let record = sandbox.snapshot();
         let (pause, watch) = self
             .controller
@@ -441,26 +444,10 @@ impl SandboxManager {
         Ok(())
     }
 
-    /// Records (write-ahead) that `step` is about to be attempted, and how to undo it.
-    async fn mark(
-        &self,
-        sandbox: &Sandbox,
-        undo: &mut Rollback<Undo>,
-        step: Undo,
-    ) -> Result<(), SandboxError> {
+    /// Records that `step` is about to be attempted and how to undo it. (Its "held" flag is already
+    /// on disk: the first record declares every resource the run may create.)
+    fn mark(&self, undo: &mut Rollback<Undo>, step: Undo) {
         undo.push(step);
-        let failed_step = match step {
-            Undo::Files => RunStep::Files,
-            Undo::Shm => RunStep::Shm,
-            Undo::Netns => RunStep::Netns,
-            Undo::Network => RunStep::Network,
-            Undo::Pause | Undo::Forget => RunStep::Create,
-        };
-        self.store
-            .update(sandbox, |r| set_held(&mut r.held, step, true))
-            .await
-            .map(drop)
-            .map_err(|e| SandboxError::from(e).at(failed_step))
     }
 
     async fn write_files(
@@ -496,6 +483,14 @@ impl SandboxManager {
         let mut partial = Rollback::default();
         steps.into_iter().for_each(|s| partial.push(s));
         let failed = partial.unwind(|step| self.undo(sandbox, *step)).await;
+        // What the sandbox still holds is exactly what could not be undone (steps never attempted
+        // were declared in the first record but need no teardown).
+        self.store.stage(sandbox, |r| {
+            r.held = Held::default();
+            for (step, _) in &failed {
+                set_held(&mut r.held, *step, true);
+            }
+        });
         if failed.is_empty() && forget {
             match self.store.forget(sandbox).await {
                 Ok(()) => {
@@ -549,9 +544,9 @@ impl SandboxManager {
             }
             Undo::Forget => {}
         }
+        // Staged: a crash before the next write leaves the flag set, and teardown is idempotent.
         self.store
-            .update(sandbox, |r| set_held(&mut r.held, step, false))
-            .await?;
+            .stage(sandbox, |r| set_held(&mut r.held, step, false));
         Ok(())
     }
 
@@ -596,9 +591,12 @@ impl SandboxManager {
         if record.held.shm {
             let shm = self.paths(&sandbox.id).shm();
             blocking_io("unmount shm", shm, files::unmount_shm).await?;
-            self.store.update(sandbox, |r| r.held.shm = false).await?;
+            self.store.stage(sandbox, |r| r.held.shm = false);
         }
-        self.mark_stopped(sandbox, None).await?;
+        // One write for the whole stop, and none when there was nothing to stop.
+        if record.state.stops() || sandbox.snapshot() != record {
+            self.mark_stopped(sandbox, None).await?;
+        }
         Ok(())
     }
 

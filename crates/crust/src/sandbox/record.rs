@@ -28,9 +28,9 @@ pub enum NetworkMode {
     Cni,
 }
 
-/// Resources a sandbox may hold. Each flag is set *before* the side effect is attempted
-/// (write-ahead), so teardown after a crash knows what to look for; teardown treats "already gone"
-/// as success.
+/// Resources a sandbox may hold. The first record of a run declares every resource the run may
+/// create (write-ahead), so teardown after a crash at any step knows what to look for; teardown
+/// treats "already gone" as success, and clears a flag once the resource is freed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Held {

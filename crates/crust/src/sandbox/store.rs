@@ -119,6 +119,13 @@ impl SandboxStore {
         Ok(result)
     }
 
+    /// Applies `change` in memory only; the next [`SandboxStore::update`] persists it. For changes
+    /// whose loss in a crash is harmless (e.g. clearing a "held" flag: teardown is idempotent).
+    pub fn stage<R>(&self, sandbox: &Sandbox, change: impl FnOnce(&mut SandboxRecord) -> R) -> R {
+        let mut record = sandbox.record.write().unwrap_or_else(|p| p.into_inner());
+        change(&mut record)
+    }
+
     /// Writes the current record (first write of a new sandbox).
     pub async fn persist(&self, sandbox: &Sandbox) -> Result<(), RecordError> {
         self.update(sandbox, |_| ()).await
