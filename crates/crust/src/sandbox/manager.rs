@@ -857,6 +857,7 @@ where
 
 /// A test failpoint at `name`, reported as a failure of `step`.
 async fn fail(name: &'static str, step: RunStep) -> Result<(), SandboxError> {
+    tracing::trace!(point = name, "RunPodSandbox step");
     failpoint::hit(name)
         .await
         .map_err(|()| SandboxError::Failpoint(name).at(step))
