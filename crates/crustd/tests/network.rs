@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ping, pod_ip, Daemon};
+use common::{ping, pod_ip, stop_remove, Daemon};
 use cri_api::v1::{
     ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest,
     RunPodSandboxRequest, StatusRequest, StopPodSandboxRequest,
@@ -15,19 +15,6 @@ use tonic::Code;
 
 fn in_subnet(ip: &str, subnet: &str) -> bool {
     ip.starts_with(subnet.trim_end_matches("0/24"))
-}
-
-async fn stop_remove(c: &mut common::Client, id: &str) {
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.to_string(),
-    })
-    .await
-    .unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: id.to_string(),
-    })
-    .await
-    .unwrap();
 }
 
 fn calls_for(d: &Daemon, plugin: &str, id: &str) -> Vec<String> {
@@ -72,7 +59,7 @@ async fn both_orders_give_a_pingable_pod_and_the_order_is_observable() {
         };
         assert_eq!(adds.len(), 1, "{adds:?}");
         assert!(
-            adds[0].starts_with("ADD") && adds[0].ends_with(expected),
+            adds[0].starts_with("ADD") && adds[0].contains(expected),
             "network_first={network_first}: {adds:?}"
         );
         let netns = d.state.join("netns").join(&id);
@@ -378,5 +365,48 @@ async fn c1_hundred_parallel_pods_get_unique_ips_and_are_all_cleaned() {
     for r in removals {
         r.await.unwrap();
     }
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn r5_simulated_reboot_pods_notready_and_del_runs_with_an_empty_netns() {
+    let mut d = Daemon::start().await;
+    let mut c = d.client().await;
+    let id = d.run_config(&mut c, d.net_pod("r5", false)).await;
+    d.stop_graceful();
+    // "Reboot": processes, runc state, mounts and the volatile state are gone.
+    for pid in d.pause_pids() {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(
+        common::eventually(Duration::from_secs(2), || async {
+            d.pause_pids().is_empty()
+        })
+        .await
+    );
+    let runc_root = d.state.join("runtime").join("runc");
+    let _ = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["delete", "--force", &id])
+        .status();
+    std::fs::remove_dir_all(&runc_root).unwrap();
+    let netns = d.state.join("netns").join(&id);
+    nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    let shm = d.state.join("sandboxes").join(&id).join("shm");
+    nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    d.restart().await;
+    let mut c = d.client().await;
+    let pods = common::list(&mut c).await;
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].state, PodSandboxState::SandboxNotready as i32);
+    stop_remove(&mut c, &id).await;
+    let dels = calls_for(&d, "bridge", &id);
+    let del = dels.iter().rev().find(|l| l.starts_with("DEL")).unwrap();
+    assert!(
+        del.ends_with("netns="),
+        "DEL with an empty netns path: {dels:?}"
+    );
+    assert!(d.net.allocated_ips().is_empty(), "the IP was released");
     d.assert_no_leaks().await;
 }

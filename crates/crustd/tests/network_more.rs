@@ -6,26 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ping, pod_ip, Daemon};
+use common::{ping, pod_ip, stop_remove, Daemon};
 use cri_api::v1::{
     ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest, PortMapping, Protocol,
     RemovePodSandboxRequest, RunPodSandboxRequest, StopPodSandboxRequest,
     UpdateRuntimeConfigRequest,
 };
 use tonic::Code;
-
-async fn stop_remove(c: &mut common::Client, id: &str) {
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.to_string(),
-    })
-    .await
-    .unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: id.to_string(),
-    })
-    .await
-    .unwrap();
-}
 
 #[tokio::test]
 async fn f4_client_deadline_during_add_then_retry_gets_the_one_sandbox() {
@@ -138,60 +125,8 @@ async fn c3_cni_teardown_racing_run() {
     let d = Daemon::start().await;
     let c = d.client().await;
     for round in 0..4 {
-        let name = format!("c3n-{round}");
-        let config = d.net_pod(&name, round % 2 == 0);
-        let mut runner = c.clone();
-        let run = tokio::spawn(async move {
-            runner
-                .run_pod_sandbox(RunPodSandboxRequest {
-                    config: Some(config),
-                    runtime_handler: String::new(),
-                })
-                .await
-        });
-        let mut lister = c.clone();
-        let id = loop {
-            let items = lister
-                .list_pod_sandbox(ListPodSandboxRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .items;
-            if let Some(p) = items
-                .iter()
-                .find(|p| p.metadata.as_ref().unwrap().name == name)
-            {
-                break p.id.clone();
-            }
-            tokio::task::yield_now().await;
-        };
-        let mut handles = Vec::new();
-        for _ in 0..10 {
-            let mut c = c.clone();
-            let id = id.clone();
-            handles.push(tokio::spawn(async move {
-                c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id })
-                    .await
-                    .map(drop)
-            }));
-        }
-        let mut r = c.clone();
-        let rid = id.clone();
-        handles.push(tokio::spawn(async move {
-            r.remove_pod_sandbox(RemovePodSandboxRequest {
-                pod_sandbox_id: rid,
-            })
-            .await
-            .map(drop)
-        }));
-        for h in handles {
-            h.await.unwrap().expect("Stop/Remove never fail");
-        }
-        let _ = run.await.unwrap();
-        let mut c2 = c.clone();
-        let _ = c2
-            .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-            .await;
+        let config = d.net_pod(&format!("c3n-{round}"), round % 2 == 0);
+        common::race_teardown_against_run(&c, config).await;
     }
     d.assert_no_leaks().await;
 }

@@ -600,6 +600,80 @@ pub fn host_pod(name: &str, cgroup_parent: &str) -> PodSandboxConfig {
     }
 }
 
+/// StopPodSandbox then RemovePodSandbox; both must succeed.
+pub async fn stop_remove(c: &mut Client, id: &str) {
+    let stop = cri_api::v1::StopPodSandboxRequest {
+        pod_sandbox_id: id.to_string(),
+    };
+    c.stop_pod_sandbox(stop).await.unwrap();
+    let remove = cri_api::v1::RemovePodSandboxRequest {
+        pod_sandbox_id: id.to_string(),
+    };
+    c.remove_pod_sandbox(remove).await.unwrap();
+}
+
+/// ListPodSandbox without a filter.
+pub async fn list(c: &mut Client) -> Vec<cri_api::v1::PodSandbox> {
+    let req = cri_api::v1::ListPodSandboxRequest::default();
+    c.list_pod_sandbox(req).await.unwrap().into_inner().items
+}
+
+/// RELIABILITY.md C3: starts RunPodSandbox for `config` and, as soon as the sandbox is listed, fires
+/// 10 Stops and a Remove at it. None may fail; afterwards the sandbox is gone (a Run that finished
+/// after the Remove is removed once more).
+pub async fn race_teardown_against_run(c: &Client, config: PodSandboxConfig) {
+    let name = config.metadata.as_ref().unwrap().name.clone();
+    let mut runner = c.clone();
+    let run = tokio::spawn(async move {
+        let req = RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        };
+        runner.run_pod_sandbox(req).await
+    });
+    let mut lister = c.clone();
+    let id = loop {
+        let pods = list(&mut lister).await;
+        if let Some(p) = pods
+            .iter()
+            .find(|p| p.metadata.as_ref().unwrap().name == name)
+        {
+            break p.id.clone();
+        }
+        tokio::task::yield_now().await;
+    };
+    let mut calls = Vec::new();
+    for i in 0..11 {
+        let (mut c, id) = (c.clone(), id.clone());
+        calls.push(tokio::spawn(async move {
+            if i < 10 {
+                let req = cri_api::v1::StopPodSandboxRequest { pod_sandbox_id: id };
+                c.stop_pod_sandbox(req).await.map(drop)
+            } else {
+                let req = cri_api::v1::RemovePodSandboxRequest { pod_sandbox_id: id };
+                c.remove_pod_sandbox(req).await.map(drop)
+            }
+        }));
+    }
+    for call in calls {
+        call.await.unwrap().expect("Stop/Remove never fail");
+    }
+    let _ = run.await.unwrap(); // either outcome is fine; the end state is what matters
+    let mut c = c.clone();
+    let remove = cri_api::v1::RemovePodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    };
+    c.remove_pod_sandbox(remove).await.unwrap();
+    let status = cri_api::v1::PodSandboxStatusRequest {
+        pod_sandbox_id: id,
+        verbose: false,
+    };
+    assert_eq!(
+        c.pod_sandbox_status(status).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}
+
 /// The pod's primary IP from PodSandboxStatus.
 pub async fn pod_ip(c: &mut Client, id: &str) -> String {
     let req = cri_api::v1::PodSandboxStatusRequest {
