@@ -65,3 +65,43 @@ async fn bench_reports_every_rpc_and_the_floor() {
     );
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn density_reports_runtime_memory_and_one_process_per_pod() {
+    let d = Daemon::start().await;
+    let json = d.dir.path().join("density.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crust"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args([
+            "bench",
+            "--density",
+            "5",
+            "--concurrency",
+            "2",
+            "--host-network",
+            "--cgroup-parent",
+        ])
+        .arg(&d.cgroup_parent)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        r["server_pid"],
+        d.pid(),
+        "the runtime is found through the socket"
+    );
+    assert!(r["server_rss_kib_loaded"].as_u64().unwrap() > 0);
+    assert_eq!(r["max_processes_per_pod"], 1, "only the pause: {r}");
+    assert!(r["per_pod_rss_kib"].as_f64().unwrap() > 0.0);
+    d.assert_no_leaks().await;
+}

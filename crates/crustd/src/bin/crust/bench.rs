@@ -64,6 +64,9 @@ pub struct BenchArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Instead of latencies: start this many pods and report the runtime's and the pods' memory.
+    #[arg(long)]
+    pub density: Option<usize>,
 }
 
 /// Latencies of one operation.
@@ -120,7 +123,7 @@ struct Samples {
     by_rpc: BTreeMap<&'static str, Vec<Duration>>,
 }
 
-fn pod_config(args: &BenchArgs, i: usize, run_tag: &str) -> PodSandboxConfig {
+pub(crate) fn pod_config(args: &BenchArgs, i: usize, run_tag: &str) -> PodSandboxConfig {
     let network = if args.host_network {
         NamespaceMode::Node
     } else {

@@ -2,6 +2,7 @@
 //! like any other client; pod configs are crictl-style JSON or YAML.
 
 mod bench;
+mod density;
 mod floor;
 
 use std::{path::PathBuf, time::Duration};
@@ -301,6 +302,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
                 println!("Removed sandbox {id}");
+            }
+        }
+        Cmd::Bench(mut args) if args.density.is_some() => {
+            args.pods = args.density.unwrap_or(args.pods);
+            let report = density::run(c, &cli.socket, &args).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                density::print(&report);
+            }
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("write {}", path.display()))?;
             }
         }
         Cmd::Bench(args) => {

@@ -1,0 +1,188 @@
+//! `crust bench --density N`: memory of the runtime with N pods. The runtime's pid comes from the
+//! socket itself (SO_PEERCRED), so this works for any CRI runtime; per-pod processes and their memory
+//! come from the pod cgroups under the bench's cgroup parent.
+
+use std::{
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::Context;
+use cri_api::v1::{runtime_service_client::RuntimeServiceClient, RunPodSandboxRequest};
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use crate::bench::{pod_config, BenchArgs};
+
+/// Memory figures, in KiB.
+#[derive(Debug, Clone, Serialize)]
+pub struct DensityReport {
+    pub pods: usize,
+    pub server_pid: i32,
+    pub server_rss_kib_idle: u64,
+    pub server_pss_kib_idle: u64,
+    pub server_rss_kib_loaded: u64,
+    pub server_pss_kib_loaded: u64,
+    /// Mean over pods of the summed RSS/PSS of the processes in the pod's cgroup.
+    pub per_pod_rss_kib: f64,
+    pub per_pod_pss_kib: f64,
+    pub max_processes_per_pod: usize,
+    pub setup_wall_s: f64,
+}
+
+/// The pid of the process serving the unix socket at `path`.
+pub fn server_pid(path: &Path) -> anyhow::Result<i32> {
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("connect {}", path.display()))?;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, a plain struct of that size.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).context("SO_PEERCRED");
+    }
+    Ok(cred.pid)
+}
+
+/// (Rss, Pss) in KiB from /proc/PID/smaps_rollup; zeros when the process is gone.
+pub fn memory_kib(pid: i32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
+}
+
+/// The pod cgroups under `parent` (cgroup v1 pids controller, else the v2 unified tree).
+fn pod_cgroups(parent: &str) -> Vec<PathBuf> {
+    let rel = parent.trim_start_matches('/');
+    let v1 = Path::new("/sys/fs/cgroup/pids").join(rel);
+    let base = if v1.is_dir() {
+        v1
+    } else {
+        Path::new("/sys/fs/cgroup").join(rel)
+    };
+    std::fs::read_dir(base)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pids_of(cgroup: &Path) -> Vec<i32> {
+    std::fs::read_to_string(cgroup.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Starts `args.pods` pods, measures, and removes them again.
+pub async fn run(
+    client: RuntimeServiceClient<Channel>,
+    socket: &Path,
+    args: &BenchArgs,
+) -> anyhow::Result<DensityReport> {
+    let pid = server_pid(socket)?;
+    let (rss_idle, pss_idle) = memory_kib(pid);
+    let tag = format!("{:x}", crust::events::now_ns());
+    let ids = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let started = Instant::now();
+    {
+        let (client, ids, args, tag) = (client.clone(), ids.clone(), args.clone(), tag.clone());
+        crate::bench::in_parallel(args.pods, args.concurrency, "density", move |i| {
+            let (mut c, ids, config) = (client.clone(), ids.clone(), pod_config(&args, i, &tag));
+            async move {
+                let req = RunPodSandboxRequest {
+                    config: Some(config),
+                    runtime_handler: String::new(),
+                };
+                let id = c
+                    .run_pod_sandbox(req)
+                    .await
+                    .context("RunPodSandbox")?
+                    .into_inner()
+                    .pod_sandbox_id;
+                ids.lock().await.push(id);
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    let setup_wall = started.elapsed();
+    let (rss_loaded, pss_loaded) = memory_kib(pid);
+    let per_pod: Vec<(u64, u64, usize)> = pod_cgroups(&args.cgroup_parent)
+        .iter()
+        .map(|cg| {
+            let pids = pids_of(cg);
+            let (rss, pss) = pids
+                .iter()
+                .map(|p| memory_kib(*p))
+                .fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
+            (rss, pss, pids.len())
+        })
+        .collect();
+    let n = per_pod.len().max(1) as f64;
+    let report = DensityReport {
+        pods: args.pods,
+        server_pid: pid,
+        server_rss_kib_idle: rss_idle,
+        server_pss_kib_idle: pss_idle,
+        server_rss_kib_loaded: rss_loaded,
+        server_pss_kib_loaded: pss_loaded,
+        per_pod_rss_kib: per_pod.iter().map(|p| p.0 as f64).sum::<f64>() / n,
+        per_pod_pss_kib: per_pod.iter().map(|p| p.1 as f64).sum::<f64>() / n,
+        max_processes_per_pod: per_pod.iter().map(|p| p.2).max().unwrap_or(0),
+        setup_wall_s: setup_wall.as_secs_f64(),
+    };
+    for id in ids.lock().await.iter() {
+        let mut c = client.clone();
+        c.remove_pod_sandbox(cri_api::v1::RemovePodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .context("RemovePodSandbox")?;
+    }
+    Ok(report)
+}
+
+/// Prints the density report.
+pub fn print(r: &DensityReport) {
+    println!(
+        "crust bench --density {}: runtime pid {}",
+        r.pods, r.server_pid
+    );
+    println!(
+        "runtime RSS {:.1} MiB idle, {:.1} MiB with {} pods (PSS {:.1} / {:.1} MiB)",
+        r.server_rss_kib_idle as f64 / 1024.0,
+        r.server_rss_kib_loaded as f64 / 1024.0,
+        r.pods,
+        r.server_pss_kib_idle as f64 / 1024.0,
+        r.server_pss_kib_loaded as f64 / 1024.0
+    );
+    println!(
+        "per pod: {:.0} KiB RSS, {:.0} KiB PSS, at most {} process(es)",
+        r.per_pod_rss_kib, r.per_pod_pss_kib, r.max_processes_per_pod
+    );
+    println!("setup of {} pods took {:.2} s", r.pods, r.setup_wall_s);
+}
