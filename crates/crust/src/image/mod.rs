@@ -1,5 +1,9 @@
-//! Images. For now: the built-in sandbox image, a rootfs holding only crust's static `/pause`
-//! (registry pulls, the content store and snapshots come with the image service).
+//! Images: the built-in sandbox image (a rootfs holding only crust's static `/pause`), reference
+//! normalisation ([`reference`]) and the content store ([`content`]). Registry pulls, image metadata
+//! and snapshots come next with the image service.
+
+pub mod content;
+pub mod reference;
 
 use std::{
     fs, io,
