@@ -1,9 +1,10 @@
 //! Images: the built-in sandbox image (a rootfs holding only crust's static `/pause`), reference
-//! normalisation ([`reference`]) and the content store ([`content`]). Registry pulls, image metadata
-//! and snapshots come next with the image service.
+//! normalisation ([`reference`]), the content store ([`content`]) and layer extraction for overlayfs
+//! ([`unpack`]). Registry pulls, image metadata and snapshots come next with the image service.
 
 pub mod content;
 pub mod reference;
+pub mod unpack;
 
 use std::{
     fs, io,
