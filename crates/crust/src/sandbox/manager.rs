@@ -153,63 +153,50 @@ impl SandboxManager {
     ) -> Result<SandboxRecord, SandboxError> {
         let name = validate::sandbox_name(&config)?;
         validate::check_config(&config)?;
-        let handler = if handler.is_empty() {
-            self.options.default_handler.clone()
-        } else {
-            handler
-        };
-        if !self.options.handlers.contains(&handler) {
-            return Err(SandboxError::UnknownHandler(handler));
-        }
+        let handler = self.handler(handler)?;
         let network_mode = validate::network_mode(&config);
-        let attachments = match network_mode {
-            NetworkMode::Host => Vec::new(),
-            NetworkMode::Cni => {
-                self.network
-                    .ready()
-                    .map_err(SandboxError::NetworkNotReady)?;
-                self.network.plan(&config.annotations)?
-            }
+        let cni = network_mode == NetworkMode::Cni;
+        let attachments = if cni {
+            self.network
+                .ready()
+                .map_err(SandboxError::NetworkNotReady)?;
+            self.network.plan(&config.annotations)?
+        } else {
+            Vec::new()
         };
         let id = new_id();
-        let checkpoint =
-            Checkpoint::from_config(&config, network_mode == NetworkMode::Host).to_json();
-        let stored = stored_config(&config, &checkpoint);
-        let parent = config
-            .linux
-            .as_ref()
-            .map(|l| l.cgroup_parent.as_str())
-            .unwrap_or("");
-        let parent = if parent.is_empty() { "/crust" } else { parent };
-        let cni = network_mode == NetworkMode::Cni;
-        // Every resource this run may create is declared in the first (write-ahead) record, so a
-        // crash at any later step leaves Stop/Remove enough to find it; they treat "absent" as done.
-        let held = Held {
-            files: true,
-            shm: needs_shm(&config),
-            pause: true,
-            netns: cni,
-            network: cni,
-        };
-        let netns = cni.then(|| self.options.netns_dir.join(&id));
+        let checkpoint = Checkpoint::from_config(&config, !cni).to_json();
         Ok(SandboxRecord {
-            cgroups_path: format!("{}/{id}", parent.trim_end_matches('/')),
+            cgroups_path: cgroups_path(&config, &id),
+            netns: cni.then(|| self.options.netns_dir.join(&id)),
+            held: intended_resources(&config, cni),
             id,
             name,
-            config: stored,
+            config: stored_config(&config, &checkpoint),
             requested: config,
             runtime_handler: handler,
             network_mode,
             state: SandboxState::Creating,
             created_at_ns: now_ns(),
-            held,
             pause: None,
             checkpoint,
             attachments,
             network: None,
-            netns,
             reason: None,
         })
+    }
+
+    /// The runtime handler to use: the request's, or the default; unknown ones are refused.
+    fn handler(&self, requested: String) -> Result<String, SandboxError> {
+        let handler = if requested.is_empty() {
+            self.options.default_handler.clone()
+        } else {
+            requested
+        };
+        if !self.options.handlers.contains(&handler) {
+            return Err(SandboxError::UnknownHandler(handler));
+        }
+        Ok(handler)
     }
 
     /// Step 1 (names): reserve the name, or hand back the sandbox that already holds it when this
@@ -474,15 +461,8 @@ impl SandboxManager {
     ) -> Option<SandboxError> {
         let forget = undo.steps().contains(&Undo::Forget);
         let created = undo.steps().contains(&Undo::Pause);
-        let steps: Vec<Undo> = undo
-            .steps()
-            .iter()
-            .copied()
-            .filter(|s| *s != Undo::Forget)
-            .collect();
-        let mut partial = Rollback::default();
-        steps.into_iter().for_each(|s| partial.push(s));
-        let failed = partial.unwind(|step| self.undo(sandbox, *step)).await;
+        // Undoing `Forget` is a no-op here: the record goes last, and only when all else is undone.
+        let failed = undo.unwind(|step| self.undo(sandbox, *step)).await;
         // What the sandbox still holds is exactly what could not be undone (steps never attempted
         // were declared in the first record but need no teardown).
         self.store.stage(sandbox, |r| {
@@ -493,15 +473,25 @@ impl SandboxManager {
         });
         if failed.is_empty() && forget {
             match self.store.forget(sandbox).await {
-                Ok(()) => {
-                    if created {
-                        self.publish(sandbox, EventKind::Deleted);
-                    }
-                    return None;
-                }
+                Ok(()) if created => self.publish(sandbox, EventKind::Deleted),
+                Ok(()) => {}
                 Err(e) => tracing::warn!(id = %sandbox.id, error = %e, "cannot delete the record"),
             }
+            if !self.store.is_current(sandbox) {
+                return None;
+            }
         }
+        self.keep_not_ready(sandbox, cause, &failed).await
+    }
+
+    /// Leaves a half-built sandbox NOTREADY (persisted) for Stop/Remove; the error to report when
+    /// something could not be undone.
+    async fn keep_not_ready(
+        &self,
+        sandbox: &Sandbox,
+        cause: &SandboxError,
+        failed: &[(Undo, SandboxError)],
+    ) -> Option<SandboxError> {
         let reasons: Vec<String> = failed.iter().map(|(s, e)| format!("{s:?}: {e}")).collect();
         let reason = format!(
             "RunPodSandbox failed: {cause}; not undone: {}",
@@ -511,7 +501,7 @@ impl SandboxManager {
             .store
             .update(sandbox, |r| {
                 r.state = SandboxState::NotReady;
-                r.reason = Some(reason.clone());
+                r.reason = Some(reason);
             })
             .await;
         (!failed.is_empty()).then(|| SandboxError::Leftover {
@@ -797,6 +787,28 @@ fn network_first(config: &PodSandboxConfig) -> bool {
         .annotations
         .get(ANNOTATION_NETWORK_SETUP_V2)
         .is_some_and(|v| v == "true")
+}
+
+/// Every resource a run may create, declared in the first (write-ahead) record so a crash at any
+/// later step leaves Stop/Remove enough to find it; they treat "absent" as done.
+fn intended_resources(config: &PodSandboxConfig, cni: bool) -> Held {
+    Held {
+        files: true,
+        shm: needs_shm(config),
+        pause: true,
+        netns: cni,
+        network: cni,
+    }
+}
+
+/// `<cgroup_parent or /crust>/<id>` (cgroupfs driver).
+fn cgroups_path(config: &PodSandboxConfig, id: &str) -> String {
+    let parent = config
+        .linux
+        .as_ref()
+        .map_or("", |l| l.cgroup_parent.as_str());
+    let parent = if parent.is_empty() { "/crust" } else { parent };
+    format!("{}/{id}", parent.trim_end_matches('/'))
 }
 
 /// A pod gets its own shm tmpfs unless it shares the node's IPC namespace.

@@ -230,83 +230,19 @@ pub fn progress(label: &str, done: usize, total: usize) {
     }
 }
 
+type Shared<T> = Arc<tokio::sync::Mutex<T>>;
+
 /// The bench against the endpoint behind `client`.
 pub async fn run(
     client: RuntimeServiceClient<Channel>,
     endpoint: String,
     args: BenchArgs,
 ) -> anyhow::Result<Report> {
-    let run_tag = format!("{:x}", crust::events::now_ns());
-    let samples = Arc::new(tokio::sync::Mutex::new(Samples::default()));
-    let ids = Arc::new(tokio::sync::Mutex::new(vec![String::new(); args.pods]));
-    let setup = {
-        let (client, samples, ids, args, tag) = (
-            client.clone(),
-            samples.clone(),
-            ids.clone(),
-            args.clone(),
-            run_tag.clone(),
-        );
-        in_parallel(args.pods, args.concurrency, "run", move |i| {
-            let (mut c, samples, ids, config) = (
-                client.clone(),
-                samples.clone(),
-                ids.clone(),
-                pod_config(&args, i, &tag),
-            );
-            async move {
-                let req = RunPodSandboxRequest {
-                    config: Some(config),
-                    runtime_handler: String::new(),
-                };
-                let id = timed(&samples, "RunPodSandbox", c.run_pod_sandbox(req))
-                    .await?
-                    .into_inner()
-                    .pod_sandbox_id;
-                let status = PodSandboxStatusRequest {
-                    pod_sandbox_id: id.clone(),
-                    verbose: false,
-                };
-                timed(&samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
-                ids.lock().await[i] = id;
-                Ok(())
-            }
-        })
-        .await?
-    };
-    let teardown = {
-        let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
-        in_parallel(args.pods, args.concurrency, "stop+rm", move |i| {
-            let (mut c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
-            async move {
-                let id = ids.lock().await[i].clone();
-                let started = Instant::now();
-                timed(
-                    &samples,
-                    "StopPodSandbox",
-                    c.stop_pod_sandbox(StopPodSandboxRequest {
-                        pod_sandbox_id: id.clone(),
-                    }),
-                )
-                .await?;
-                timed(
-                    &samples,
-                    "RemovePodSandbox",
-                    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id }),
-                )
-                .await?;
-                samples
-                    .lock()
-                    .await
-                    .by_rpc
-                    .entry("Stop+Remove")
-                    .or_default()
-                    .push(started.elapsed());
-                Ok(())
-            }
-        })
-        .await?
-    };
+    let samples: Shared<Samples> = Arc::default();
+    let ids: Shared<Vec<String>> =
+        Arc::new(tokio::sync::Mutex::new(vec![String::new(); args.pods]));
+    let setup = setup_phase(&client, &args, &samples, &ids).await?;
+    let teardown = teardown_phase(&client, &args, &samples, &ids).await?;
     let rpcs: BTreeMap<String, Stats> = samples
         .lock()
         .await
@@ -332,6 +268,76 @@ pub async fn run(
         floor,
         ratios,
     })
+}
+
+/// RunPodSandbox + PodSandboxStatus for every pod; returns the wall time.
+async fn setup_phase(
+    client: &RuntimeServiceClient<Channel>,
+    args: &BenchArgs,
+    samples: &Shared<Samples>,
+    ids: &Shared<Vec<String>>,
+) -> anyhow::Result<Duration> {
+    let tag = format!("{:x}", crust::events::now_ns());
+    let (client, samples, ids, args2) =
+        (client.clone(), samples.clone(), ids.clone(), args.clone());
+    in_parallel(args.pods, args.concurrency, "run", move |i| {
+        let (mut c, samples, ids, config) = (
+            client.clone(),
+            samples.clone(),
+            ids.clone(),
+            pod_config(&args2, i, &tag),
+        );
+        async move {
+            let req = RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            };
+            let id = timed(&samples, "RunPodSandbox", c.run_pod_sandbox(req))
+                .await?
+                .into_inner()
+                .pod_sandbox_id;
+            let status = PodSandboxStatusRequest {
+                pod_sandbox_id: id.clone(),
+                verbose: false,
+            };
+            timed(&samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
+            ids.lock().await[i] = id;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// StopPodSandbox + RemovePodSandbox for every pod; returns the wall time.
+async fn teardown_phase(
+    client: &RuntimeServiceClient<Channel>,
+    args: &BenchArgs,
+    samples: &Shared<Samples>,
+    ids: &Shared<Vec<String>>,
+) -> anyhow::Result<Duration> {
+    let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
+    in_parallel(args.pods, args.concurrency, "stop+rm", move |i| {
+        let (mut c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
+        async move {
+            let id = ids.lock().await[i].clone();
+            let started = Instant::now();
+            let stop = StopPodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            };
+            timed(&samples, "StopPodSandbox", c.stop_pod_sandbox(stop)).await?;
+            let remove = RemovePodSandboxRequest { pod_sandbox_id: id };
+            timed(&samples, "RemovePodSandbox", c.remove_pod_sandbox(remove)).await?;
+            samples
+                .lock()
+                .await
+                .by_rpc
+                .entry("Stop+Remove")
+                .or_default()
+                .push(started.elapsed());
+            Ok(())
+        }
+    })
+    .await
 }
 
 fn mode(args: &BenchArgs) -> &'static str {

@@ -105,33 +105,64 @@ pub async fn run(
 ) -> anyhow::Result<DensityReport> {
     let pid = server_pid(socket)?;
     let (rss_idle, pss_idle) = memory_kib(pid);
-    let tag = format!("{:x}", crust::events::now_ns());
-    let ids = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let started = Instant::now();
-    {
-        let (client, ids, args, tag) = (client.clone(), ids.clone(), args.clone(), tag.clone());
-        crate::bench::in_parallel(args.pods, args.concurrency, "density", move |i| {
-            let (mut c, ids, config) = (client.clone(), ids.clone(), pod_config(&args, i, &tag));
-            async move {
-                let req = RunPodSandboxRequest {
-                    config: Some(config),
-                    runtime_handler: String::new(),
-                };
-                let id = c
-                    .run_pod_sandbox(req)
-                    .await
-                    .context("RunPodSandbox")?
-                    .into_inner()
-                    .pod_sandbox_id;
-                ids.lock().await.push(id);
-                Ok(())
-            }
-        })
-        .await?;
-    }
+    let ids = start_pods(&client, args).await?;
     let setup_wall = started.elapsed();
     let (rss_loaded, pss_loaded) = memory_kib(pid);
-    let per_pod: Vec<(u64, u64, usize)> = pod_cgroups(&args.cgroup_parent)
+    let (per_pod_rss, per_pod_pss, max_procs) = pod_memory(&args.cgroup_parent);
+    for id in ids {
+        let mut c = client.clone();
+        let req = cri_api::v1::RemovePodSandboxRequest { pod_sandbox_id: id };
+        c.remove_pod_sandbox(req)
+            .await
+            .context("RemovePodSandbox")?;
+    }
+    Ok(DensityReport {
+        pods: args.pods,
+        server_pid: pid,
+        server_rss_kib_idle: rss_idle,
+        server_pss_kib_idle: pss_idle,
+        server_rss_kib_loaded: rss_loaded,
+        server_pss_kib_loaded: pss_loaded,
+        per_pod_rss_kib: per_pod_rss,
+        per_pod_pss_kib: per_pod_pss,
+        max_processes_per_pod: max_procs,
+        setup_wall_s: setup_wall.as_secs_f64(),
+    })
+}
+
+async fn start_pods(
+    client: &RuntimeServiceClient<Channel>,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<String>> {
+    let tag = format!("{:x}", crust::events::now_ns());
+    let ids = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let (client, shared, args2) = (client.clone(), ids.clone(), args.clone());
+    crate::bench::in_parallel(args.pods, args.concurrency, "density", move |i| {
+        let (mut c, ids, config) = (client.clone(), shared.clone(), pod_config(&args2, i, &tag));
+        async move {
+            let req = RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            };
+            let id = c
+                .run_pod_sandbox(req)
+                .await
+                .context("RunPodSandbox")?
+                .into_inner()
+                .pod_sandbox_id;
+            ids.lock().await.push(id);
+            Ok(())
+        }
+    })
+    .await?;
+    let ids = std::mem::take(&mut *ids.lock().await);
+    Ok(ids)
+}
+
+/// Mean RSS and PSS (KiB) of the pods under `parent`, and the most processes any pod has.
+fn pod_memory(parent: &str) -> (f64, f64, usize) {
+    let per_pod: Vec<(u64, u64, usize)> = pod_cgroups(parent)
         .iter()
         .map(|cg| {
             let pids = pids_of(cg);
@@ -143,27 +174,9 @@ pub async fn run(
         })
         .collect();
     let n = per_pod.len().max(1) as f64;
-    let report = DensityReport {
-        pods: args.pods,
-        server_pid: pid,
-        server_rss_kib_idle: rss_idle,
-        server_pss_kib_idle: pss_idle,
-        server_rss_kib_loaded: rss_loaded,
-        server_pss_kib_loaded: pss_loaded,
-        per_pod_rss_kib: per_pod.iter().map(|p| p.0 as f64).sum::<f64>() / n,
-        per_pod_pss_kib: per_pod.iter().map(|p| p.1 as f64).sum::<f64>() / n,
-        max_processes_per_pod: per_pod.iter().map(|p| p.2).max().unwrap_or(0),
-        setup_wall_s: setup_wall.as_secs_f64(),
-    };
-    for id in ids.lock().await.iter() {
-        let mut c = client.clone();
-        c.remove_pod_sandbox(cri_api::v1::RemovePodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .context("RemovePodSandbox")?;
-    }
-    Ok(report)
+    let rss = per_pod.iter().map(|p| p.0 as f64).sum::<f64>() / n;
+    let pss = per_pod.iter().map(|p| p.1 as f64).sum::<f64>() / n;
+    (rss, pss, per_pod.iter().map(|p| p.2).max().unwrap_or(0))
 }
 
 /// Prints the density report.

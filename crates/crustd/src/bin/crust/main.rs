@@ -195,59 +195,15 @@ fn print_pods(items: &[PodSandbox], quiet: bool) {
     }
 }
 
+type Client = RuntimeServiceClient<Channel>;
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut c = connect(cli.socket.clone(), cli.timeout).await?;
+    let c = connect(cli.socket.clone(), cli.timeout).await?;
     let json = cli.output == Output::Json;
     match cli.command {
-        Cmd::Version => {
-            let v = c.version(VersionRequest::default()).await?.into_inner();
-            if json {
-                return print_json(&v);
-            }
-            println!(
-                "Version:  {}\nRuntimeName:  {}\nRuntimeVersion:  {}\nRuntimeApiVersion:  {}",
-                v.version, v.runtime_name, v.runtime_version, v.runtime_api_version
-            );
-        }
-        Cmd::Info => {
-            let st = c
-                .status(StatusRequest { verbose: true })
-                .await?
-                .into_inner();
-            let rc = c
-                .runtime_config(RuntimeConfigRequest {})
-                .await?
-                .into_inner();
-            if json {
-                return print_json(&serde_json::json!({ "status": st, "runtimeConfig": rc }));
-            }
-            for cond in st.status.unwrap_or_default().conditions {
-                println!(
-                    "{:<14} {:<5} {} {}",
-                    cond.r#type, cond.status, cond.reason, cond.message
-                );
-            }
-            let driver = rc.linux.map(|l| l.cgroup_driver).unwrap_or_default();
-            println!(
-                "cgroup driver: {}",
-                if driver == 0 { "systemd" } else { "cgroupfs" }
-            );
-            if let Some(config) = st.info.get("config") {
-                println!("--- effective config ---\n{config}");
-            }
-        }
-        Cmd::Runp { config, runtime } => {
-            let config = parse_pod_config(&config)?;
-            let id = c
-                .run_pod_sandbox(RunPodSandboxRequest {
-                    config: Some(config),
-                    runtime_handler: runtime,
-                })
-                .await?
-                .into_inner()
-                .pod_sandbox_id;
-            println!("{id}");
-        }
+        Cmd::Version => version(c, json).await,
+        Cmd::Info => info(c, json).await,
+        Cmd::Runp { config, runtime } => runp(c, &config, runtime).await,
         Cmd::Pods {
             id,
             name,
@@ -256,97 +212,170 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
         } => {
             let filter = pods_filter(id, state, &labels)?;
-            let mut items = c
-                .list_pod_sandbox(ListPodSandboxRequest {
-                    filter: Some(filter),
-                })
-                .await?
-                .into_inner()
-                .items;
-            if let Some(name) = name {
-                items.retain(|p| p.metadata.as_ref().is_some_and(|m| m.name == name));
-            }
-            if json {
-                return print_json(&items);
-            }
-            print_pods(&items, quiet);
+            pods(c, filter, name, quiet, json).await
         }
-        Cmd::Inspectp { id } => {
-            let r = c
-                .pod_sandbox_status(PodSandboxStatusRequest {
-                    pod_sandbox_id: id,
-                    verbose: true,
-                })
-                .await?
-                .into_inner();
-            let info: serde_json::Value = r
-                .info
-                .get("info")
-                .and_then(|i| serde_json::from_str(i).ok())
-                .unwrap_or_default();
-            print_json(&serde_json::json!({ "status": r.status, "info": info }))?;
-        }
-        Cmd::Stopp { ids } => {
-            for id in ids {
-                c.stop_pod_sandbox(StopPodSandboxRequest {
-                    pod_sandbox_id: id.clone(),
-                })
-                .await?;
-                println!("Stopped sandbox {id}");
-            }
-        }
-        Cmd::Rmp { ids } => {
-            for id in ids {
-                c.remove_pod_sandbox(RemovePodSandboxRequest {
-                    pod_sandbox_id: id.clone(),
-                })
-                .await?;
-                println!("Removed sandbox {id}");
-            }
-        }
+        Cmd::Inspectp { id } => inspectp(c, id).await,
+        Cmd::Stopp { ids } => stopp(c, ids).await,
+        Cmd::Rmp { ids } => rmp(c, ids).await,
         Cmd::Bench(mut args) if args.density.is_some() => {
             args.pods = args.density.unwrap_or(args.pods);
             let report = density::run(c, &cli.socket, &args).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                density::print(&report);
-            }
-            if let Some(path) = &args.json {
-                std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-                    .with_context(|| format!("write {}", path.display()))?;
-            }
+            emit(&report, json, args.json.as_deref(), density::print)
         }
         Cmd::Bench(args) => {
-            let json_path = args.json.clone();
+            let path = args.json.clone();
             let report = bench::run(c, cli.socket.display().to_string(), args).await?;
-            if json {
-                print_json(&report)?;
-            } else {
-                bench::print(&report);
-            }
-            if let Some(path) = json_path {
-                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-                    .with_context(|| format!("write {}", path.display()))?;
-            }
+            emit(&report, json, path.as_deref(), bench::print)
         }
-        Cmd::Events => {
-            let mut stream = c
-                .get_container_events(GetEventsRequest {})
-                .await?
-                .into_inner();
-            while let Some(ev) = stream.next().await {
-                let ev = ev?;
-                if json {
-                    println!("{}", serde_json::to_string(&ev)?);
-                    continue;
-                }
-                let kind = cri_api::v1::ContainerEventType::try_from(ev.container_event_type)
-                    .map(|k| k.as_str_name())
-                    .unwrap_or("UNKNOWN");
-                println!("{} {kind} {}", ev.created_at, ev.container_id);
-            }
+        Cmd::Events => events(c, json).await,
+    }
+}
+
+/// Prints a report (JSON or table) and writes it to `path` when asked.
+fn emit<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    path: Option<&std::path::Path>,
+    table: fn(&T),
+) -> anyhow::Result<()> {
+    if json {
+        print_json(report)?;
+    } else {
+        table(report);
+    }
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_vec_pretty(report)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn version(mut c: Client, json: bool) -> anyhow::Result<()> {
+    let v = c.version(VersionRequest::default()).await?.into_inner();
+    if json {
+        return print_json(&v);
+    }
+    println!(
+        "Version:  {}\nRuntimeName:  {}\nRuntimeVersion:  {}\nRuntimeApiVersion:  {}",
+        v.version, v.runtime_name, v.runtime_version, v.runtime_api_version
+    );
+    Ok(())
+}
+
+async fn info(mut c: Client, json: bool) -> anyhow::Result<()> {
+    let st = c
+        .status(StatusRequest { verbose: true })
+        .await?
+        .into_inner();
+    let rc = c
+        .runtime_config(RuntimeConfigRequest {})
+        .await?
+        .into_inner();
+    if json {
+        return print_json(&serde_json::json!({ "status": st, "runtimeConfig": rc }));
+    }
+    for cond in st.status.unwrap_or_default().conditions {
+        println!(
+            "{:<14} {:<5} {} {}",
+            cond.r#type, cond.status, cond.reason, cond.message
+        );
+    }
+    let driver = rc.linux.map(|l| l.cgroup_driver).unwrap_or_default();
+    println!(
+        "cgroup driver: {}",
+        if driver == 0 { "systemd" } else { "cgroupfs" }
+    );
+    if let Some(config) = st.info.get("config") {
+        println!("--- effective config ---\n{config}");
+    }
+    Ok(())
+}
+
+async fn runp(mut c: Client, config: &PathBuf, runtime_handler: String) -> anyhow::Result<()> {
+    let config = parse_pod_config(config)?;
+    let req = RunPodSandboxRequest {
+        config: Some(config),
+        runtime_handler,
+    };
+    println!(
+        "{}",
+        c.run_pod_sandbox(req).await?.into_inner().pod_sandbox_id
+    );
+    Ok(())
+}
+
+async fn pods(
+    mut c: Client,
+    filter: PodSandboxFilter,
+    name: Option<String>,
+    quiet: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let req = ListPodSandboxRequest {
+        filter: Some(filter),
+    };
+    let mut items = c.list_pod_sandbox(req).await?.into_inner().items;
+    if let Some(name) = name {
+        items.retain(|p| p.metadata.as_ref().is_some_and(|m| m.name == name));
+    }
+    if json {
+        return print_json(&items);
+    }
+    print_pods(&items, quiet);
+    Ok(())
+}
+
+async fn inspectp(mut c: Client, pod_sandbox_id: String) -> anyhow::Result<()> {
+    let req = PodSandboxStatusRequest {
+        pod_sandbox_id,
+        verbose: true,
+    };
+    let r = c.pod_sandbox_status(req).await?.into_inner();
+    let info: serde_json::Value = r
+        .info
+        .get("info")
+        .and_then(|i| serde_json::from_str(i).ok())
+        .unwrap_or_default();
+    print_json(&serde_json::json!({ "status": r.status, "info": info }))
+}
+
+async fn stopp(mut c: Client, ids: Vec<String>) -> anyhow::Result<()> {
+    for id in ids {
+        c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await?;
+        println!("Stopped sandbox {id}");
+    }
+    Ok(())
+}
+
+async fn rmp(mut c: Client, ids: Vec<String>) -> anyhow::Result<()> {
+    for id in ids {
+        c.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await?;
+        println!("Removed sandbox {id}");
+    }
+    Ok(())
+}
+
+async fn events(mut c: Client, json: bool) -> anyhow::Result<()> {
+    let mut stream = c
+        .get_container_events(GetEventsRequest {})
+        .await?
+        .into_inner();
+    while let Some(ev) = stream.next().await {
+        let ev = ev?;
+        if json {
+            println!("{}", serde_json::to_string(&ev)?);
+            continue;
         }
+        let kind = cri_api::v1::ContainerEventType::try_from(ev.container_event_type)
+            .map(|k| k.as_str_name())
+            .unwrap_or("UNKNOWN");
+        println!("{} {kind} {}", ev.created_at, ev.container_id);
     }
     Ok(())
 }
