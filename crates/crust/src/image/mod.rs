@@ -1,9 +1,11 @@
 //! Images: the built-in sandbox image (a rootfs holding only crust's static `/pause`), reference
 //! normalisation ([`reference`]), the content store ([`content`]) and layer extraction for overlayfs
-//! ([`unpack`]). Registry pulls, image metadata and snapshots come next with the image service.
+//! ([`unpack`]), and image records with per-chain snapshots ([`store`]). Registry pulls and the
+//! ImageService RPCs come next.
 
 pub mod content;
 pub mod reference;
+pub mod store;
 pub mod unpack;
 
 use std::{
