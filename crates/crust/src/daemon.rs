@@ -21,7 +21,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::{
     config::Config,
     events::EventBus,
-    image,
+    image::{self, store::ImageStore},
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{OciRuntime, RuncRuntime},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
@@ -43,6 +43,8 @@ pub enum DaemonError {
     },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("image store: {0}")]
+    Images(#[from] crate::image::store::ImageStoreError),
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -90,7 +92,14 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         .recover()
         .await
         .map_err(io_err("recover sandboxes from", &sandboxes_root))?;
-    Ok(Arc::new(CriService::new(manager, events, config)))
+    let images_dir = config.root.join("images");
+    let images = ImageStore::open(&images_dir)?;
+    Ok(Arc::new(CriService::new(
+        manager,
+        events,
+        config,
+        Arc::new(images),
+    )))
 }
 
 /// The CNI pod network from the `[cni]` config; results are cached under the root dir so DEL

@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::{
+    image::store::ImageStoreError,
     network::cni::NetworkError,
     sandbox::{controller::ControllerError, SandboxError},
     store::LookupError,
@@ -56,6 +57,12 @@ fn network_code(e: &NetworkError) -> Code {
 impl From<SandboxError> for Status {
     fn from(e: SandboxError) -> Status {
         Status::new(sandbox_code(&e), e.to_string())
+    }
+}
+
+impl From<ImageStoreError> for Status {
+    fn from(e: ImageStoreError) -> Status {
+        Status::new(Code::Internal, format!("image store: {e}"))
     }
 }
 

@@ -5,9 +5,9 @@ mod common;
 
 use common::Daemon;
 use cri_api::v1::{
-    ListImagesRequest, ListPodSandboxRequest, PodSandboxConfig, PodSandboxStatusRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest,
-    StopPodSandboxRequest, UpdateRuntimeConfigRequest, VersionRequest,
+    ListPodSandboxRequest, PodSandboxConfig, PodSandboxStatusRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest,
+    UpdateRuntimeConfigRequest, VersionRequest,
 };
 use tonic::Code;
 
@@ -262,9 +262,9 @@ async fn runtime_rpcs_and_unimplemented_ones() {
     assert!(err.message().contains("ExecSync"), "{}", err.message());
     let mut images = d.image_client().await;
     let err = images
-        .list_images(ListImagesRequest::default())
+        .pull_image(cri_api::v1::PullImageRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("ListImages"));
+    assert!(err.message().contains("PullImage"));
 }

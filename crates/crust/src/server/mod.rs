@@ -3,6 +3,10 @@
 //! manager, convert back). RPCs not built yet answer UNIMPLEMENTED naming the RPC.
 
 mod events;
+mod image_fs_info;
+mod image_list;
+mod image_remove;
+mod image_status;
 pub mod instrument;
 mod runtime_config;
 mod runtime_status;
@@ -21,7 +25,7 @@ use tonic::{Request, Response, Status};
 pub use sandbox_list::matches as pod_filter_matches;
 pub use version::RUNTIME_API_VERSION;
 
-use crate::{config::Config, events::EventBus, sandbox::SandboxManager};
+use crate::{config::Config, events::EventBus, image::store::ImageStore, sandbox::SandboxManager};
 
 /// The CRI service state shared by all RPCs.
 #[derive(Debug)]
@@ -29,6 +33,7 @@ pub struct CriService {
     pub(crate) sandboxes: Arc<SandboxManager>,
     pub(crate) events: EventBus,
     pub(crate) config: Arc<Config>,
+    pub(crate) images: Arc<ImageStore>,
 }
 
 impl CriService {
@@ -37,11 +42,13 @@ impl CriService {
         sandboxes: Arc<SandboxManager>,
         events: EventBus,
         config: Arc<Config>,
+        images: Arc<ImageStore>,
     ) -> CriService {
         CriService {
             sandboxes,
             events,
             config,
+            images,
         }
     }
 }
@@ -262,16 +269,16 @@ impl RuntimeService for CriService {
 impl ImageService for CriService {
     async fn list_images(
         &self,
-        _req: Request<ListImagesRequest>,
+        req: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        instrument::unimplemented("ListImages")
+        instrument::call("ListImages", image_list::handle(self, req)).await
     }
 
     async fn image_status(
         &self,
-        _req: Request<ImageStatusRequest>,
+        req: Request<ImageStatusRequest>,
     ) -> Result<Response<ImageStatusResponse>, Status> {
-        instrument::unimplemented("ImageStatus")
+        instrument::call("ImageStatus", image_status::handle(self, req)).await
     }
 
     async fn pull_image(
@@ -283,15 +290,15 @@ impl ImageService for CriService {
 
     async fn remove_image(
         &self,
-        _req: Request<RemoveImageRequest>,
+        req: Request<RemoveImageRequest>,
     ) -> Result<Response<RemoveImageResponse>, Status> {
-        instrument::unimplemented("RemoveImage")
+        instrument::call("RemoveImage", image_remove::handle(self, req)).await
     }
 
     async fn image_fs_info(
         &self,
-        _req: Request<ImageFsInfoRequest>,
+        req: Request<ImageFsInfoRequest>,
     ) -> Result<Response<ImageFsInfoResponse>, Status> {
-        instrument::unimplemented("ImageFsInfo")
+        instrument::call("ImageFsInfo", image_fs_info::handle(self, req)).await
     }
 }

@@ -1,0 +1,52 @@
+//! ListImages (filter by image reference) and the CRI view of an image record.
+
+use cri_api::v1::{Image, ImageSpec, ListImagesRequest, ListImagesResponse};
+use tonic::{Request, Response, Status};
+
+use super::CriService;
+use crate::image::store::ImageRecord;
+
+pub(super) async fn handle(
+    svc: &CriService,
+    req: Request<ListImagesRequest>,
+) -> Result<Response<ListImagesResponse>, Status> {
+    let wanted = req
+        .into_inner()
+        .filter
+        .and_then(|f| f.image)
+        .map(|s| s.image)
+        .filter(|s| !s.is_empty());
+    let images = match wanted {
+        Some(key) => svc.images.find(&key).into_iter().collect(),
+        None => svc.images.list(),
+    };
+    Ok(Response::new(ListImagesResponse {
+        images: images.iter().map(to_cri).collect(),
+    }))
+}
+
+/// The CRI `Image` for a record (uid or username from the config's `User`).
+pub fn to_cri(record: &ImageRecord) -> Image {
+    let user = record.config["config"]["User"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let name = user.split(':').next().unwrap_or("").to_string();
+    let (uid, username) = match name.parse::<i64>() {
+        Ok(uid) => (Some(cri_api::v1::Int64Value { value: uid }), String::new()),
+        Err(_) => (None, name),
+    };
+    Image {
+        id: record.id.clone(),
+        repo_tags: record.repo_tags.clone(),
+        repo_digests: record.repo_digests.clone(),
+        size: record.size,
+        uid,
+        username,
+        spec: Some(ImageSpec {
+            image: record.id.clone(),
+            ..Default::default()
+        }),
+        pinned: false,
+    }
+}

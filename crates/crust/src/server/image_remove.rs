@@ -1,0 +1,28 @@
+//! RemoveImage (by id, tag or digest; idempotent), then garbage collection of what nothing uses.
+
+use cri_api::v1::{RemoveImageRequest, RemoveImageResponse};
+use tonic::{Request, Response, Status};
+
+use super::CriService;
+
+pub(super) async fn handle(
+    svc: &CriService,
+    req: Request<RemoveImageRequest>,
+) -> Result<Response<RemoveImageResponse>, Status> {
+    let key = req.into_inner().image.map(|s| s.image).unwrap_or_default();
+    if key.is_empty() {
+        return Err(Status::invalid_argument(
+            "invalid image: an image reference is required",
+        ));
+    }
+    let images = svc.images.clone();
+    tokio::task::spawn_blocking(move || {
+        if images.remove(&key)? {
+            images.gc()?;
+        }
+        Ok::<(), crate::image::store::ImageStoreError>(())
+    })
+    .await
+    .map_err(|e| Status::internal(format!("RemoveImage task: {e}")))??;
+    Ok(Response::new(RemoveImageResponse {}))
+}
