@@ -35,7 +35,7 @@ async fn place_image(root: &std::path::Path, tag: &str) -> ImageRecord {
         .unwrap();
     w.write(&layer).await.unwrap();
     w.commit().await.unwrap();
-    let chain = chain_ids(&[layer_digest.clone()]).remove(0);
+    let chain = chain_ids(std::slice::from_ref(&layer_digest)).remove(0);
     std::fs::create_dir_all(store.snapshot_dir(&chain).join("fs")).unwrap();
     store.complete_snapshot(&chain).unwrap();
     let config = serde_json::json!({ "config": { "User": "1000:1000", "Env": ["PATH=/bin"] } });
