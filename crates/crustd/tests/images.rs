@@ -220,3 +220,38 @@ async fn list_status_remove_and_gc_of_a_stored_image() {
         "removal persisted"
     );
 }
+
+#[tokio::test]
+async fn cli_images_inspecti_rmi() {
+    let mut d = Daemon::start().await;
+    d.stop_graceful();
+    let record = place_image(&d.root, "docker.io/library/busybox:1.36").await;
+    d.restart().await;
+    let crust = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crust"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, table, _) = crust(&["images"]);
+    assert!(
+        ok && table.contains("docker.io/library/busybox") && table.contains("1.36"),
+        "{table}"
+    );
+    assert!(table.contains(&record.id[7..20]), "{table}");
+    let (ok, json, _) = crust(&["inspecti", "busybox:1.36"]);
+    assert!(ok && json.contains(&record.manifest_digest), "{json}");
+    let (ok, _, err) = crust(&["inspecti", "nope:1"]);
+    assert!(!ok && err.contains("no such image"), "{err}");
+    let (ok, out, _) = crust(&["rmi", "busybox:1.36"]);
+    assert!(ok && out.contains("Deleted"), "{out}");
+    let (ok, ids, _) = crust(&["images", "-q"]);
+    assert!(ok && ids.trim().is_empty(), "{ids}");
+}

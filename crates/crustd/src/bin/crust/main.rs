@@ -4,16 +4,18 @@
 mod bench;
 mod density;
 mod floor;
+mod images;
 
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use cri_api::v1::{
-    runtime_service_client::RuntimeServiceClient, GetEventsRequest, ListPodSandboxRequest,
-    PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxState, PodSandboxStateValue,
-    PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest, RuntimeConfigRequest,
-    StatusRequest, StopPodSandboxRequest, VersionRequest,
+    image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient,
+    GetEventsRequest, ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter,
+    PodSandboxState, PodSandboxStateValue, PodSandboxStatusRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest,
+    VersionRequest,
 };
 use hyper_util::rt::TokioIo;
 use tokio_stream::StreamExt;
@@ -88,9 +90,22 @@ enum Cmd {
     Events,
     /// Benchmark a CRI endpoint (crust or any other), optionally against the floor.
     Bench(bench::BenchArgs),
+    /// List images.
+    Images {
+        /// Ids only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show an image (by tag, id, id prefix or digest).
+    Inspecti { image: String },
+    /// Remove images (by tag, id or digest).
+    Rmi {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
 }
 
-async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<RuntimeServiceClient<Channel>> {
+async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<Channel> {
     let display = socket.display().to_string();
     let channel = Endpoint::try_from("http://[::]:50051")?
         .timeout(Duration::from_secs(timeout))
@@ -104,7 +119,7 @@ async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<RuntimeService
         }))
         .await
         .with_context(|| format!("cannot connect to crustd at {display}"))?;
-    Ok(RuntimeServiceClient::new(channel))
+    Ok(channel)
 }
 
 fn parse_pod_config(path: &PathBuf) -> anyhow::Result<PodSandboxConfig> {
@@ -198,7 +213,9 @@ fn print_pods(items: &[PodSandbox], quiet: bool) {
 type Client = RuntimeServiceClient<Channel>;
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let c = connect(cli.socket.clone(), cli.timeout).await?;
+    let channel = connect(cli.socket.clone(), cli.timeout).await?;
+    let images = ImageServiceClient::new(channel.clone());
+    let c = RuntimeServiceClient::new(channel);
     let json = cli.output == Output::Json;
     match cli.command {
         Cmd::Version => version(c, json).await,
@@ -228,6 +245,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(&report, json, path.as_deref(), bench::print)
         }
         Cmd::Events => events(c, json).await,
+        Cmd::Images { quiet } => images::list(images, quiet, json).await,
+        Cmd::Inspecti { image } => images::inspect(images, image).await,
+        Cmd::Rmi { images: refs } => images::remove(images, refs).await,
     }
 }
 

@@ -1,0 +1,115 @@
+//! `crust images`, `crust inspecti`, `crust rmi`: the ImageService side of the CLI.
+
+use cri_api::v1::{
+    image_service_client::ImageServiceClient, ImageSpec, ImageStatusRequest, ListImagesRequest,
+    RemoveImageRequest,
+};
+use tonic::transport::Channel;
+
+type Client = ImageServiceClient<Channel>;
+
+fn spec(image: String) -> Option<ImageSpec> {
+    Some(ImageSpec {
+        image,
+        ..Default::default()
+    })
+}
+
+/// Lists images as a table (one row per tag), ids only, or JSON.
+pub async fn list(mut c: Client, quiet: bool, json: bool) -> anyhow::Result<()> {
+    let images = c
+        .list_images(ListImagesRequest::default())
+        .await?
+        .into_inner()
+        .images;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&images)?);
+        return Ok(());
+    }
+    if quiet {
+        images.iter().for_each(|i| println!("{}", i.id));
+        return Ok(());
+    }
+    println!("{:<50}  {:<15}  {:<13}  SIZE", "IMAGE", "TAG", "IMAGE ID");
+    for image in &images {
+        let short = image
+            .id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(13)
+            .collect::<String>();
+        let size = format!("{:.1}MB", image.size as f64 / 1e6);
+        let tags: Vec<(String, String)> = if image.repo_tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            image.repo_tags.iter().map(|t| split_tag(t)).collect()
+        };
+        for (name, tag) in tags {
+            println!("{name:<50}  {tag:<15}  {short:<13}  {size}");
+        }
+    }
+    Ok(())
+}
+
+fn split_tag(reference: &str) -> (String, String) {
+    match reference
+        .rfind(':')
+        .filter(|i| !reference[*i..].contains('/'))
+    {
+        Some(i) => (reference[..i].to_string(), reference[i + 1..].to_string()),
+        None => (reference.to_string(), "<none>".to_string()),
+    }
+}
+
+/// Prints ImageStatus (verbose) as JSON; an unknown image is an error here.
+pub async fn inspect(mut c: Client, image: String) -> anyhow::Result<()> {
+    let r = c
+        .image_status(ImageStatusRequest {
+            image: spec(image.clone()),
+            verbose: true,
+        })
+        .await?
+        .into_inner();
+    let Some(status) = r.image else {
+        anyhow::bail!("no such image: {image}");
+    };
+    let info: serde_json::Value = r
+        .info
+        .get("info")
+        .and_then(|i| serde_json::from_str(i).ok())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "status": status, "info": info }))?
+    );
+    Ok(())
+}
+
+/// Removes images (idempotent).
+pub async fn remove(mut c: Client, images: Vec<String>) -> anyhow::Result<()> {
+    for image in images {
+        c.remove_image(RemoveImageRequest {
+            image: spec(image.clone()),
+        })
+        .await?;
+        println!("Deleted: {image}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn splits_tags_but_not_ports() {
+        assert_eq!(
+            split_tag("docker.io/library/busybox:1.36"),
+            ("docker.io/library/busybox".into(), "1.36".into())
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5000/app"),
+            ("127.0.0.1:5000/app".into(), "<none>".into())
+        );
+    }
+}
