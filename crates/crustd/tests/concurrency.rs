@@ -3,7 +3,7 @@
 mod common;
 
 use common::Daemon;
-use cri_api::v1::{ListPodSandboxRequest, RemovePodSandboxRequest, RunPodSandboxRequest};
+use cri_api::v1::{RemovePodSandboxRequest, RunPodSandboxRequest};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -38,12 +38,7 @@ async fn c2_hundred_identical_runs_make_exactly_one_sandbox() {
         "all successful calls name one sandbox: {ids:?}"
     );
     let mut c = c.clone();
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1);
     assert_eq!(d.pause_pids().len(), 1);
     let id = ids.into_iter().next().unwrap();

@@ -6,8 +6,7 @@ mod common;
 
 use common::Daemon;
 use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxConfig, PodSandboxState, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StopPodSandboxRequest,
+    PodSandboxConfig, PodSandboxState, RemovePodSandboxRequest, RunPodSandboxRequest,
 };
 
 const HOST_STEPS: [&str; 5] = [
@@ -60,12 +59,7 @@ async fn an_error_at_every_step_is_rolled_back_completely() {
                 "{label} {step}: {}",
                 err.message()
             );
-            let items = c
-                .list_pod_sandbox(ListPodSandboxRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .items;
+            let items = common::list(&mut c).await;
             assert!(items.is_empty(), "{label} {step}: {items:?}");
             d.assert_no_leaks().await;
         }
@@ -87,12 +81,7 @@ async fn r3_a_crash_at_every_step_leaves_a_removable_notready_pod() {
             d.unset_env("CRUST_FAILPOINTS");
             d.restart().await;
             let mut c = d.client().await;
-            let items = c
-                .list_pod_sandbox(ListPodSandboxRequest::default())
-                .await
-                .unwrap()
-                .into_inner()
-                .items;
+            let items = common::list(&mut c).await;
             assert_eq!(
                 items.len(),
                 1,
@@ -112,14 +101,7 @@ async fn r3_a_crash_at_every_step_leaves_a_removable_notready_pod() {
                 "{label} {step}"
             );
             // ...until Stop/Remove free everything (DEL included); then the retry succeeds.
-            c.stop_pod_sandbox(StopPodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            })
-            .await
-            .unwrap();
-            c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-                .await
-                .unwrap();
+            common::stop_remove(&mut c, &id).await;
             d.assert_no_leaks().await;
             let id = run(&mut c, make(&d))
                 .await

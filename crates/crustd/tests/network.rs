@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{ping, pod_ip, stop_remove, Daemon};
 use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StatusRequest, StopPodSandboxRequest,
+    PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StatusRequest, StopPodSandboxRequest,
 };
 use tonic::Code;
 
@@ -93,16 +93,7 @@ async fn both_orders_give_a_pingable_pod_and_the_order_is_observable() {
         );
         assert!(d.net.allocated_ips().is_empty(), "Stop freed the IP");
         assert!(!ping(&ip));
-        c.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .unwrap();
+        stop_remove(&mut c, &id).await;
         assert!(!netns.exists(), "Remove deleted the netns file");
         d.assert_no_leaks().await;
     }
@@ -139,13 +130,7 @@ async fn f1_add_failure_carries_the_plugin_message_runs_del_and_leaves_nothing()
             calls[last_add..].iter().any(|l| l.starts_with("DEL")),
             "DEL after the failed ADD: {calls:?}"
         );
-        assert!(c
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items
-            .is_empty());
+        assert!(common::list(&mut c).await.is_empty());
         d.assert_no_leaks().await;
         d.net.clear_failpoints();
         let id = d.run_config(&mut c, config).await;
@@ -173,12 +158,7 @@ async fn f2_chain_fails_after_ipam_and_del_fails_once_ip_is_freed_eventually() {
             "round {round}: {}",
             err.message()
         );
-        let items = c
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
+        let items = common::list(&mut c).await;
         assert_eq!(items.len(), 1, "kept NOTREADY while its IP is held");
         assert_eq!(d.net.allocated_ips().len(), 1, "no growth per retry");
         // Remove retries the DEL (which works now) and frees the IP.
@@ -298,12 +278,7 @@ async fn r2_crash_during_add_leaves_a_notready_pod_whose_stop_runs_del() {
     d.net.clear_failpoints();
     d.restart().await;
     let mut c = d.client().await;
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].state, PodSandboxState::SandboxNotready as i32);
     let id = items[0].id.clone();

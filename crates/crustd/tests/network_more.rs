@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use common::{ping, pod_ip, stop_remove, Daemon};
 use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest, PortMapping, Protocol,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StopPodSandboxRequest,
-    UpdateRuntimeConfigRequest,
+    PodSandboxState, PodSandboxStatusRequest, PortMapping, Protocol, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StopPodSandboxRequest, UpdateRuntimeConfigRequest,
 };
 use tonic::Code;
 
@@ -35,12 +34,7 @@ async fn f4_client_deadline_during_add_then_retry_gets_the_one_sandbox() {
     let id = d.run_config(&mut c, config.clone()).await;
     let id2 = d.run_config(&mut c, config).await;
     assert_eq!(id, id2);
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1, "exactly one sandbox in the end");
     assert_eq!(items[0].state, PodSandboxState::SandboxReady as i32);
     assert!(ping(&pod_ip(&mut c, &id).await));
@@ -69,12 +63,7 @@ async fn f6_cni_undo_fails_pod_kept_notready_then_cleaned_across_restart() {
         "{}",
         err.message()
     );
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].state, PodSandboxState::SandboxNotready as i32);
     d.stop_graceful();

@@ -3,10 +3,7 @@
 mod common;
 
 use common::Daemon;
-use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    StopPodSandboxRequest,
-};
+use cri_api::v1::{PodSandboxState, PodSandboxStatusRequest, StopPodSandboxRequest};
 use tonic::Code;
 
 async fn state_of(c: &mut common::Client, id: &str) -> (i32, String) {
@@ -32,12 +29,7 @@ async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
     })
     .await
     .unwrap();
-    let before = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let before = common::list(&mut c).await;
     let pause_before = d.pause_pids();
 
     d.stop_graceful();
@@ -49,12 +41,7 @@ async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
     d.restart().await;
     let mut c = d.client().await;
 
-    let after = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let after = common::list(&mut c).await;
     let key = |v: &Vec<cri_api::v1::PodSandbox>| {
         let mut v: Vec<_> = v
             .iter()
@@ -92,14 +79,7 @@ async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
     .await;
     assert!(noticed, "exit of a recovered pause is noticed");
     for id in [ready, stopped] {
-        c.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-            .await
-            .unwrap();
+        common::stop_remove(&mut c, &id).await;
     }
     d.assert_no_leaks().await;
 }
@@ -123,14 +103,7 @@ async fn r4_pause_died_while_crustd_was_down() {
     let (state, info) = state_of(&mut c, &id).await;
     assert_eq!(state, PodSandboxState::SandboxNotready as i32);
     assert!(info.contains("exited while crustd was down"), "{info}");
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.clone(),
-    })
-    .await
-    .unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-        .await
-        .unwrap();
+    common::stop_remove(&mut c, &id).await;
     d.assert_no_leaks().await;
 }
 
@@ -161,12 +134,7 @@ async fn r6_corrupt_truncated_and_future_records_do_not_stop_crustd() {
         state_of(&mut c, &good).await.0,
         PodSandboxState::SandboxReady as i32
     );
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 4, "bad records are listed, not dropped");
     for bad in [&corrupt, &truncated, &future] {
         let (state, info) = state_of(&mut c, bad).await;
@@ -176,16 +144,7 @@ async fn r6_corrupt_truncated_and_future_records_do_not_stop_crustd() {
     }
     // Unreadable records are removable; their pause containers are killed and deleted with them.
     for id in [&good, &corrupt, &truncated, &future] {
-        c.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        })
-        .await
-        .unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        })
-        .await
-        .unwrap();
+        common::stop_remove(&mut c, id).await;
         let err = c
             .pod_sandbox_status(PodSandboxStatusRequest {
                 pod_sandbox_id: id.to_string(),

@@ -5,10 +5,7 @@
 mod common;
 
 use common::Daemon;
-use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxState, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StopPodSandboxRequest,
-};
+use cri_api::v1::{PodSandboxState, RemovePodSandboxRequest, RunPodSandboxRequest};
 use tonic::Code;
 
 async fn run_failing(d: &Daemon, c: &mut common::Client, name: &str) -> tonic::Status {
@@ -40,12 +37,7 @@ async fn f5_runc_create_or_start_failure_is_undone_completely() {
             "{}",
             err.message()
         );
-        let items = c
-            .list_pod_sandbox(ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
+        let items = common::list(&mut c).await;
         assert!(items.is_empty(), "{items:?}");
         d.assert_no_leaks().await;
         d.clear_runc_failpoints();
@@ -78,12 +70,7 @@ async fn f6_failed_undo_keeps_the_pod_notready_for_remove_also_across_restart() 
         "{}",
         err.message()
     );
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1, "the half-built pod stays visible");
     assert_eq!(items[0].state, PodSandboxState::SandboxNotready as i32);
     let id = items[0].id.clone();
@@ -106,21 +93,9 @@ async fn f6_failed_undo_keeps_the_pod_notready_for_remove_also_across_restart() 
     d.stop_graceful();
     d.restart().await;
     let mut c = d.client().await;
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1);
     d.clear_runc_failpoints();
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.clone(),
-    })
-    .await
-    .unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-        .await
-        .unwrap();
+    common::stop_remove(&mut c, &id).await;
     d.assert_no_leaks().await;
 }

@@ -120,17 +120,7 @@ async fn run_status_list_stop_remove_with_events() {
         .unwrap();
     assert!(list.into_inner().items.is_empty());
     // Stop is idempotent.
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.clone(),
-    })
-    .await
-    .unwrap();
-
-    c.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: id.clone(),
-    })
-    .await
-    .unwrap();
+    common::stop_remove(&mut c, &id).await;
     let err = c
         .pod_sandbox_status(status_req(&id, false))
         .await
@@ -202,14 +192,7 @@ async fn pause_killed_turns_notready_with_stopped_event_within_a_second() {
         PodSandboxState::SandboxNotready as i32
     );
     assert!(st.info["info"].contains("pause process exited"));
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: id.clone(),
-    })
-    .await
-    .unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
-        .await
-        .unwrap();
+    common::stop_remove(&mut c, &id).await;
     d.assert_no_leaks().await;
 }
 

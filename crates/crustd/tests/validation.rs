@@ -5,9 +5,9 @@ mod common;
 
 use common::Daemon;
 use cri_api::v1::{
-    ListPodSandboxRequest, PodSandboxConfig, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest,
-    UpdateRuntimeConfigRequest, VersionRequest,
+    PodSandboxConfig, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest, UpdateRuntimeConfigRequest,
+    VersionRequest,
 };
 use tonic::Code;
 
@@ -24,12 +24,7 @@ async fn run_err(
         })
         .await
         .expect_err("request must fail");
-    let items = c
-        .list_pod_sandbox(ListPodSandboxRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let items = common::list(c).await;
     assert!(items.is_empty(), "a rejected request left {items:?}");
     d.assert_no_leaks().await;
     err
@@ -113,16 +108,7 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
     let d = Daemon::start().await;
     let mut c = d.client().await;
     let unknown = "0".repeat(64);
-    c.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: unknown.clone(),
-    })
-    .await
-    .unwrap();
-    c.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: unknown.clone(),
-    })
-    .await
-    .unwrap();
+    common::stop_remove(&mut c, &unknown).await;
     let err = c
         .pod_sandbox_status(PodSandboxStatusRequest {
             pod_sandbox_id: unknown,
@@ -186,16 +172,7 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
         })
         .await
         .unwrap();
-        c.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .unwrap();
-        c.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: id.clone(),
-        })
-        .await
-        .unwrap();
+        common::stop_remove(&mut c, &id).await;
         c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
             .await
             .unwrap();
