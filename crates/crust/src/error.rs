@@ -25,7 +25,6 @@ fn sandbox_code(e: &SandboxError) -> Code {
         }
         SandboxError::Lookup(l) => lookup_code(l),
         SandboxError::NameTaken { .. } => Code::AlreadyExists,
-        SandboxError::NetworkNotReady(_) => Code::FailedPrecondition,
         SandboxError::Network(n) => network_code(n),
         SandboxError::Step { source, .. } => match sandbox_code(source) {
             Code::InvalidArgument => Code::InvalidArgument,
@@ -79,7 +78,7 @@ mod tests {
 
     #[test]
     fn codes() {
-        let s: Status = SandboxError::NetworkNotReady("no CNI network config in /x".into()).into();
+        let s: Status = SandboxError::Network(NetworkError::NoConfig("/x".into())).into();
         assert_eq!(s.code(), Code::FailedPrecondition);
         assert!(s.message().contains("no CNI network config"));
         let s: Status = SandboxError::Network(NetworkError::UnknownNetwork("n".into())).into();

@@ -9,9 +9,7 @@ use common::Daemon;
 async fn bench_reports_every_rpc_and_the_floor() {
     let d = Daemon::start().await;
     let json = d.dir.path().join("bench.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crust"))
-        .arg("--socket")
-        .arg(&d.socket)
+    let out = tokio::process::Command::from(d.crust_cli())
         .args([
             "bench",
             "--pods",
@@ -70,9 +68,7 @@ async fn bench_reports_every_rpc_and_the_floor() {
 async fn density_reports_runtime_memory_and_one_process_per_pod() {
     let d = Daemon::start().await;
     let json = d.dir.path().join("density.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_crust"))
-        .arg("--socket")
-        .arg(&d.socket)
+    let out = tokio::process::Command::from(d.crust_cli())
         .args([
             "bench",
             "--density",

@@ -228,12 +228,7 @@ async fn cli_images_inspecti_rmi() {
     let record = place_image(&d.root, "docker.io/library/busybox:1.36").await;
     d.restart().await;
     let crust = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crust"))
-            .arg("--socket")
-            .arg(&d.socket)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = d.crust_cli().args(args).output().unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

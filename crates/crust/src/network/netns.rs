@@ -88,6 +88,13 @@ pub fn is_pinned(path: &Path) -> bool {
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
+/// The `CNI_NETNS` value for a pod: its netns path while pinned, else empty (DEL must still run).
+pub fn cni_arg(path: Option<&Path>) -> String {
+    path.filter(|p| is_pinned(p))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 /// Unpins the namespace (lazy unmount); idempotent.
 pub fn unpin(path: &Path) -> io::Result<()> {
     if !path.exists() {

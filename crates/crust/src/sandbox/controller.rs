@@ -210,23 +210,22 @@ impl SandboxController for PauseController {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => {}
         }
-        let bundle = paths.bundle();
-        super::files::remove_dir(&bundle).map_err(|source| ControllerError::Io {
-            what: "remove bundle",
-            path: bundle,
-            source,
-        })
+        remove_bundle(paths)
     }
 
     async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError> {
         for runtime in self.runtimes.values() {
             runtime.force_delete(id).await?;
         }
-        let bundle = paths.bundle();
-        super::files::remove_dir(&bundle).map_err(|source| ControllerError::Io {
-            what: "remove bundle",
-            path: bundle,
-            source,
-        })
+        remove_bundle(paths)
     }
+}
+
+fn remove_bundle(paths: &SandboxPaths) -> Result<(), ControllerError> {
+    let bundle = paths.bundle();
+    super::files::remove_dir(&bundle).map_err(|source| ControllerError::Io {
+        what: "remove bundle",
+        path: bundle,
+        source,
+    })
 }

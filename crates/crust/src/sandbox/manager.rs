@@ -156,10 +156,8 @@ impl SandboxManager {
         let handler = self.handler(handler)?;
         let network_mode = validate::network_mode(&config);
         let cni = network_mode == NetworkMode::Cni;
+        // plan() fails with NoConfig (FailedPrecondition) when no network config is usable.
         let attachments = if cni {
-            self.network
-                .ready()
-                .map_err(SandboxError::NetworkNotReady)?;
             self.network.plan(&config.annotations)?
         } else {
             Vec::new()
@@ -370,7 +368,6 @@ impl SandboxManager {
     /// What the pod network needs to know; the netns path is empty once the netns is gone.
     fn network_request(&self, record: &SandboxRecord) -> PodNetworkRequest {
         let meta = record.config.metadata.clone().unwrap_or_default();
-        let netns = record.netns.as_ref().filter(|p| netns::is_pinned(p));
         let port_mappings = Checkpoint::parse(&record.checkpoint)
             .map(|c| c.data.port_mappings)
             .unwrap_or_else(|| {
@@ -380,7 +377,7 @@ impl SandboxManager {
             });
         PodNetworkRequest {
             id: record.id.clone(),
-            netns: netns.map(|p| p.display().to_string()).unwrap_or_default(),
+            netns: netns::cni_arg(record.netns.as_deref()),
             name: meta.name,
             namespace: meta.namespace,
             uid: meta.uid,
@@ -674,14 +671,9 @@ impl SandboxManager {
     /// Removes a sandbox whose record could not be read: everything it might hold is released.
     async fn remove_unknown(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         let paths = self.paths(&sandbox.id);
-        super::recover::force_delete_everywhere(self.controller.as_ref(), &sandbox.id, &paths)
-            .await?;
+        self.controller.force_delete(&sandbox.id, &paths).await?;
         let netns_path = self.options.netns_dir.join(&sandbox.id);
-        let netns_arg = if netns::is_pinned(&netns_path) {
-            netns_path.display().to_string()
-        } else {
-            String::new()
-        };
+        let netns_arg = netns::cni_arg(Some(&netns_path));
         self.network
             .teardown_cached(&sandbox.id, &netns_arg)
             .await?;

@@ -63,8 +63,6 @@ pub enum SandboxError {
     Lookup(#[from] LookupError),
     #[error("pod sandbox name {name:?} is already reserved by sandbox {holder}")]
     NameTaken { name: String, holder: String },
-    #[error("pod network not ready: {0}")]
-    NetworkNotReady(String),
     #[error(transparent)]
     Network(#[from] NetworkError),
     #[error("failed to {step}: {source}")]

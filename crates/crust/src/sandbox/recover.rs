@@ -4,12 +4,9 @@
 use std::sync::Arc;
 
 use super::{
-    controller::SandboxController,
-    files::SandboxPaths,
     manager::SandboxManager,
     record::{Held, NetworkMode, Sandbox, SandboxRecord, RECORD_VERSION},
     state::SandboxState,
-    SandboxError,
 };
 use crate::{network::netns, oci_runtime::monitor::Process, store::load_record};
 
@@ -136,15 +133,4 @@ fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox
     let mut sandbox = Sandbox::new(record, path, true);
     sandbox.load_error = Some(error);
     sandbox
-}
-
-/// Deletes container `id` from every configured runtime, forcing it (abnormal path: the record that
-/// would say which runtime and pid it had is unreadable).
-pub async fn force_delete_everywhere(
-    controller: &dyn SandboxController,
-    id: &str,
-    paths: &SandboxPaths,
-) -> Result<(), SandboxError> {
-    controller.force_delete(id, paths).await?;
-    Ok(())
 }

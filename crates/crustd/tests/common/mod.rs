@@ -328,6 +328,13 @@ impl Daemon {
         Ok(channel)
     }
 
+    /// The `crust` CLI pointed at this daemon's socket.
+    pub fn crust_cli(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crust"));
+        cmd.arg("--socket").arg(&self.socket);
+        cmd
+    }
+
     /// A fresh client connection.
     pub async fn client(&self) -> Client {
         self.try_client().await.expect("connect to crustd")
