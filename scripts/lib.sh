@@ -5,16 +5,31 @@
 # build (gcc and the static libc for the built-in pause) and test (python3 venv for the grpcio client).
 CRUST_APT_PACKAGES=(runc containernetworking-plugins iproute2 iptables iputils-ping gcc libc6-dev
                     python3 python3-venv python3-pip ca-certificates)
+# Only for the test suite: a real registry (docker-registry), htpasswd for its basic auth
+# (apache2-utils), and busybox-static, from which the tests build their images.
+CRUST_TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static)
+# Only for `crust bench --pull`: the comparison pipeline.
+CRUST_BENCH_APT_PACKAGES=(skopeo umoci docker-registry busybox-static)
 
+# install_deps [EXTRA_PACKAGE...]: the run-time packages plus any extra ones.
 install_deps() {
     local missing=()
-    for p in "${CRUST_APT_PACKAGES[@]}"; do
+    for p in "${CRUST_APT_PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         echo ">> installing: ${missing[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # Installing packages must not start services (docker-registry would listen on :5000):
+        # the tests start their own registries on free loopback ports.
+        local policy=/usr/sbin/policy-rc.d own_policy=0
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+        fi
+        local rc=0
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+        if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
+        if [ "$rc" != 0 ]; then exit "$rc"; fi
     fi
     if ! command -v cargo >/dev/null 2>&1; then
         echo "crust needs a Rust toolchain (1.88 or newer, e.g. from rustup); cargo was not found" >&2

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-install_deps
+install_deps "${CRUST_TEST_APT_PACKAGES[@]}"
 
 echo ">> cargo fmt --check"
 cargo fmt --all --check

@@ -73,8 +73,9 @@ pub struct CniConfig {
     pub plugin_timeout_s: u64,
 }
 
-/// Per-registry settings (used by the image issue).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Per-registry settings: mirrors tried in order, then the host itself when `fallback` (default
+/// true); `insecure` allows plain http and unverified TLS; an extra CA; credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     pub mirrors: Vec<String>,
@@ -124,6 +125,19 @@ impl Default for CniConfig {
             default_network_bridge: "crust0".to_string(),
             default_network_subnet: "10.89.0.0/16".to_string(),
             plugin_timeout_s: 30,
+        }
+    }
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            mirrors: Vec::new(),
+            fallback: true,
+            insecure: false,
+            ca_file: String::new(),
+            username: String::new(),
+            password: String::new(),
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::{
     config::Config,
     events::EventBus,
-    image::{self, store::ImageStore},
+    image::{self, pull::Puller, registry::Registries, store::ImageStore},
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{OciRuntime, RuncRuntime},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
@@ -92,14 +92,12 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         .recover()
         .await
         .map_err(io_err("recover sandboxes from", &sandboxes_root))?;
-    let images_dir = config.root.join("images");
-    let images = ImageStore::open(&images_dir)?;
-    Ok(Arc::new(CriService::new(
-        manager,
-        events,
-        config,
-        Arc::new(images),
-    )))
+    let images = Arc::new(ImageStore::open(&config.root.join("images"))?);
+    let puller = Arc::new(Puller::new(
+        images,
+        Registries::new(config.registries.clone()),
+    ));
+    Ok(Arc::new(CriService::new(manager, events, config, puller)))
 }
 
 /// The CNI pod network from the `[cni]` config; results are cached under the root dir so DEL

@@ -3,7 +3,10 @@
 use tonic::{Code, Status};
 
 use crate::{
-    image::store::ImageStoreError,
+    image::{
+        content::ContentError, manifest::ManifestError, pull::PullError, registry::RegistryError,
+        store::ImageStoreError,
+    },
     network::cni::NetworkError,
     sandbox::{controller::ControllerError, SandboxError},
     store::LookupError,
@@ -63,6 +66,55 @@ impl From<ImageStoreError> for Status {
     fn from(e: ImageStoreError) -> Status {
         Status::new(Code::Internal, format!("image store: {e}"))
     }
+}
+
+fn registry_code(e: &RegistryError) -> Code {
+    match e {
+        RegistryError::NotFound { .. } => Code::NotFound,
+        RegistryError::Unauthorized(_) | RegistryError::Token { .. } => Code::Unauthenticated,
+        RegistryError::Credentials(_) => Code::InvalidArgument,
+        RegistryError::Digest { .. } | RegistryError::TooLarge { .. } => Code::DataLoss,
+        RegistryError::Content(c) => content_code(c),
+        RegistryError::CaFile { .. } => Code::FailedPrecondition,
+        RegistryError::Http { .. } | RegistryError::Status { .. } => Code::Unavailable,
+    }
+}
+
+fn content_code(e: &ContentError) -> Code {
+    match e {
+        ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => Code::DataLoss,
+        ContentError::InvalidDigest { .. } | ContentError::Unsupported(_) => {
+            Code::FailedPrecondition
+        }
+        ContentError::Io { .. } => Code::Internal,
+    }
+}
+
+/// A pull that failed on every endpoint reports the last one's failure (the origin, or the
+/// plain-http attempt of an insecure host); the message lists them all.
+fn pull_code(e: &PullError) -> Code {
+    match e {
+        PullError::Reference(_) => Code::InvalidArgument,
+        PullError::Endpoints { attempts, .. } => attempts
+            .last()
+            .map_or(Code::Unavailable, |(_, e)| registry_code(e)),
+        PullError::Registry { source, .. } => registry_code(source),
+        PullError::Manifest {
+            source: ManifestError::NoPlatform { .. },
+            ..
+        } => Code::NotFound,
+        PullError::Manifest { .. } | PullError::LayerType { .. } | PullError::Unpack { .. } => {
+            Code::FailedPrecondition
+        }
+        PullError::DiffId { .. } => Code::DataLoss,
+        PullError::Content(c) => content_code(c),
+        PullError::Store(_) | PullError::Task(_) => Code::Internal,
+    }
+}
+
+/// The status of a failed pull (shared between merged pulls, hence by reference).
+pub fn pull_status(e: &PullError) -> Status {
+    Status::new(pull_code(e), e.to_string())
 }
 
 impl From<LookupError> for Status {

@@ -4,7 +4,10 @@
 //! ImageService RPCs come next.
 
 pub mod content;
+pub mod manifest;
+pub mod pull;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

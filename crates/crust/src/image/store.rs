@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    sync::RwLock,
+    sync::{Arc, Mutex, RwLock},
 };
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,38 @@ pub struct ImageStore {
     root: PathBuf,
     content: ContentStore,
     images: RwLock<BTreeMap<String, ImageRecord>>,
+    leases: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+/// Blobs and snapshots an unfinished pull is writing: [`ImageStore::gc`] leaves them alone until
+/// the lease is dropped (after the image record is written, or on failure).
+#[derive(Debug)]
+pub struct Lease {
+    held: Vec<String>,
+    table: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl Lease {
+    /// Protects `key` (a digest or chain id) from GC from now on.
+    pub fn add(&mut self, key: &str) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        *table.entry(key.to_string()).or_default() += 1;
+        self.held.push(key.to_string());
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        for key in self.held.drain(..) {
+            if let Some(n) = table.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    table.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 impl ImageStore {
@@ -107,6 +139,7 @@ impl ImageStore {
             root: root.to_path_buf(),
             content,
             images: RwLock::default(),
+            leases: Arc::default(),
         };
         store.load()?;
         Ok(store)
@@ -124,6 +157,14 @@ impl ImageStore {
             }
         }
         Ok(())
+    }
+
+    /// A new, empty lease.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            held: Vec::new(),
+            table: Arc::clone(&self.leases),
+        }
     }
 
     /// The content store.
@@ -239,12 +280,20 @@ impl ImageStore {
 
     /// Deletes blobs and snapshots that no image references (also half-unpacked snapshots).
     pub fn gc(&self) -> Result<(usize, usize), ImageStoreError> {
+        // Held throughout: a pull either recorded its image before this point or still leases
+        // what it wrote.
+        let leased = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         let images = self.list();
         let mut blobs: BTreeSet<String> = BTreeSet::new();
         let mut chains: BTreeSet<String> = BTreeSet::new();
         for image in &images {
             blobs.insert(image.manifest_digest.clone());
             blobs.insert(image.id.clone());
+            for repo_digest in &image.repo_digests {
+                if let Some((_, digest)) = repo_digest.rsplit_once('@') {
+                    blobs.insert(digest.to_string());
+                }
+            }
             for layer in &image.layers {
                 blobs.insert(layer.digest.clone());
                 chains.insert(layer.chain_id.trim_start_matches("sha256:").to_string());
@@ -257,15 +306,19 @@ impl ImageStore {
             .into_iter()
             .filter(|d| !blobs.contains(d))
         {
-            self.content.delete(&digest)?;
-            removed_blobs += 1;
+            if !leased.contains_key(&digest) {
+                self.content.delete(&digest)?;
+                removed_blobs += 1;
+            }
         }
         let mut removed_snapshots = 0;
         let dir = self.root.join("snapshots");
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !chains.contains(&name) || !entry.path().join(".complete").is_file() {
-                std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+            let path = entry.path();
+            let unused = !chains.contains(&name) || !path.join(".complete").is_file();
+            if unused && !leased.contains_key(&format!("sha256:{name}")) {
+                std::fs::remove_dir_all(&path).map_err(io(&path))?;
                 removed_snapshots += 1;
             }
         }

@@ -5,6 +5,7 @@
 mod events;
 mod image_fs_info;
 mod image_list;
+mod image_pull;
 mod image_remove;
 mod image_status;
 pub mod instrument;
@@ -25,7 +26,12 @@ use tonic::{Request, Response, Status};
 pub use sandbox_list::matches as pod_filter_matches;
 pub use version::RUNTIME_API_VERSION;
 
-use crate::{config::Config, events::EventBus, image::store::ImageStore, sandbox::SandboxManager};
+use crate::{
+    config::Config,
+    events::EventBus,
+    image::{pull::Puller, store::ImageStore},
+    sandbox::SandboxManager,
+};
 
 /// The CRI service state shared by all RPCs.
 #[derive(Debug)]
@@ -34,21 +40,23 @@ pub struct CriService {
     pub(crate) events: EventBus,
     pub(crate) config: Arc<Config>,
     pub(crate) images: Arc<ImageStore>,
+    pub(crate) puller: Arc<Puller>,
 }
 
 impl CriService {
-    /// A service over the given manager and bus.
+    /// A service over the given manager, bus and image puller (with its store).
     pub fn new(
         sandboxes: Arc<SandboxManager>,
         events: EventBus,
         config: Arc<Config>,
-        images: Arc<ImageStore>,
+        puller: Arc<Puller>,
     ) -> CriService {
         CriService {
             sandboxes,
             events,
             config,
-            images,
+            images: Arc::clone(puller.store()),
+            puller,
         }
     }
 }
@@ -283,9 +291,9 @@ impl ImageService for CriService {
 
     async fn pull_image(
         &self,
-        _req: Request<PullImageRequest>,
+        req: Request<PullImageRequest>,
     ) -> Result<Response<PullImageResponse>, Status> {
-        instrument::unimplemented("PullImage")
+        image_pull::handle(self, req).await
     }
 
     async fn remove_image(
