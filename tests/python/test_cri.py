@@ -139,3 +139,100 @@ def test_bad_input_gets_clear_codes(daemon):
         stub.ExecSync(pb.ExecSyncRequest(container_id="c"))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert stub.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
+
+
+def free_port():
+    import socket as s
+
+    with s.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def registry():
+    """Debian's docker-registry on a free loopback port, with its own storage."""
+    import urllib.request
+
+    d = tempfile.mkdtemp(prefix="crust-registry-py-")
+    addr = f"127.0.0.1:{free_port()}"
+    config = os.path.join(d, "config.yml")
+    with open(config, "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n"
+                f"http:\n  addr: {addr}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://{addr}/v2/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield addr
+    proc.kill()
+    proc.wait()
+    subprocess.run(["rm", "-rf", d])
+
+
+def push_image(addr, repo, tag):
+    """Builds a one-layer OCI image (busybox-static) with the standard library and pushes it."""
+    import gzip
+    import hashlib
+    import io
+    import json
+    import tarfile
+    import urllib.request
+
+    def digest(data):
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        tar.add("/bin/busybox", arcname="bin/busybox")
+    layer_tar = raw.getvalue()
+    layer = gzip.compress(layer_tar)
+    config = json.dumps({"architecture": "amd64" if os.uname().machine == "x86_64" else "arm64", "os": "linux",
+                         "config": {"User": "1000"}, "rootfs": {"type": "layers", "diff_ids": [digest(layer_tar)]}}).encode()
+    for blob in (layer, config):
+        start = urllib.request.urlopen(urllib.request.Request(f"http://{addr}/v2/{repo}/blobs/uploads/", method="POST"))
+        location = start.headers["Location"]
+        sep = "&" if "?" in location else "?"
+        url = location if location.startswith("http") else f"http://{addr}{location}"
+        urllib.request.urlopen(urllib.request.Request(
+            f"{url}{sep}digest={digest(blob)}", data=blob, method="PUT",
+            headers={"Content-Type": "application/octet-stream"}))
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(layer), "size": len(layer)}],
+    }).encode()
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://{addr}/v2/{repo}/manifests/{tag}", data=manifest, method="PUT",
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
+    return digest(config), digest(manifest)
+
+
+def test_pull_list_status_remove_over_grpcio(daemon, registry):
+    _, d, _ = daemon
+    socket = os.path.join(d, "crust.sock")
+    channel = grpc.insecure_channel("unix://" + socket, options=[("grpc.default_authority", socket)])
+    images = rpc.ImageServiceStub(channel)
+    image_id, manifest_digest = push_image(registry, "py/busybox", "1.0")
+    ref = f"{registry}/py/busybox:1.0"
+    got = images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref))).image_ref
+    assert got == image_id
+    status = images.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=ref))).image
+    assert status.id == image_id and list(status.repo_tags) == [ref]
+    assert list(status.repo_digests) == [f"{registry}/py/busybox@{manifest_digest}"]
+    assert status.uid.value == 1000
+    assert [i.id for i in images.ListImages(pb.ListImagesRequest()).images] == [image_id]
+    with pytest.raises(grpc.RpcError) as err:
+        images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=f"{registry}/py/missing:1")))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image="UPPER/case")))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)))
+    images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)))
+    assert images.ListImages(pb.ListImagesRequest()).images == []
+    assert os.listdir(os.path.join(d, "root", "images", "snapshots")) == []
+    channel.close()

@@ -21,7 +21,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::{
     config::Config,
     events::EventBus,
-    image::{self, pull::Puller, registry::Registries, store::ImageStore},
+    image::{self, pull::Puller, registry::Registries, store::ImageStore, SandboxImage},
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{OciRuntime, RuncRuntime},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
@@ -73,12 +73,21 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         .map_err(io_err("write built-in pause under", &config.root))?;
     let controller = PauseController::new(runtimes(&config), rootfs, sandbox_oom_score_adj());
     let events = EventBus::default();
+    let images = Arc::new(ImageStore::open(&config.root.join("images"))?);
+    let puller = Arc::new(Puller::new(
+        images,
+        Registries::new(config.registries.clone()),
+    ));
     let options = ManagerOptions {
         root_dir: sandboxes_root.clone(),
         state_dir: sandboxes_state,
         handlers: config.runtimes.keys().cloned().collect::<BTreeSet<_>>(),
         default_handler: config.default_runtime.clone(),
         netns_dir: config.state.join("netns"),
+        sandbox_image: SandboxImage {
+            reference: config.sandbox_image.clone(),
+            puller: Arc::clone(&puller),
+        },
     };
     let store = SandboxStore::new(sandboxes_root.clone(), Arc::new(Registrar::default()));
     let manager = Arc::new(SandboxManager::new(
@@ -92,11 +101,6 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         .recover()
         .await
         .map_err(io_err("recover sandboxes from", &sandboxes_root))?;
-    let images = Arc::new(ImageStore::open(&config.root.join("images"))?);
-    let puller = Arc::new(Puller::new(
-        images,
-        Registries::new(config.registries.clone()),
-    ));
     Ok(Arc::new(CriService::new(manager, events, config, puller)))
 }
 

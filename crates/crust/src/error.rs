@@ -33,6 +33,7 @@ fn sandbox_code(e: &SandboxError) -> Code {
             Code::InvalidArgument => Code::InvalidArgument,
             _ => Code::Internal,
         },
+        SandboxError::Image(e) => pull_code(e),
         SandboxError::Controller(ControllerError::UnknownHandler(_)) => Code::InvalidArgument,
         SandboxError::Controller(_)
         | SandboxError::Io { .. }
@@ -108,6 +109,7 @@ fn pull_code(e: &PullError) -> Code {
         }
         PullError::DiffId { .. } => Code::DataLoss,
         PullError::Content(c) => content_code(c),
+        PullError::Vanished { .. } => Code::Aborted,
         PullError::Store(_) | PullError::Task(_) => Code::Internal,
     }
 }

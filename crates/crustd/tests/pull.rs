@@ -581,3 +581,87 @@ async fn remove_image_collects_garbage_and_fs_info_follows() {
         "back near empty: {empty} -> {after}"
     );
 }
+
+fn overlay_mounts(d: &Daemon) -> Vec<String> {
+    let dir = d.root.parent().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&dir) && l.contains(" - overlay "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn registry_sandbox_image_is_pulled_on_first_run_and_pinned() {
+    let registry = Registry::start().await;
+    let pause = common::registry::pause_image();
+    registry.push_image("test/pause", "3.10", &pause).await;
+    let pause_ref = format!("{}/test/pause:3.10", registry.addr);
+    let mut d = Daemon::start_with(&format!("sandbox_image = \"{pause_ref}\"\n"), &[]).await;
+    let mut images = d.image_client().await;
+    assert!(status(&mut images, &pause_ref).await.is_none());
+    let mut c = d.client().await;
+    let id = d.run_pod(&mut c, "registry-pause").await;
+    let st = status(&mut images, &pause_ref)
+        .await
+        .expect("sandbox image pulled");
+    assert_eq!(st.id, sha256(&pause.build().config));
+    assert!(st.pinned, "the sandbox image is pinned");
+    assert_eq!(overlay_mounts(&d).len(), 1, "one overlay rootfs");
+    let pids = d.pause_pids();
+    assert_eq!(pids.len(), 1);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap();
+    assert_eq!(cmdline, b"/pause\0", "runs the image's entrypoint");
+    let err = images
+        .remove_image(RemoveImageRequest {
+            image: spec(&pause_ref),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains(&id), "{}", err.message());
+    // A second pod reuses the image without pulling; a kill -9 of crustd keeps both running.
+    let id2 = d.run_pod(&mut c, "registry-pause-2").await;
+    assert_eq!(overlay_mounts(&d).len(), 2);
+    d.kill9();
+    d.restart().await;
+    let mut c = d.client().await;
+    for pod in [&id, &id2] {
+        common::stop_remove(&mut c, pod).await;
+    }
+    d.assert_no_leaks().await;
+    assert!(overlay_mounts(&d).is_empty());
+    let mut images = d.image_client().await;
+    images
+        .remove_image(RemoveImageRequest {
+            image: spec(&pause_ref),
+        })
+        .await
+        .unwrap();
+    assert!(entries(&d.root.join("images/snapshots")).is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_sandbox_image_fails_run_cleanly() {
+    let mut registry = Registry::start().await;
+    let addr = registry.addr.clone();
+    registry.stop();
+    let d = Daemon::start_with(
+        &format!("sandbox_image = \"{addr}/test/pause:3.10\"\n"),
+        &[],
+    )
+    .await;
+    let mut c = d.client().await;
+    let err = c
+        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(d.pod("no-image")),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("sandbox image"), "{}", err.message());
+    assert!(common::list(&mut c).await.is_empty());
+    d.assert_no_leaks().await;
+}

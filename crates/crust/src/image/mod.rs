@@ -1,13 +1,15 @@
-//! Images: the built-in sandbox image (a rootfs holding only crust's static `/pause`), reference
-//! normalisation ([`reference`]), the content store ([`content`]) and layer extraction for overlayfs
-//! ([`unpack`]), and image records with per-chain snapshots ([`store`]). Registry pulls and the
-//! ImageService RPCs come next.
+//! Images: the sandbox image (the built-in rootfs holding only crust's static `/pause`, or a
+//! registry image pulled on first use), reference normalisation ([`reference`]), registry access
+//! ([`registry`], [`manifest`]) and pulls ([`pull`]), the content store ([`content`]), layer
+//! extraction for overlayfs ([`unpack`]), image records with per-chain snapshots ([`store`]) and
+//! overlay root filesystems over them ([`rootfs`]).
 
 pub mod content;
 pub mod manifest;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod store;
 pub mod unpack;
 
@@ -15,6 +17,12 @@ use std::{
     fs, io,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use self::{
+    pull::{PullError, Puller},
+    rootfs::ImageRootfs,
 };
 
 /// Name the built-in sandbox image is reported under.
@@ -36,6 +44,51 @@ pub fn ensure_builtin_pause(root: &Path) -> io::Result<PathBuf> {
         fs::rename(&tmp, &binary)?;
     }
     Ok(rootfs)
+}
+
+/// The image pods' sandbox process runs from (config `sandbox_image`).
+#[derive(Debug, Clone)]
+pub struct SandboxImage {
+    /// Empty: the built-in pause.
+    pub reference: String,
+    pub puller: Arc<Puller>,
+}
+
+impl SandboxImage {
+    /// `None` for the built-in pause; else the registry image's rootfs, pulled when missing.
+    pub async fn resolve(&self) -> Result<Option<ImageRootfs>, Arc<PullError>> {
+        if self.reference.is_empty() {
+            return Ok(None);
+        }
+        let store = self.puller.store();
+        if let Some(rootfs) = store
+            .find(&self.reference)
+            .and_then(|i| ImageRootfs::of(store, &i))
+        {
+            return Ok(Some(rootfs));
+        }
+        tracing::info!(image = %self.reference, "pulling the sandbox image");
+        let pulled = self.puller.pull(&self.reference, None).await?;
+        store
+            .find(&pulled.id)
+            .and_then(|i| ImageRootfs::of(store, &i))
+            .map(Some)
+            .ok_or_else(|| {
+                Arc::new(PullError::Vanished {
+                    reference: self.reference.clone(),
+                })
+            })
+    }
+
+    /// True when `image_id` is the configured sandbox image (reported as pinned).
+    pub fn is(&self, image_id: &str) -> bool {
+        !self.reference.is_empty()
+            && self
+                .puller
+                .store()
+                .find(&self.reference)
+                .is_some_and(|i| i.id == image_id)
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ pub enum PullError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Store(#[from] ImageStoreError),
+    #[error("image {reference} was removed while it was being prepared")]
+    Vanished { reference: String },
     #[error("pull task failed: {0}")]
     Task(String),
 }

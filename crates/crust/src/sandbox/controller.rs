@@ -16,9 +16,12 @@ use super::{
     record::{PauseProcess, SandboxRecord},
     spec::{pause_spec, PauseSpecInput},
 };
-use crate::oci_runtime::{
-    monitor::{ExitWatch, Process},
-    OciError, OciRuntime,
+use crate::{
+    image::rootfs,
+    oci_runtime::{
+        monitor::{ExitWatch, Process},
+        OciError, OciRuntime,
+    },
 };
 
 /// How long a killed pause may take to exit.
@@ -110,7 +113,7 @@ impl PauseController {
             .ok_or_else(|| ControllerError::UnknownHandler(handler.to_string()))
     }
 
-    fn write_bundle(
+    async fn write_bundle(
         &self,
         record: &SandboxRecord,
         paths: &SandboxPaths,
@@ -122,9 +125,19 @@ impl PauseController {
             move |source| ControllerError::Io { what, path, source }
         };
         std::fs::create_dir_all(&bundle).map_err(io("create bundle", &bundle))?;
+        let rootfs = match &record.rootfs {
+            None => self.rootfs.clone(),
+            Some(image) => mount_rootfs(image.lowers.clone(), bundle.clone()).await?,
+        };
+        let builtin_args = ["/pause".to_string()];
+        let args = match &record.rootfs {
+            Some(image) if !image.args.is_empty() => image.args.as_slice(),
+            _ => &builtin_args[..],
+        };
         let shm = record.held.shm.then(|| paths.shm());
         let input = PauseSpecInput {
-            rootfs: &self.rootfs,
+            rootfs: &rootfs,
+            args,
             network: record.network_mode,
             netns,
             shm: shm.as_deref(),
@@ -147,7 +160,7 @@ impl SandboxController for PauseController {
         netns: Option<&Path>,
     ) -> Result<(PauseProcess, ExitWatch), ControllerError> {
         let runtime = self.runtime(&record.runtime_handler)?;
-        let bundle = self.write_bundle(record, paths, netns)?;
+        let bundle = self.write_bundle(record, paths, netns).await?;
         let pid = runtime.create(&record.id, &bundle).await?;
         let process = Process::open(pid, None)
             .map_err(|source| ControllerError::Io {
@@ -210,20 +223,43 @@ impl SandboxController for PauseController {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => {}
         }
-        remove_bundle(paths)
+        remove_bundle(paths).await
     }
 
     async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError> {
         for runtime in self.runtimes.values() {
             runtime.force_delete(id).await?;
         }
-        remove_bundle(paths)
+        remove_bundle(paths).await
     }
 }
 
-fn remove_bundle(paths: &SandboxPaths) -> Result<(), ControllerError> {
+/// Mounts an image rootfs overlay in `bundle` on a blocking thread.
+async fn mount_rootfs(lowers: Vec<PathBuf>, bundle: PathBuf) -> Result<PathBuf, ControllerError> {
+    let path = bundle.join("rootfs");
+    tokio::task::spawn_blocking(move || rootfs::mount_overlay(&lowers, &bundle))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| ControllerError::Io {
+            what: "mount rootfs",
+            path,
+            source,
+        })
+}
+
+/// Unmounts an image rootfs (if any) and removes the bundle; idempotent.
+async fn remove_bundle(paths: &SandboxPaths) -> Result<(), ControllerError> {
     let bundle = paths.bundle();
-    super::files::remove_dir(&bundle).map_err(|source| ControllerError::Io {
+    let dir = bundle.clone();
+    tokio::task::spawn_blocking(move || {
+        rootfs::unmount_overlay(&dir)?;
+        super::files::remove_dir(&dir)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r)
+    .map_err(|source| ControllerError::Io {
         what: "remove bundle",
         path: bundle,
         source,

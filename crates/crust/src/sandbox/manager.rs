@@ -19,6 +19,7 @@ use super::{
 use crate::{
     events::{now_ns, Event, EventBus, EventKind},
     failpoint,
+    image::SandboxImage,
     network::{
         cni::{CniNetwork, PodNetworkRequest},
         netns,
@@ -50,6 +51,8 @@ pub struct ManagerOptions {
     pub default_handler: String,
     /// `<state>/netns`: pinned network namespaces.
     pub netns_dir: PathBuf,
+    /// What the sandbox process runs from.
+    pub sandbox_image: SandboxImage,
 }
 
 /// One undoable step of RunPodSandbox.
@@ -105,6 +108,21 @@ impl SandboxManager {
         &self.network
     }
 
+    /// The configured sandbox image.
+    pub fn sandbox_image(&self) -> &SandboxImage {
+        &self.options.sandbox_image
+    }
+
+    /// Sandboxes whose rootfs comes from image `image_id`.
+    pub fn image_users(&self, image_id: &str) -> Vec<String> {
+        self.store
+            .all()
+            .into_iter()
+            .filter(|s| s.snapshot().rootfs.is_some_and(|r| r.image_id == image_id))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     /// The store (read access for status and listing).
     pub fn store(&self) -> &SandboxStore {
         &self.store
@@ -135,7 +153,14 @@ impl SandboxManager {
         config: PodSandboxConfig,
         handler: String,
     ) -> Result<String, SandboxError> {
-        let record = self.prepare(config, handler)?;
+        let mut record = self.prepare(config, handler)?;
+        // Step 2: the sandbox image (pulled when it is a missing registry image).
+        record.rootfs = self
+            .options
+            .sandbox_image
+            .resolve()
+            .await
+            .map_err(SandboxError::Image)?;
         let (sandbox, _op) = match self.admit(record).await? {
             Admitted::New(sandbox, op) => (sandbox, op),
             Admitted::Existing(id) => return Ok(id),
@@ -181,6 +206,7 @@ impl SandboxManager {
             attachments,
             network: None,
             reason: None,
+            rootfs: None,
         })
     }
 

@@ -87,6 +87,8 @@ pub enum SandboxError {
     Leftover { id: String, reasons: String },
     #[error("internal task failed: {0}")]
     Task(String),
+    #[error("sandbox image: {0}")]
+    Image(std::sync::Arc<crate::image::pull::PullError>),
     #[error("test failpoint {0} fired")]
     Failpoint(&'static str),
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::state::SandboxState;
 use crate::{
+    image::rootfs::ImageRootfs,
     network::cni::{Attachment, AttachmentStatus},
     oci_runtime::monitor::ExitWatch,
 };
@@ -87,6 +88,9 @@ pub struct SandboxRecord {
     pub netns: Option<PathBuf>,
     /// Why the sandbox is NOTREADY when it was not stopped on request.
     pub reason: Option<String>,
+    /// The registry sandbox image's overlay rootfs; `None` for the built-in pause.
+    #[serde(default)]
+    pub rootfs: Option<ImageRootfs>,
 }
 
 mod config_b64 {

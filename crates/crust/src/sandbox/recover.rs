@@ -129,6 +129,7 @@ fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox
         network: None,
         netns: None,
         reason: Some(format!("unreadable record: {error}")),
+        rootfs: None,
     };
     let mut sandbox = Sandbox::new(record, path, true);
     sandbox.load_error = Some(error);

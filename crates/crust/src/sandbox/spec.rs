@@ -11,6 +11,8 @@ use super::record::NetworkMode;
 #[derive(Debug, Clone)]
 pub struct PauseSpecInput<'a> {
     pub rootfs: &'a Path,
+    /// The pause command (`/pause`, or the sandbox image's entrypoint).
+    pub args: &'a [String],
     pub network: NetworkMode,
     pub netns: Option<&'a Path>,
     pub shm: Option<&'a Path>,
@@ -29,7 +31,7 @@ pub fn pause_spec(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Valu
         "process": {
             "terminal": false,
             "user": { "uid": uid, "gid": gid },
-            "args": ["/pause"],
+            "args": input.args,
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "cwd": "/",
             "capabilities": {
@@ -180,8 +182,10 @@ mod tests {
 
     #[test]
     fn host_network_and_host_pid() {
+        let pause_args = ["/pause".to_string()];
         let input = PauseSpecInput {
             rootfs: Path::new("/r"),
+            args: &pause_args,
             network: NetworkMode::Host,
             netns: None,
             shm: Some(Path::new("/s/shm")),
@@ -199,8 +203,10 @@ mod tests {
 
     #[test]
     fn pod_network_joins_the_pinned_netns() {
+        let pause_args = ["/pause".to_string()];
         let input = PauseSpecInput {
             rootfs: Path::new("/r"),
+            args: &pause_args,
             network: NetworkMode::Cni,
             netns: Some(Path::new("/run/crust/netns/x")),
             shm: None,

@@ -156,6 +156,7 @@ mod tests {
             }),
             netns: None,
             reason: None,
+            rootfs: None,
         }
     }
 

@@ -21,12 +21,16 @@ pub(super) async fn handle(
         None => svc.images.list(),
     };
     Ok(Response::new(ListImagesResponse {
-        images: images.iter().map(to_cri).collect(),
+        images: images
+            .iter()
+            .map(|r| to_cri(r, svc.sandboxes.sandbox_image().is(&r.id)))
+            .collect(),
     }))
 }
 
 /// The CRI `Image` for a record (uid or username from the config's `User`).
-pub fn to_cri(record: &ImageRecord) -> Image {
+/// The CRI view of an image; `pinned` for the sandbox image (kubelet never GCs those).
+pub fn to_cri(record: &ImageRecord, pinned: bool) -> Image {
     let user = record.config["config"]["User"]
         .as_str()
         .unwrap_or("")
@@ -47,6 +51,6 @@ pub fn to_cri(record: &ImageRecord) -> Image {
             image: record.id.clone(),
             ..Default::default()
         }),
-        pinned: false,
+        pinned,
     }
 }

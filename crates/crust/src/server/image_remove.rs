@@ -15,6 +15,16 @@ pub(super) async fn handle(
             "invalid image: an image reference is required",
         ));
     }
+    if let Some(image) = svc.images.find(&key) {
+        let users = svc.sandboxes.image_users(&image.id);
+        if !users.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "image {} is in use by pod sandbox(es) {}",
+                image.id,
+                users.join(", ")
+            )));
+        }
+    }
     let images = svc.images.clone();
     tokio::task::spawn_blocking(move || {
         if images.remove(&key)? {

@@ -28,7 +28,10 @@ pub(super) async fn handle(
         HashMap::new()
     };
     Ok(Response::new(ImageStatusResponse {
-        image: Some(to_cri(&record)),
+        image: Some(to_cri(
+            &record,
+            svc.sandboxes.sandbox_image().is(&record.id),
+        )),
         info,
     }))
 }

@@ -222,7 +222,13 @@ impl Daemon {
             "[runtimes.failing]\npath = \"{}\"\n",
             failpoint_runc().display()
         );
-        std::fs::write(&config, format!("{runtimes}{cni}{extra}\n")).unwrap();
+        // Top-level keys of `extra` (before its first table) must precede the harness's tables.
+        let split = extra
+            .match_indices('[')
+            .find(|(i, _)| *i == 0 || extra.as_bytes()[i - 1] == b'\n')
+            .map_or(extra.len(), |(i, _)| i);
+        let (top, tables) = extra.split_at(split);
+        std::fs::write(&config, format!("{top}\n{runtimes}{cni}{tables}\n")).unwrap();
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

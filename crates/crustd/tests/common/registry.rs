@@ -467,6 +467,16 @@ pub fn busybox_layer() -> Vec<u8> {
     .finish()
 }
 
+/// crust's static pause as `/pause`: a registry sandbox image like registry.k8s.io/pause.
+pub fn pause_image() -> TestImage {
+    let layer = TarBuilder::new()
+        .file("pause", pause::PAUSE_BINARY, 0o755)
+        .finish();
+    let mut image = TestImage::new(vec![TestLayer::new(layer, Compression::Gzip)]);
+    image.config = serde_json::json!({"Entrypoint": ["/pause"], "User": "65535:65535"});
+    image
+}
+
 /// A layer of `size` pseudo-random (incompressible) bytes at `path`.
 pub fn random_layer(path: &str, size: usize, seed: u64) -> Vec<u8> {
     let mut data = Vec::with_capacity(size);

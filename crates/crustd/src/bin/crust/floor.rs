@@ -174,8 +174,10 @@ async fn setup_one(env: &Env, i: usize) -> anyhow::Result<i32> {
     let bundle = env.work.join("bundles").join(&id);
     std::fs::create_dir_all(&bundle)?;
     let cgroups_path = format!("{}/{id}", env.cgroup_parent);
+    let args = ["/pause".to_string()];
     let input = PauseSpecInput {
         rootfs: &env.rootfs,
+        args: &args,
         network: NetworkMode::Cni,
         netns: Some(&netns_path),
         shm: None,

@@ -1,8 +1,10 @@
-//! `crust images`, `crust inspecti`, `crust rmi`: the ImageService side of the CLI.
+//! `crust images`, `crust pull`, `crust inspecti`, `crust rmi`: the ImageService side of the CLI.
+
+use std::io::IsTerminal as _;
 
 use cri_api::v1::{
-    image_service_client::ImageServiceClient, ImageSpec, ImageStatusRequest, ListImagesRequest,
-    RemoveImageRequest,
+    image_service_client::ImageServiceClient, AuthConfig, ImageFsInfoRequest, ImageSpec,
+    ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest,
 };
 use tonic::transport::Channel;
 
@@ -83,6 +85,78 @@ pub async fn inspect(mut c: Client, image: String) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&serde_json::json!({ "status": status, "info": info }))?
     );
     Ok(())
+}
+
+/// Pulls an image; on a long pull, prints how much the image store grew once a second (stderr).
+pub async fn pull(mut c: Client, image: String, creds: Option<String>) -> anyhow::Result<()> {
+    let auth = match creds {
+        Some(text) => {
+            let (username, password) = text
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--creds must be USER:PASSWORD"))?;
+            Some(AuthConfig {
+                username: username.to_string(),
+                password: password.to_string(),
+                ..Default::default()
+            })
+        }
+        None => None,
+    };
+    let progress = tokio::spawn(progress(c.clone(), image.clone()));
+    let result = c
+        .pull_image(PullImageRequest {
+            image: spec(image.clone()),
+            auth,
+            sandbox_config: None,
+        })
+        .await;
+    progress.abort();
+    let image_ref = result?.into_inner().image_ref;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+    println!("Image is up to date for {image}: {image_ref}");
+    Ok(())
+}
+
+async fn progress(mut c: Client, image: String) {
+    let used = |r: Option<cri_api::v1::ImageFsInfoResponse>| {
+        r.and_then(|r| {
+            r.image_filesystems
+                .first()?
+                .used_bytes
+                .as_ref()
+                .map(|u| u.value)
+        })
+        .unwrap_or(0)
+    };
+    let start_bytes = used(
+        c.image_fs_info(ImageFsInfoRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner()),
+    );
+    let started = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = used(
+            c.image_fs_info(ImageFsInfoRequest {})
+                .await
+                .ok()
+                .map(|r| r.into_inner()),
+        );
+        let grown = now.saturating_sub(start_bytes) as f64 / 1e6;
+        let line = format!(
+            "pulling {image}: {grown:.1} MB stored, {:.0}s",
+            started.elapsed().as_secs_f64()
+        );
+        if tty {
+            eprint!("\r\x1b[K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// Removes images (idempotent).

@@ -98,6 +98,13 @@ enum Cmd {
     },
     /// Show an image (by tag, id, id prefix or digest).
     Inspecti { image: String },
+    /// Pull an image from its registry (crustd's mirrors and registry config apply).
+    Pull {
+        image: String,
+        /// Registry credentials as USER:PASSWORD.
+        #[arg(long)]
+        creds: Option<String>,
+    },
     /// Remove images (by tag, id or digest).
     Rmi {
         #[arg(required = true)]
@@ -248,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Images { quiet } => images::list(images, quiet, json).await,
         Cmd::Inspecti { image } => images::inspect(images, image).await,
         Cmd::Rmi { images: refs } => images::remove(images, refs).await,
+        Cmd::Pull { image, creds } => images::pull(images, image, creds).await,
     }
 }
 
