@@ -18,6 +18,8 @@ use cri_api::v1::{
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crust_api::v1::admin_server::AdminServer;
+
 use crate::{
     config::Config,
     events::EventBus,
@@ -25,6 +27,7 @@ use crate::{
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{OciRuntime, RuncRuntime},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
+    server::admin_import::AdminService,
     server::CriService,
     store::Registrar,
 };
@@ -216,7 +219,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), DaemonError> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin = AdminService::new(
+        Arc::clone(&service.puller),
+        service.config.root.join("images").join("import"),
+    );
     let server = tonic::transport::Server::builder()
+        .add_service(AdminServer::new(admin))
         .add_service(RuntimeServiceServer::from_arc(service.clone()))
         .add_service(ImageServiceServer::from_arc(service))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {

@@ -4,8 +4,8 @@ use tonic::{Code, Status};
 
 use crate::{
     image::{
-        content::ContentError, manifest::ManifestError, pull::PullError, registry::RegistryError,
-        store::ImageStoreError,
+        content::ContentError, import::ImportError, manifest::ManifestError, pull::PullError,
+        registry::RegistryError, store::ImageStoreError,
     },
     network::cni::NetworkError,
     sandbox::{controller::ControllerError, SandboxError},
@@ -112,6 +112,16 @@ fn pull_code(e: &PullError) -> Code {
         PullError::Vanished { .. } => Code::Aborted,
         PullError::Store(_) | PullError::Task(_) => Code::Internal,
     }
+}
+
+/// The status of a failed import.
+pub fn import_status(e: &ImportError) -> Status {
+    let code = match e {
+        ImportError::Layout(_) | ImportError::Entry(_) => Code::InvalidArgument,
+        ImportError::Io(_) => Code::Internal,
+        ImportError::Pull(p) => pull_code(p),
+    };
+    Status::new(code, format!("import: {e}"))
 }
 
 /// The status of a failed pull (shared between merged pulls, hence by reference).

@@ -5,6 +5,7 @@
 //! overlay root filesystems over them ([`rootfs`]).
 
 pub mod content;
+pub mod import;
 pub mod manifest;
 pub mod pull;
 pub mod reference;

@@ -18,9 +18,10 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     content::ContentError,
+    content::Writer,
     manifest::{self, Descriptor, Document, ManifestError},
     reference::{Reference, ReferenceError},
-    registry::{auth::Credentials, Endpoint, Registries, RegistryError, Session},
+    registry::{auth::Credentials, Endpoint, Fetched, Registries, RegistryError, Session},
     store::{chain_ids, ImageRecord, ImageStore, ImageStoreError, Layer, Lease},
     unpack::{unpack_layer, Compression, UnpackError},
 };
@@ -161,13 +162,26 @@ impl Puller {
         let started = std::time::Instant::now();
         let mut lease = self.store.lease();
         let (session, top) = self.resolve(reference, creds).await?;
-        let in_registry = |source| PullError::Registry {
-            reference: reference.to_string(),
-            endpoint: session.endpoint.base.clone(),
-            source,
-        };
+        let pulled = self
+            .install(&session, &mut lease, Some(reference), top)
+            .await?;
+        drop(lease);
+        tracing::info!(image = %reference, id = %pulled.id, elapsed_ms = started.elapsed().as_millis() as u64, "image pulled");
+        Ok(pulled)
+    }
+
+    /// From a fetched manifest or index (`top`) to a recorded image: picks this host's platform,
+    /// stores manifests, config and layers from `source`, unpacks, writes the record.
+    pub(super) async fn install(
+        &self,
+        source: &dyn BlobSource,
+        lease: &mut Lease,
+        reference: Option<&Reference>,
+        top: Fetched,
+    ) -> Result<Pulled, PullError> {
+        let label = reference.map_or_else(|| top.digest.clone(), |r| r.to_string());
         let bad_manifest = |source| PullError::Manifest {
-            reference: reference.to_string(),
+            reference: label.clone(),
             source,
         };
         let mut fetched = top;
@@ -177,12 +191,12 @@ impl Puller {
                 Document::Index(index) => {
                     let chosen = manifest::select(&index, &manifest::host_platform())
                         .map_err(bad_manifest)?;
-                    let digest = chosen.digest.clone();
-                    let index_fetched = std::mem::replace(
-                        &mut fetched,
-                        session.manifest(&digest).await.map_err(in_registry)?,
-                    );
-                    self.store_bytes(&mut lease, &index_fetched.digest, &index_fetched.bytes)
+                    let next = source
+                        .manifest(&chosen.digest)
+                        .await
+                        .map_err(|e| source.error(&label, e))?;
+                    let index_fetched = std::mem::replace(&mut fetched, next);
+                    self.store_bytes(lease, &index_fetched.digest, &index_fetched.bytes)
                         .await?;
                     Some(index_fetched.digest)
                 }
@@ -194,26 +208,20 @@ impl Puller {
                 "nested index".into(),
             )));
         };
-        self.store_bytes(&mut lease, &fetched.digest, &fetched.bytes)
+        self.store_bytes(lease, &fetched.digest, &fetched.bytes)
             .await?;
-        let manifest_digest = fetched.digest.clone();
-        let record = self
-            .fetch_image(
-                &session,
-                &mut lease,
-                reference,
-                &image,
-                &manifest_digest,
-                index_digest.as_deref(),
-            )
-            .await?;
+        let names = Names {
+            label: &label,
+            reference,
+            manifest_digest: &fetched.digest,
+            index_digest: index_digest.as_deref(),
+        };
+        let record = self.fetch_image(source, lease, &names, &image).await?;
         let id = record.id.clone();
         self.store.put(record)?;
-        drop(lease);
-        tracing::info!(image = %reference, id = %id, elapsed_ms = started.elapsed().as_millis() as u64, "image pulled");
         Ok(Pulled {
             id,
-            manifest_digest,
+            manifest_digest: fetched.digest,
         })
     }
 
@@ -297,29 +305,22 @@ impl Puller {
     /// Config, layers (downloaded concurrently, unpacked as each arrives) and the record.
     async fn fetch_image(
         &self,
-        session: &Session,
+        source: &dyn BlobSource,
         lease: &mut Lease,
-        reference: &Reference,
+        names: &Names<'_>,
         image: &manifest::Manifest,
-        manifest_digest: &str,
-        index_digest: Option<&str>,
     ) -> Result<ImageRecord, PullError> {
-        let in_registry = |source| PullError::Registry {
-            reference: reference.to_string(),
-            endpoint: session.endpoint.base.clone(),
-            source,
-        };
         lease.add(&image.config.digest);
         for layer in &image.layers {
             lease.add(&layer.digest);
         }
-        self.ensure_blob(session, &image.config).await?;
+        self.ensure_blob(source, &image.config).await?;
         let config_path = self.store.content().path(&image.config.digest)?;
-        let config_bytes = read_small(&config_path).await.map_err(in_registry)?;
+        let config_bytes = read_small(&config_path).await?;
         let config =
             manifest::parse_config(&config_bytes, image.layers.len()).map_err(|source| {
                 PullError::Manifest {
-                    reference: reference.to_string(),
+                    reference: names.label.to_string(),
                     source,
                 }
             })?;
@@ -351,7 +352,7 @@ impl Puller {
             .layers
             .iter()
             .zip(&layers)
-            .map(|(d, l)| self.layer(session, d, l))
+            .map(|(d, l)| self.layer(source, d, l))
             .collect();
         futures_util::stream::iter(work)
             .buffer_unordered(PARALLEL_BLOBS)
@@ -361,20 +362,12 @@ impl Puller {
             .collect::<Result<Vec<()>, PullError>>()?;
         let size = image.config.size + layers.iter().map(|l| l.size).sum::<u64>();
         let config_json = serde_json::from_slice(&config_bytes).unwrap_or(serde_json::Value::Null);
-        let mut repo_digests = vec![reference.with_digest(manifest_digest)];
-        if let Some(index) = index_digest {
-            repo_digests.insert(0, reference.with_digest(index));
-        }
+        let (repo_tags, repo_digests) = names.repo_names();
         Ok(ImageRecord {
             id: image.config.digest.clone(),
-            repo_tags: reference
-                .tag
-                .as_ref()
-                .map(|_| reference.to_string())
-                .into_iter()
-                .collect(),
+            repo_tags,
             repo_digests,
-            manifest_digest: manifest_digest.to_string(),
+            manifest_digest: names.manifest_digest.to_string(),
             layers,
             size,
             config: config_json,
@@ -383,12 +376,12 @@ impl Puller {
 
     async fn layer(
         &self,
-        session: &Session,
+        source: &dyn BlobSource,
         desc: &Descriptor,
         layer: &Layer,
     ) -> Result<(), PullError> {
         if !self.store.has_snapshot(&layer.chain_id) {
-            self.ensure_blob(session, desc).await?;
+            self.ensure_blob(source, desc).await?;
         }
         self.ensure_snapshot(layer).await
     }
@@ -400,7 +393,11 @@ impl Puller {
     }
 
     /// Downloads a blob unless present (one download per digest at a time).
-    async fn ensure_blob(&self, session: &Session, desc: &Descriptor) -> Result<(), PullError> {
+    async fn ensure_blob(
+        &self,
+        source: &dyn BlobSource,
+        desc: &Descriptor,
+    ) -> Result<(), PullError> {
         let lock = self.lock_for(&desc.digest);
         let _held = lock.lock().await;
         if self.store.content().exists(&desc.digest) {
@@ -411,14 +408,10 @@ impl Puller {
             .content()
             .writer(&desc.digest, Some(desc.size))
             .await?;
-        session
+        source
             .blob_into(&desc.digest, &mut writer)
             .await
-            .map_err(|source| PullError::Registry {
-                reference: desc.digest.clone(),
-                endpoint: session.endpoint.base.clone(),
-                source,
-            })?;
+            .map_err(|e| source.error(&desc.digest, e))?;
         writer.commit().await?;
         Ok(())
     }
@@ -480,14 +473,74 @@ fn unpack_into(
     result
 }
 
-async fn read_small(path: &std::path::Path) -> Result<Vec<u8>, RegistryError> {
-    tokio::fs::read(path).await.map_err(|e| {
-        ContentError::Io {
+async fn read_small(path: &std::path::Path) -> Result<Vec<u8>, ContentError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| ContentError::Io {
             path: path.to_path_buf(),
-            source: e,
+            source,
+        })
+}
+
+/// How a pulled or imported image is named.
+struct Names<'a> {
+    /// For messages: the reference, or the manifest digest of an unnamed import.
+    label: &'a str,
+    reference: Option<&'a Reference>,
+    manifest_digest: &'a str,
+    index_digest: Option<&'a str>,
+}
+
+impl Names<'_> {
+    /// Repo tags (the reference when it has a tag) and repo digests (index first, then manifest).
+    fn repo_names(&self) -> (Vec<String>, Vec<String>) {
+        let Some(reference) = self.reference else {
+            return (Vec::new(), Vec::new());
+        };
+        let tags = reference
+            .tag
+            .as_ref()
+            .map(|_| reference.to_string())
+            .into_iter()
+            .collect();
+        let digests = self
+            .index_digest
+            .into_iter()
+            .chain([self.manifest_digest])
+            .map(|d| reference.with_digest(d))
+            .collect();
+        (tags, digests)
+    }
+}
+
+/// Where manifests and blobs come from: a registry session, or an unpacked image layout.
+#[async_trait::async_trait]
+pub trait BlobSource: Send + Sync {
+    /// The manifest or index with `digest` (verified).
+    async fn manifest(&self, digest: &str) -> Result<Fetched, RegistryError>;
+    /// Streams blob `digest` into `writer` (which verifies it on commit).
+    async fn blob_into(&self, digest: &str, writer: &mut Writer) -> Result<u64, RegistryError>;
+    /// The error for a failure of this source while getting `what`.
+    fn error(&self, what: &str, source: RegistryError) -> PullError;
+}
+
+#[async_trait::async_trait]
+impl BlobSource for Session {
+    async fn manifest(&self, digest: &str) -> Result<Fetched, RegistryError> {
+        Session::manifest(self, digest).await
+    }
+
+    async fn blob_into(&self, digest: &str, writer: &mut Writer) -> Result<u64, RegistryError> {
+        Session::blob_into(self, digest, writer).await
+    }
+
+    fn error(&self, what: &str, source: RegistryError) -> PullError {
+        PullError::Registry {
+            reference: what.to_string(),
+            endpoint: self.endpoint.base.clone(),
+            source,
         }
-        .into()
-    })
+    }
 }
 
 /// Pulls of the same reference and credentials merge; other credentials pull on their own.

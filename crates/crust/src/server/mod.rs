@@ -2,6 +2,7 @@
 //! `runtime.v1.ImageService` by dispatching each RPC to its own file (validate, convert, call a
 //! manager, convert back). RPCs not built yet answer UNIMPLEMENTED naming the RPC.
 
+pub mod admin_import;
 mod events;
 mod image_fs_info;
 mod image_list;

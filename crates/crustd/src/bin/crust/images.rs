@@ -6,6 +6,7 @@ use cri_api::v1::{
     image_service_client::ImageServiceClient, AuthConfig, ImageFsInfoRequest, ImageSpec,
     ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest,
 };
+use crust_api::v1::{admin_client::AdminClient, ImportImageChunk};
 use tonic::transport::Channel;
 
 type Client = ImageServiceClient<Channel>;
@@ -157,6 +158,46 @@ async fn progress(mut c: Client, image: String) {
             eprintln!("{line}");
         }
     }
+}
+
+/// Streams an OCI layout archive to crustd's admin API and prints what it imported.
+pub async fn import(
+    mut admin: AdminClient<Channel>,
+    archive: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let file = tokio::fs::File::open(&archive)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", archive.display()))?;
+    let response = admin.import_image(chunks(file)).await?.into_inner();
+    for image in response.images {
+        let names = if image.repo_tags.is_empty() {
+            "<none>".to_string()
+        } else {
+            image.repo_tags.join(", ")
+        };
+        println!("Imported {names}: {}", image.id);
+    }
+    Ok(())
+}
+
+/// The file as a stream of 1 MiB chunks. A read error ends the stream early (said on stderr);
+/// crustd then rejects the truncated archive.
+fn chunks(file: tokio::fs::File) -> impl tokio_stream::Stream<Item = ImportImageChunk> {
+    futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((ImportImageChunk { data: buf }, file))
+            }
+            Err(e) => {
+                eprintln!("crust import: reading the archive: {e}");
+                None
+            }
+        }
+    })
 }
 
 /// Removes images (idempotent).

@@ -17,6 +17,7 @@ use cri_api::v1::{
     RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest,
     VersionRequest,
 };
+use crust_api::v1::admin_client::AdminClient;
 use hyper_util::rt::TokioIo;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
@@ -105,6 +106,8 @@ enum Cmd {
         #[arg(long)]
         creds: Option<String>,
     },
+    /// Import the images of an OCI image layout archive (e.g. `skopeo copy ... oci-archive:F.tar:NAME`).
+    Import { archive: PathBuf },
     /// Remove images (by tag, id or digest).
     Rmi {
         #[arg(required = true)]
@@ -222,6 +225,7 @@ type Client = RuntimeServiceClient<Channel>;
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let channel = connect(cli.socket.clone(), cli.timeout).await?;
     let images = ImageServiceClient::new(channel.clone());
+    let admin = AdminClient::new(channel.clone());
     let c = RuntimeServiceClient::new(channel);
     let json = cli.output == Output::Json;
     match cli.command {
@@ -256,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Inspecti { image } => images::inspect(images, image).await,
         Cmd::Rmi { images: refs } => images::remove(images, refs).await,
         Cmd::Pull { image, creds } => images::pull(images, image, creds).await,
+        Cmd::Import { archive } => images::import(admin, archive).await,
     }
 }
 
