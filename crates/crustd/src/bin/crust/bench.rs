@@ -67,6 +67,12 @@ pub struct BenchArgs {
     /// Instead of latencies: start this many pods and report the runtime's and the pods' memory.
     #[arg(long)]
     pub density: Option<usize>,
+    /// Instead of pods: cold PullImage of this image vs skopeo copy + umoci unpack.
+    #[arg(long)]
+    pub pull: Option<String>,
+    /// Runs of the pull bench.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// Latencies of one operation.

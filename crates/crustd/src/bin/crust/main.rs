@@ -5,6 +5,7 @@ mod bench;
 mod density;
 mod floor;
 mod images;
+mod pullbench;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -245,6 +246,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Inspectp { id } => inspectp(c, id).await,
         Cmd::Stopp { ids } => stopp(c, ids).await,
         Cmd::Rmp { ids } => rmp(c, ids).await,
+        Cmd::Bench(args) if args.pull.is_some() => {
+            let image = args.pull.clone().unwrap_or_default();
+            let report = pullbench::run(images, image, args.runs).await?;
+            emit(&report, json, args.json.as_deref(), pullbench::print)
+        }
         Cmd::Bench(mut args) if args.density.is_some() => {
             args.pods = args.density.unwrap_or(args.pods);
             let report = density::run(c, &cli.socket, &args).await?;

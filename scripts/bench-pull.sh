@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Pull benchmark (issue #4): a local docker-registry on a free loopback port holding a ~100 MB
+# (compressed) five-layer image generated here, a crustd of its own on scratch dirs, and
+# `crust bench --pull` comparing cold PullImage + unpack with skopeo copy + umoci unpack.
+# Usage: scripts/bench-pull.sh [RUNS]   (release build; leaves nothing behind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+install_deps "${CRUST_BENCH_APT_PACKAGES[@]}"
+runs=${1:-3}
+cargo build --release --locked -q
+work=$(mktemp -d /tmp/crust-bench-pull.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+addr=127.0.0.1:$port
+cat > "$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $addr
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=($!)
+# The image: busybox plus four layers of files that are half random, half text (about 2:1
+# compressible, like binaries), 200 MB unpacked, about 100 MB compressed.
+python3 - "$work/layout" <<'PY'
+import gzip, hashlib, io, json, os, random, sys, tarfile
+out = sys.argv[1]
+os.makedirs(f"{out}/blobs/sha256")
+def put(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{d}", "wb").write(data)
+    return "sha256:" + d, len(data)
+rng = random.Random(42)
+text = (b"the quick brown fox jumps over the lazy dog 0123456789\n" * 20000)
+layers, diff_ids = [], []
+for n in range(5):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        if n == 0:
+            tar.add("/bin/busybox", arcname="bin/busybox")
+        for i in range(40):
+            size = 1 << 20
+            data = rng.randbytes(size // 2) + text[: size // 2]
+            info = tarfile.TarInfo(f"layer{n}/file{i:03}.bin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    diff_ids.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
+    digest, size = put(gzip.compress(raw.getvalue(), 6))
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size})
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/busybox", "sh"]},
+                     "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+cdigest, csize = put(config)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest, "size": csize},
+                       "layers": layers}).encode()
+mdigest, msize = put(manifest)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "digest": mdigest, "size": msize, "annotations": {"org.opencontainers.image.ref.name": "bench"}}]},
+          open(f"{out}/index.json", "w"))
+open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+print("image: %.1f MB compressed in %d layers" % (sum(l["size"] for l in layers) / 1e6, len(layers)))
+PY
+python3 - "$addr" <<'PY'
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(f"http://{sys.argv[1]}/v2/", timeout=1); break
+    except OSError:
+        time.sleep(0.1)
+PY
+skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:bench" "docker://$addr/bench/big:v1"
+mkdir -p "$work/crust"
+cat > "$work/crust/config.toml" <<TOML
+[cni]
+conf_dir = "$work/crust/net.d"
+default_network = false
+TOML
+target/release/crustd --socket "$work/crust/crust.sock" --root "$work/crust/root" \
+    --state "$work/crust/state" --config "$work/crust/config.toml" >"$work/crustd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$work/crust/crust.sock" ] && break; sleep 0.1; done
+target/release/crust --socket "$work/crust/crust.sock" bench --pull "$addr/bench/big:v1" --runs "$runs"
