@@ -665,3 +665,82 @@ async fn unreachable_sandbox_image_fails_run_cleanly() {
     assert!(common::list(&mut c).await.is_empty());
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn bearer_token_flow_with_password_identity_and_registry_tokens() {
+    let registry = Registry::start_with_token_auth("bob", "hunter2", "refresh-me").await;
+    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
+    registry.push_image("team/app", "v1", &image).await;
+    let d = Daemon::start().await;
+    let mut c = d.image_client().await;
+    let name = format!("{}/team/app:v1", registry.addr);
+    let id = sha256(&image.build().config);
+    let err = pull(&mut c, &name, None).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unauthenticated,
+        "anonymous token has no access: {err:?}"
+    );
+    let wrong = Some(AuthConfig {
+        username: "bob".into(),
+        password: "nope".into(),
+        ..Default::default()
+    });
+    let err = pull(&mut c, &name, wrong).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("refused"), "{}", err.message());
+    let right = Some(AuthConfig {
+        username: "bob".into(),
+        password: "hunter2".into(),
+        ..Default::default()
+    });
+    assert_eq!(pull(&mut c, &name, right).await.unwrap(), id);
+    let granted: Vec<_> = registry
+        .token_requests()
+        .into_iter()
+        .filter(|r| r["result"] == "granted")
+        .collect();
+    assert!(
+        granted
+            .iter()
+            .any(|r| r["scopes"][0] == "repository:team/app:pull"
+                && r["service"] == "crust-test-registry"),
+        "token asked for the repository's pull scope of the challenge's service: {granted:?}"
+    );
+    // An identity token (OAuth2 refresh token), then a registry token obtained by hand.
+    c.remove_image(RemoveImageRequest { image: spec(&name) })
+        .await
+        .unwrap();
+    let identity = Some(AuthConfig {
+        username: "bob".into(),
+        identity_token: "refresh-me".into(),
+        ..Default::default()
+    });
+    assert_eq!(pull(&mut c, &name, identity).await.unwrap(), id);
+    assert!(registry
+        .token_requests()
+        .iter()
+        .any(|r| r["method"] == "POST" && r["result"] == "granted" && r["client_id"] == "crust"));
+    let bad_identity = Some(AuthConfig {
+        identity_token: "stale".into(),
+        ..Default::default()
+    });
+    c.remove_image(RemoveImageRequest { image: spec(&name) })
+        .await
+        .unwrap();
+    let err = pull(&mut c, &name, bad_identity).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let token = registry.token_for("team/app", "pull").await;
+    let by_token = Some(AuthConfig {
+        registry_token: token,
+        ..Default::default()
+    });
+    let before = registry.token_requests().len();
+    assert_eq!(pull(&mut c, &name, by_token).await.unwrap(), id);
+    assert_eq!(
+        registry.token_requests().len(),
+        before,
+        "a registry token is used as is, not exchanged"
+    );
+    assert_store_clean(&d);
+}

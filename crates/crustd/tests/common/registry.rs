@@ -31,13 +31,27 @@ pub struct Registry {
     pub addr: String,
     auth: Option<(String, String)>,
     http: reqwest::Client,
+    /// Token auth: the token server and its realm URL.
+    token_server: Option<(Child, String)>,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((mut child, _)) = self.token_server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// How the registry authenticates.
+enum Auth {
+    None,
+    Basic(String, String),
+    /// user, password, refresh token
+    Token(String, String, String),
 }
 
 fn free_port() -> u16 {
@@ -51,15 +65,30 @@ fn free_port() -> u16 {
 impl Registry {
     /// A registry without authentication.
     pub async fn start() -> Registry {
-        Registry::launch(None).await
+        Registry::launch(Auth::None).await
     }
 
     /// A registry that wants `user`/`pass` (htpasswd, bcrypt).
     pub async fn start_with_auth(user: &str, pass: &str) -> Registry {
-        Registry::launch(Some((user.to_string(), pass.to_string()))).await
+        Registry::launch(Auth::Basic(user.to_string(), pass.to_string())).await
     }
 
-    async fn launch(auth: Option<(String, String)>) -> Registry {
+    /// A registry with Docker token auth: a token server (tests/fixtures/token-server) that grants
+    /// `user`/`pass` and the OAuth2 `refresh` token.
+    pub async fn start_with_token_auth(user: &str, pass: &str, refresh: &str) -> Registry {
+        Registry::launch(Auth::Token(user.into(), pass.into(), refresh.into())).await
+    }
+
+    /// The token server's request log (one JSON object per line).
+    pub fn token_requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("token/requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    async fn launch(auth: Auth) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("crust-registry-")
             .tempdir()
@@ -69,7 +98,16 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
-        if let Some((user, pass)) = &auth {
+        let mut token_server = None;
+        if let Auth::Token(user, pass, refresh) = &auth {
+            let (child, realm, cert) = start_token_server(dir.path(), user, pass, refresh).await;
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: crust-test-registry\n    issuer: crust-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
+            ));
+            token_server = Some((child, realm));
+        }
+        if let Auth::Basic(user, pass) = &auth {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, pass])
                 .output()
@@ -92,12 +130,17 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("docker-registry (Debian package docker-registry)");
+        let auth = match auth {
+            Auth::None => None,
+            Auth::Basic(u, p) | Auth::Token(u, p, _) => Some((u, p)),
+        };
         let r = Registry {
             child,
             dir,
             addr,
             auth,
             http: reqwest::Client::new(),
+            token_server,
         };
         r.wait_ready().await;
         r
@@ -130,11 +173,35 @@ impl Registry {
         format!("http://{}{path}", self.addr)
     }
 
-    fn authed(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            Some((u, p)) => r.basic_auth(u, Some(p)),
-            None => r,
+    /// Adds the harness's own credentials: basic, or a push+pull token for `repo`.
+    async fn authed(&self, repo: &str, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match (&self.auth, &self.token_server) {
+            (None, _) => r,
+            (Some((u, p)), None) => r.basic_auth(u, Some(p)),
+            (Some(_), Some(_)) => r.bearer_auth(self.token_for(repo, "pull,push").await),
         }
+    }
+
+    /// A token for `repo` with `actions`, from the token server with the harness's credentials.
+    pub async fn token_for(&self, repo: &str, actions: &str) -> String {
+        let (Some((u, p)), Some((_, realm))) = (&self.auth, &self.token_server) else {
+            panic!("not a token-auth registry");
+        };
+        let body: serde_json::Value = self
+            .http
+            .get(realm)
+            .query(&[
+                ("service", "crust-test-registry".to_string()),
+                ("scope", format!("repository:{repo}:{actions}")),
+            ])
+            .basic_auth(u, Some(p))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"].as_str().unwrap().to_string()
     }
 
     /// Uploads a blob (monolithic); returns its digest.
@@ -142,9 +209,11 @@ impl Registry {
         let digest = sha256(data);
         let start = self
             .authed(
+                repo,
                 self.http
                     .post(self.url(&format!("/v2/{repo}/blobs/uploads/"))),
             )
+            .await
             .send()
             .await
             .unwrap();
@@ -158,11 +227,13 @@ impl Registry {
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = self
             .authed(
+                repo,
                 self.http
                     .put(format!("{location}{sep}digest={digest}"))
                     .header("content-type", "application/octet-stream")
                     .body(data.to_vec()),
             )
+            .await
             .send()
             .await
             .unwrap();
@@ -180,11 +251,13 @@ impl Registry {
     ) -> String {
         let resp = self
             .authed(
+                repo,
                 self.http
                     .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
                     .header("content-type", media_type)
                     .body(body.to_vec()),
             )
+            .await
             .send()
             .await
             .unwrap();
@@ -244,6 +317,45 @@ impl Registry {
             .join(hex)
             .join("data")
     }
+}
+
+/// Starts tests/fixtures/token-server under `dir/token`; returns it, its realm and its cert.
+async fn start_token_server(
+    dir: &std::path::Path,
+    user: &str,
+    pass: &str,
+    refresh: &str,
+) -> (Child, String, PathBuf) {
+    let tdir = dir.join("token");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let port = free_port();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/token-server");
+    let log = std::fs::File::create(tdir.join("server.log")).unwrap();
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(&tdir)
+        .arg(port.to_string())
+        .args([user, pass, refresh])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tdir.join("ready").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "token server did not start: {:?}",
+            std::fs::read_to_string(tdir.join("server.log"))
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    (
+        child,
+        format!("http://127.0.0.1:{port}/token"),
+        tdir.join("cert.pem"),
+    )
 }
 
 /// How a test layer is compressed.
