@@ -22,6 +22,7 @@ use crust_api::v1::admin_server::AdminServer;
 
 use crate::{
     config::Config,
+    container::{ContainerManager, ContainerOptions},
     events::EventBus,
     image::{self, pull::Puller, registry::Registries, store::ImageStore, SandboxImage},
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
@@ -46,6 +47,8 @@ pub enum DaemonError {
     },
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("containers: {0}")]
+    Containers(#[from] crate::container::ContainerError),
     #[error("image store: {0}")]
     Images(#[from] crate::image::store::ImageStoreError),
 }
@@ -74,7 +77,8 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     }
     let rootfs = image::ensure_builtin_pause(&config.root)
         .map_err(io_err("write built-in pause under", &config.root))?;
-    let controller = PauseController::new(runtimes(&config), rootfs, sandbox_oom_score_adj());
+    let runtimes = runtimes(&config);
+    let controller = PauseController::new(runtimes.clone(), rootfs, sandbox_oom_score_adj());
     let events = EventBus::default();
     let images = Arc::new(ImageStore::open(&config.root.join("images"))?);
     let puller = Arc::new(Puller::new(
@@ -92,7 +96,8 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
             puller: Arc::clone(&puller),
         },
     };
-    let store = SandboxStore::new(sandboxes_root.clone(), Arc::new(Registrar::default()));
+    let registrar = Arc::new(Registrar::default());
+    let store = SandboxStore::new(sandboxes_root.clone(), Arc::clone(&registrar));
     let manager = Arc::new(SandboxManager::new(
         store,
         Arc::new(controller),
@@ -104,7 +109,31 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         .recover()
         .await
         .map_err(io_err("recover sandboxes from", &sandboxes_root))?;
-    Ok(Arc::new(CriService::new(manager, events, config, puller)))
+    let containers = Arc::new(ContainerManager::new(
+        ContainerOptions {
+            root_dir: config.root.join("containers"),
+            shim: shim_binary(),
+        },
+        registrar,
+        Arc::clone(&manager),
+        Arc::clone(puller.store()),
+        runtimes,
+        events.clone(),
+    ));
+    containers.recover().await?;
+    manager.set_containers(Arc::clone(&containers) as Arc<dyn crate::sandbox::PodContainers>);
+    Ok(Arc::new(CriService::new(
+        manager, events, config, puller, containers,
+    )))
+}
+
+/// crust-shim: next to this executable, else on PATH.
+fn shim_binary() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("crust-shim")))
+        .filter(|p| p.is_file());
+    beside.unwrap_or_else(|| resolve_binary(Path::new("crust-shim")))
 }
 
 /// The CNI pod network from the `[cni]` config; results are cached under the root dir so DEL

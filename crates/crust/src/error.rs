@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::{
+    container::ContainerError,
     image::{
         content::ContentError, import::ImportError, manifest::ManifestError, pull::PullError,
         registry::RegistryError, store::ImageStoreError,
@@ -34,6 +35,7 @@ fn sandbox_code(e: &SandboxError) -> Code {
             _ => Code::Internal,
         },
         SandboxError::Image(e) => pull_code(e),
+        SandboxError::Containers(e) => container_code(e),
         SandboxError::Controller(ControllerError::UnknownHandler(_)) => Code::InvalidArgument,
         SandboxError::Controller(_)
         | SandboxError::Io { .. }
@@ -42,6 +44,32 @@ fn sandbox_code(e: &SandboxError) -> Code {
         | SandboxError::Leftover { .. }
         | SandboxError::Task(_)
         | SandboxError::Failpoint(_) => Code::Internal,
+    }
+}
+
+fn container_code(e: &ContainerError) -> Code {
+    match e {
+        ContainerError::InvalidArgument { .. } | ContainerError::UnknownHandler(_) => {
+            Code::InvalidArgument
+        }
+        ContainerError::Lookup(l) | ContainerError::Sandbox(l) => lookup_code(l),
+        ContainerError::SandboxNotReady { .. } | ContainerError::WrongState { .. } => {
+            Code::FailedPrecondition
+        }
+        ContainerError::ImageNotFound(_) => Code::NotFound,
+        ContainerError::NameTaken { .. } => Code::AlreadyExists,
+        ContainerError::Runtime(_)
+        | ContainerError::Shim(_)
+        | ContainerError::Io { .. }
+        | ContainerError::Record(_)
+        | ContainerError::StopTimeout { .. }
+        | ContainerError::Task(_) => Code::Internal,
+    }
+}
+
+impl From<ContainerError> for Status {
+    fn from(e: ContainerError) -> Status {
+        Status::new(container_code(&e), e.to_string())
     }
 }
 

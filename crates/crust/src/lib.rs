@@ -5,6 +5,7 @@
 //! [`events`] is the event bus; [`rollback`] is the undo stack.
 
 pub mod config;
+pub mod container;
 pub mod daemon;
 pub mod error;
 pub mod events;

@@ -100,6 +100,11 @@ impl Runc {
         self
     }
 
+    /// The runtime binary.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// The state root this driver passes as `--root`.
     pub fn root(&self) -> &Path {
         &self.root

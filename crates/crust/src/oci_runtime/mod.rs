@@ -39,6 +39,10 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn force_delete(&self, id: &str) -> Result<(), OciError>;
     /// Ids of the containers this runtime knows.
     async fn list(&self) -> Result<Vec<String>, OciError>;
+    /// Sends `signal` to the container's init process.
+    async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError>;
+    /// The runtime binary and its `--root` (for crust-shim, which runs `create` itself).
+    fn binary_and_root(&self) -> (&Path, &Path);
 }
 
 /// [`OciRuntime`] over the runc CLI (also fits crun, which has the same CLI).
@@ -80,5 +84,13 @@ impl OciRuntime for RuncRuntime {
 
     async fn list(&self) -> Result<Vec<String>, OciError> {
         Ok(self.runc.list().await?.into_iter().map(|c| c.id).collect())
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError> {
+        Ok(self.runc.kill(id, signal, false).await?)
+    }
+
+    fn binary_and_root(&self) -> (&Path, &Path) {
+        (self.runc.binary(), self.runc.root())
     }
 }

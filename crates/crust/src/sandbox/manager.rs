@@ -78,6 +78,16 @@ pub struct SandboxManager {
     network: Arc<CniNetwork>,
     events: EventBus,
     options: ManagerOptions,
+    containers: std::sync::OnceLock<Arc<dyn PodContainers>>,
+}
+
+/// What Stop/RemovePodSandbox need of a pod's containers (the container manager).
+#[async_trait::async_trait]
+pub trait PodContainers: Send + Sync + std::fmt::Debug {
+    /// Kills the pod's running containers.
+    async fn stop_pod(&self, pod_id: &str) -> Result<(), crate::container::ContainerError>;
+    /// Removes the pod's containers.
+    async fn remove_pod(&self, pod_id: &str) -> Result<(), crate::container::ContainerError>;
 }
 
 impl SandboxManager {
@@ -95,7 +105,13 @@ impl SandboxManager {
             network,
             events,
             options,
+            containers: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Connects the container manager (once, at start).
+    pub fn set_containers(&self, containers: Arc<dyn PodContainers>) {
+        let _ = self.containers.set(containers);
     }
 
     /// Where pinned network namespaces live.
@@ -593,6 +609,9 @@ impl SandboxManager {
         if !self.store.is_current(sandbox) || sandbox.state() == SandboxState::Unknown {
             return Ok(());
         }
+        if let Some(containers) = self.containers.get() {
+            containers.stop_pod(&sandbox.id).await.map_err(Box::new)?;
+        }
         let record = sandbox.snapshot();
         self.kill_pause(sandbox, &record).await?;
         if record.held.network {
@@ -675,6 +694,9 @@ impl SandboxManager {
             return self.remove_unknown(sandbox).await;
         }
         self.stop_locked(sandbox).await?;
+        if let Some(containers) = self.containers.get() {
+            containers.remove_pod(&sandbox.id).await.map_err(Box::new)?;
+        }
         let record = sandbox.snapshot();
         for step in [
             Undo::Pause,

@@ -15,7 +15,7 @@ pub mod status;
 pub mod store;
 pub mod validate;
 
-pub use manager::{ManagerOptions, SandboxManager};
+pub use manager::{ManagerOptions, PodContainers, SandboxManager};
 pub use record::{NetworkMode, Sandbox, SandboxRecord};
 pub use state::SandboxState;
 
@@ -89,6 +89,8 @@ pub enum SandboxError {
     Task(String),
     #[error("sandbox image: {0}")]
     Image(std::sync::Arc<crate::image::pull::PullError>),
+    #[error("the pod's containers: {0}")]
+    Containers(#[from] Box<crate::container::ContainerError>),
     #[error("test failpoint {0} fired")]
     Failpoint(&'static str),
 }

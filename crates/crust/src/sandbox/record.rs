@@ -161,6 +161,11 @@ impl Sandbox {
     }
 
     /// The current state.
+    /// Takes the sandbox's operation lock (CreateContainer holds it against Stop/Remove).
+    pub async fn lock_op(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.op).lock_owned().await
+    }
+
     pub fn state(&self) -> SandboxState {
         self.record.read().unwrap_or_else(|p| p.into_inner()).state
     }

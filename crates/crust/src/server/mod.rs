@@ -3,6 +3,12 @@
 //! manager, convert back). RPCs not built yet answer UNIMPLEMENTED naming the RPC.
 
 pub mod admin_import;
+mod container_create;
+mod container_list;
+mod container_remove;
+mod container_start;
+mod container_status;
+mod container_stop;
 mod events;
 mod image_fs_info;
 mod image_list;
@@ -29,6 +35,7 @@ pub use version::RUNTIME_API_VERSION;
 
 use crate::{
     config::Config,
+    container::ContainerManager,
     events::EventBus,
     image::{pull::Puller, store::ImageStore},
     sandbox::SandboxManager,
@@ -42,6 +49,7 @@ pub struct CriService {
     pub(crate) config: Arc<Config>,
     pub(crate) images: Arc<ImageStore>,
     pub(crate) puller: Arc<Puller>,
+    pub(crate) containers: Arc<ContainerManager>,
 }
 
 impl CriService {
@@ -51,6 +59,7 @@ impl CriService {
         events: EventBus,
         config: Arc<Config>,
         puller: Arc<Puller>,
+        containers: Arc<ContainerManager>,
     ) -> CriService {
         CriService {
             sandboxes,
@@ -58,6 +67,7 @@ impl CriService {
             config,
             images: Arc::clone(puller.store()),
             puller,
+            containers,
         }
     }
 }
@@ -110,44 +120,44 @@ impl RuntimeService for CriService {
 
     async fn create_container(
         &self,
-        _req: Request<CreateContainerRequest>,
+        req: Request<CreateContainerRequest>,
     ) -> Result<Response<CreateContainerResponse>, Status> {
-        instrument::unimplemented("CreateContainer")
+        container_create::handle(self, req).await
     }
 
     async fn start_container(
         &self,
-        _req: Request<StartContainerRequest>,
+        req: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
-        instrument::unimplemented("StartContainer")
+        container_start::handle(self, req).await
     }
 
     async fn stop_container(
         &self,
-        _req: Request<StopContainerRequest>,
+        req: Request<StopContainerRequest>,
     ) -> Result<Response<StopContainerResponse>, Status> {
-        instrument::unimplemented("StopContainer")
+        container_stop::handle(self, req).await
     }
 
     async fn remove_container(
         &self,
-        _req: Request<RemoveContainerRequest>,
+        req: Request<RemoveContainerRequest>,
     ) -> Result<Response<RemoveContainerResponse>, Status> {
-        instrument::unimplemented("RemoveContainer")
+        container_remove::handle(self, req).await
     }
 
     async fn list_containers(
         &self,
-        _req: Request<ListContainersRequest>,
+        req: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
-        instrument::unimplemented("ListContainers")
+        container_list::handle(self, req).await
     }
 
     async fn container_status(
         &self,
-        _req: Request<ContainerStatusRequest>,
+        req: Request<ContainerStatusRequest>,
     ) -> Result<Response<ContainerStatusResponse>, Status> {
-        instrument::unimplemented("ContainerStatus")
+        container_status::handle(self, req).await
     }
 
     async fn update_container_resources(

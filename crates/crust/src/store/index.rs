@@ -33,6 +33,11 @@ impl<T> Index<T> {
         self.write().insert(id.to_string(), item);
     }
 
+    /// Every item, in id order.
+    pub fn values(&self) -> Vec<Arc<T>> {
+        self.read().values().cloned().collect()
+    }
+
     /// Removes `id` (exact).
     pub fn remove(&self, id: &str) -> Option<Arc<T>> {
         self.write().remove(id)

@@ -473,7 +473,8 @@ impl Daemon {
                     .map(|l| format!("runc container ({handler}): {l}")),
             );
         }
-        for sub in ["root/sandboxes", "state/sandboxes"] {
+        leaks.extend(self.shims().into_iter().map(|p| format!("crust-shim: {p}")));
+        for sub in ["root/sandboxes", "state/sandboxes", "root/containers"] {
             if let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) {
                 leaks.extend(entries.map(|e| format!("{sub}: {:?}", e.unwrap().file_name())));
             }
@@ -490,6 +491,28 @@ impl Daemon {
             }
         }
         leaks
+    }
+
+    /// Live crust-shim processes of this daemon (zombies do not count).
+    pub fn shims(&self) -> Vec<String> {
+        let dir = self.dir.path().display().to_string();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'));
+            if cmdline.contains("crust-shim") && cmdline.contains(&dir) && !zombie {
+                out.push(format!("{pid} {cmdline}"));
+            }
+        }
+        out
     }
 
     /// Pids of the pause processes in this daemon's cgroups.

@@ -1,0 +1,452 @@
+//! crust-shim: one small monitor per container, with no async runtime.
+//!
+//! Started by crustd, it forks a daemon child and reports back through a status pipe. The daemon
+//! child leaves crustd's session, becomes the child subreaper, runs `runc create` with the
+//! container's stdout/stderr on pipes it holds, prints `ok <pid>` (or `error <message>`) for
+//! crustd and then, until the container exits: copies both streams into the CRI log file
+//! (`<RFC3339Nano> <stream> <P|F> <text>`; lines longer than 16 KiB are split into P chunks),
+//! reopens the log on SIGUSR1, reaps whatever it inherits, and finally writes the exit code
+//! atomically (`<exit-file>`: JSON, via temp file, fsync, rename). It survives crustd restarts.
+
+mod log;
+
+use std::{
+    ffi::CString,
+    fs::File,
+    io::{Read, Write},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    path::PathBuf,
+    process::{exit, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// How long to keep draining the streams after the container's init exited.
+const DRAIN: Duration = Duration::from_millis(500);
+
+struct Args {
+    id: String,
+    bundle: PathBuf,
+    runtime: PathBuf,
+    runtime_root: PathBuf,
+    log_path: PathBuf,
+    exit_file: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let (mut id, mut bundle, mut runtime, mut root, mut log_path, mut exit_file) =
+        (None, None, None, None, None, None);
+    while let Some(flag) = it.next() {
+        if flag == "--version" {
+            println!("crust-shim {}", env!("CARGO_PKG_VERSION"));
+            exit(0);
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--id" => id = Some(value),
+            "--bundle" => bundle = Some(PathBuf::from(value)),
+            "--runtime" => runtime = Some(PathBuf::from(value)),
+            "--runtime-root" => root = Some(PathBuf::from(value)),
+            "--log-path" => log_path = Some(PathBuf::from(value)),
+            "--exit-file" => exit_file = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    let need = |name: &str| format!("--{name} is required");
+    Ok(Args {
+        id: id.ok_or_else(|| need("id"))?,
+        bundle: bundle.ok_or_else(|| need("bundle"))?,
+        runtime: runtime.ok_or_else(|| need("runtime"))?,
+        runtime_root: root.ok_or_else(|| need("runtime-root"))?,
+        log_path: log_path.ok_or_else(|| need("log-path"))?,
+        exit_file: exit_file.ok_or_else(|| need("exit-file"))?,
+    })
+}
+
+fn errno_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(errno_err("pipe2"));
+    }
+    // SAFETY: pipe2 returned two fresh descriptors we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("crust-shim: {e}");
+            exit(2);
+        }
+    };
+    let (status_r, status_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            println!("error {e}");
+            exit(1);
+        }
+    };
+    // SAFETY: single-threaded here; the child only continues this program.
+    match unsafe { libc::fork() } {
+        -1 => {
+            println!("error {}", errno_err("fork"));
+            exit(1);
+        }
+        0 => {
+            drop(status_r);
+            daemon(args, status_w)
+        }
+        _ => {
+            drop(status_w);
+            let mut answer = String::new();
+            let _ = File::from(status_r).read_to_string(&mut answer);
+            if answer.is_empty() {
+                answer = "error the shim died before reporting\n".into();
+            }
+            print!("{answer}");
+            exit(if answer.starts_with("ok ") { 0 } else { 1 });
+        }
+    }
+}
+
+fn daemon(args: Args, status: OwnedFd) -> ! {
+    let mut status = File::from(status);
+    match setup(&args) {
+        Ok((pid, streams, log)) => {
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            let _ = writeln!(status, "ok {pid} {me}");
+            drop(status);
+            quiet_stdio();
+            let code = monitor(&args, pid, streams, log);
+            write_exit(&args, code);
+            exit(0)
+        }
+        Err(e) => {
+            let _ = writeln!(status, "error {}", e.replace('\n', " "));
+            exit(1)
+        }
+    }
+}
+
+/// Session, subreaper, signals, pipes, `runc create`; returns the init pid and the read ends.
+fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
+    // SAFETY: plain syscalls without pointers.
+    unsafe {
+        libc::setsid();
+        if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
+            return Err(errno_err("PR_SET_CHILD_SUBREAPER"));
+        }
+    }
+    block_signals();
+    let log = log::CriLog::open(&args.log_path)
+        .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let pid_file = args.bundle.join("init.pid");
+    let runc_log = args.bundle.join("runc.log");
+    let result = Command::new(&args.runtime)
+        .arg("--root")
+        .arg(&args.runtime_root)
+        .arg("--log")
+        .arg(&runc_log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&args.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&args.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w))
+        .status()
+        .map_err(|e| format!("run {}: {e}", args.runtime.display()))?;
+    if !result.success() {
+        return Err(format!(
+            "runc create failed: {}",
+            last_runc_error(&runc_log)
+        ));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .map_err(|e| format!("read {}: {e}", pid_file.display()))?
+        .trim()
+        .parse::<i32>()
+        .map_err(|e| format!("pid file: {e}"))?;
+    Ok((pid, [out_r, err_r], log))
+}
+
+/// The last `msg` of runc's JSON log.
+fn last_runc_error(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            let start = l.find("\"msg\":\"")? + 7;
+            let rest = &l[start..];
+            Some(rest[..rest.find("\",").or_else(|| rest.rfind('"'))?].replace("\\n", " "))
+        })
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// SIGCHLD, SIGUSR1, SIGTERM, SIGINT, SIGHUP go to the signalfd; SIGPIPE is ignored.
+fn block_signals() {
+    // SAFETY: sigset manipulation on a local, then process signal mask changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGUSR1,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+fn signal_fd() -> Option<OwnedFd> {
+    // SAFETY: as in block_signals; signalfd returns a new descriptor or -1.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGUSR1,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn quiet_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Copies the streams into the log until they close (or the drain time after init's exit
+/// passed); returns init's exit code (128 + signal when killed).
+fn monitor(args: &Args, init: i32, streams: [OwnedFd; 2], mut log: log::CriLog) -> i32 {
+    let sfd = signal_fd();
+    let mut open = [Some(streams[0].as_raw_fd()), Some(streams[1].as_raw_fd())];
+    let mut partial = [Vec::new(), Vec::new()];
+    let mut code: Option<i32> = None;
+    let mut exited_at: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if open.iter().all(Option::is_none) && code.is_some() {
+            break;
+        }
+        if exited_at.is_some_and(|t| t.elapsed() > DRAIN) {
+            break;
+        }
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .flatten()
+            .map(|fd| libc::pollfd {
+                fd: *fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if let Some(s) = &sfd {
+            fds.push(libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let timeout = if code.is_some() { 50 } else { 1000 };
+        // SAFETY: fds is a valid array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            continue;
+        }
+        for (stream, slot) in open.iter_mut().enumerate() {
+            let Some(fd) = *slot else { continue };
+            let ready = fds.iter().any(|p| p.fd == fd && p.revents != 0);
+            if ready && !copy_once(fd, stream, &mut partial[stream], &mut log, &mut buf) {
+                *slot = None;
+            }
+        }
+        if handle_signals(
+            sfd.as_ref().map(|s| s.as_raw_fd()),
+            init,
+            &mut code,
+            &mut log,
+            args,
+        ) {
+            exited_at.get_or_insert_with(Instant::now);
+        }
+        // Without a signalfd, poll the init pid.
+        if sfd.is_none() && code.is_none() {
+            if let Some(c) = reap(init) {
+                code = Some(c);
+                exited_at = Some(Instant::now());
+            }
+        }
+    }
+    for (stream, rest) in partial.iter_mut().enumerate() {
+        if !rest.is_empty() {
+            log.write(stream, 'F', rest);
+            rest.clear();
+        }
+    }
+    code.unwrap_or_else(|| reap_blocking(init))
+}
+
+/// Reads what is there from `fd` and logs complete lines; false at EOF.
+fn copy_once(
+    fd: RawFd,
+    stream: usize,
+    partial: &mut Vec<u8>,
+    log: &mut log::CriLog,
+    buf: &mut [u8],
+) -> bool {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+    }
+    partial.extend_from_slice(&buf[..n as usize]);
+    while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = partial.drain(..=pos).collect();
+        log.write(stream, 'F', &line[..line.len() - 1]);
+    }
+    while partial.len() >= log::MAX_LINE {
+        let chunk: Vec<u8> = partial.drain(..log::MAX_LINE).collect();
+        log.write(stream, 'P', &chunk);
+    }
+    true
+}
+
+/// Drains the signalfd; returns true when init's exit was seen now.
+fn handle_signals(
+    sfd: Option<RawFd>,
+    init: i32,
+    code: &mut Option<i32>,
+    log: &mut log::CriLog,
+    args: &Args,
+) -> bool {
+    let Some(sfd) = sfd else { return false };
+    let mut info = [0u8; 128];
+    let mut init_exited = false;
+    // SAFETY: info is 128 bytes, the size of signalfd_siginfo.
+    while unsafe { libc::read(sfd, info.as_mut_ptr().cast(), info.len()) } == info.len() as isize {
+        let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
+        match signo {
+            libc::SIGUSR1 => {
+                if let Err(e) = log.reopen(&args.log_path) {
+                    let _ = e;
+                }
+            }
+            libc::SIGCHLD => {
+                if code.is_none() {
+                    if let Some(c) = reap(init) {
+                        *code = Some(c);
+                        init_exited = true;
+                    }
+                } else {
+                    reap(init);
+                }
+            }
+            _ => {} // the shim outlives crustd's signals; the container decides when it ends
+        }
+    }
+    init_exited
+}
+
+/// Reaps every exited child; returns init's exit code if init was among them.
+fn reap(init: i32) -> Option<i32> {
+    let mut found = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return found;
+        }
+        if pid == init {
+            found = Some(exit_code(status));
+        }
+    }
+}
+
+fn reap_blocking(init: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == init {
+            return exit_code(status);
+        }
+        if pid < 0 {
+            return 255;
+        }
+    }
+}
+
+fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+/// `{"exit_code":N,"exited_at_ns":T}` via temp file, fsync, rename.
+fn write_exit(args: &Args, code: i32) {
+    let tmp = args.exit_file.with_extension("tmp");
+    let body = format!(
+        "{{\"exit_code\":{code},\"exited_at_ns\":{}}}\n",
+        log::now_ns()
+    );
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(body.as_bytes())?;
+        f.sync_all()
+    });
+    if written.is_ok() {
+        let _ = std::fs::rename(&tmp, &args.exit_file);
+    }
+    if let Ok(dir) = CString::new(
+        args.exit_file
+            .parent()
+            .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+            .unwrap_or_default(),
+    ) {
+        // SAFETY: dir is a valid C string; the fd is closed right after fsync.
+        unsafe {
+            let fd = libc::open(
+                dir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if fd >= 0 {
+                libc::fsync(fd);
+                libc::close(fd);
+            }
+        }
+    }
+}

@@ -1,0 +1,761 @@
+//! The container verbs. Create runs under the pod's operation lock (so it cannot race
+//! StopPodSandbox: C4), writes the record ahead of any side effect, mounts the overlay rootfs,
+//! writes the OCI spec and starts crust-shim, which runs `runc create`; a failure undoes all of it.
+//! Start is `runc start`. The shim's exit (watched through a pidfd) means the container exited;
+//! its exit file has the code. Stop signals, waits, then SIGKILLs; Remove forces a running one
+//! down, deletes it from runc, unmounts and forgets it. Everything is idempotent.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use cri_api::v1::{ContainerConfig, ContainerFilter};
+
+use super::{
+    record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
+    shim::{self, ShimArgs},
+    spec::{container_spec, SpecInput},
+    state::ContainerState,
+    user, ContainerError,
+};
+use crate::{
+    events::{now_ns, Event, EventBus, EventKind},
+    image::{rootfs, store::ImageStore},
+    oci_runtime::{
+        monitor::{start_time, Process},
+        OciRuntime,
+    },
+    sandbox::{record::SandboxRecord, SandboxManager},
+    store::{id::new_id, load_record, write_record, Index, Registrar},
+};
+
+/// How long a SIGKILLed container may take to go.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where containers live and what runs them.
+#[derive(Debug, Clone)]
+pub struct ContainerOptions {
+    /// `<root>/containers`: one dir per container (record, bundle, rootfs mount, upper/work).
+    pub root_dir: PathBuf,
+    /// The crust-shim binary.
+    pub shim: PathBuf,
+}
+
+/// The container manager.
+#[derive(Debug)]
+pub struct ContainerManager {
+    options: ContainerOptions,
+    containers: Index<Container>,
+    registrar: Arc<Registrar>,
+    sandboxes: Arc<SandboxManager>,
+    images: Arc<ImageStore>,
+    runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
+    events: EventBus,
+}
+
+fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
+    move |source| ContainerError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ContainerError {
+    ContainerError::InvalidArgument {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl ContainerManager {
+    /// A manager sharing the sandboxes' name registrar and runtimes.
+    pub fn new(
+        options: ContainerOptions,
+        registrar: Arc<Registrar>,
+        sandboxes: Arc<SandboxManager>,
+        images: Arc<ImageStore>,
+        runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
+        events: EventBus,
+    ) -> ContainerManager {
+        ContainerManager {
+            options,
+            containers: Index::default(),
+            registrar,
+            sandboxes,
+            images,
+            runtimes,
+            events,
+        }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.options.root_dir.join(id)
+    }
+
+    fn runtime(&self, handler: &str) -> Result<&Arc<dyn OciRuntime>, ContainerError> {
+        self.runtimes
+            .get(handler)
+            .ok_or_else(|| ContainerError::UnknownHandler(handler.to_string()))
+    }
+
+    async fn persist(&self, c: &Container) -> Result<(), ContainerError> {
+        persist(c, self.dir(&c.id).join("container.json")).await
+    }
+
+    fn publish(&self, id: &str, kind: EventKind) {
+        self.events.publish(Event {
+            container_id: id.to_string(),
+            kind,
+            created_at_ns: now_ns(),
+            pod_status: None,
+        });
+    }
+
+    /// The container with `key` (exact id or unique prefix).
+    pub fn lookup(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
+        Ok(self.containers.lookup(key)?)
+    }
+
+    /// All containers matching `filter`.
+    pub fn list(&self, filter: Option<&ContainerFilter>) -> Vec<ContainerRecord> {
+        let mut out: Vec<ContainerRecord> = self
+            .containers
+            .values()
+            .iter()
+            .map(|c| c.snapshot())
+            .filter(|r| filter.is_none_or(|f| matches(r, f)))
+            .collect();
+        out.sort_by_key(|r| r.created_at_ns);
+        out
+    }
+
+    /// CreateContainer.
+    pub async fn create(
+        self: &Arc<Self>,
+        pod_id: &str,
+        config: ContainerConfig,
+    ) -> Result<String, ContainerError> {
+        let meta = config
+            .metadata
+            .clone()
+            .ok_or_else(|| invalid("config.metadata", "is required"))?;
+        if meta.name.is_empty() {
+            return Err(invalid("config.metadata.name", "is required"));
+        }
+        let image_ref = config
+            .image
+            .as_ref()
+            .map(|i| i.image.clone())
+            .unwrap_or_default();
+        if image_ref.is_empty() {
+            return Err(invalid("config.image", "an image reference is required"));
+        }
+        let sandbox = self
+            .sandboxes
+            .store()
+            .lookup(pod_id)
+            .map_err(ContainerError::Sandbox)?;
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let _pod_op = sandbox.lock_op().await;
+            let pod = sandbox.snapshot();
+            if !pod.state.accepts_containers() {
+                return Err(ContainerError::SandboxNotReady {
+                    id: pod.id.clone(),
+                    state: format!("{:?}", pod.state),
+                });
+            }
+            this.create_in(&pod, config, image_ref, meta.attempt).await
+        })
+        .await
+        .map_err(|e| ContainerError::Task(e.to_string()))?
+    }
+
+    async fn create_in(
+        &self,
+        pod: &SandboxRecord,
+        config: ContainerConfig,
+        image_ref: String,
+        attempt: u32,
+    ) -> Result<String, ContainerError> {
+        check_guards(pod, &config)?;
+        let image = self
+            .images
+            .find(&image_ref)
+            .ok_or_else(|| ContainerError::ImageNotFound(image_ref.clone()))?;
+        let lowers = rootfs::ImageRootfs::of(&self.images, &image)
+            .ok_or_else(|| ContainerError::ImageNotFound(image_ref.clone()))?
+            .lowers;
+        let name = container_name(pod, &config, attempt);
+        let id = new_id();
+        self.registrar
+            .reserve(&name, &id)
+            .map_err(|t| ContainerError::NameTaken {
+                name: name.clone(),
+                holder: t.holder,
+            })?;
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            sandbox_id: pod.id.clone(),
+            log_path: log_path(pod, &config),
+            config,
+            image: image_ref,
+            image_id: image.id.clone(),
+            runtime_handler: pod.runtime_handler.clone(),
+            state: ContainerState::Created,
+            created_at_ns: now_ns(),
+            started_at_ns: 0,
+            finished_at_ns: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            shim: None,
+            rootfs_mounted: true,
+            created_in_runtime: true,
+        };
+        let container = Arc::new(Container::new(record));
+        match self.build(&container, pod, &image.config, lowers).await {
+            Ok(()) => {
+                self.containers.insert(&id, Arc::clone(&container));
+                self.publish(&id, EventKind::Created);
+                tracing::info!(id = %id, pod = %pod.id, "container created");
+                Ok(id)
+            }
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "CreateContainer failed; undoing");
+                if let Err(undo) = self.teardown(&container).await {
+                    tracing::error!(id = %id, error = %undo, "undo of CreateContainer failed; the container stays listed for RemoveContainer");
+                    container.change(|r| {
+                        r.state = ContainerState::Exited;
+                        r.reason = "CreateFailed".into();
+                        r.message = e.to_string();
+                    });
+                    self.containers.insert(&id, Arc::clone(&container));
+                    let _ = self.persist(&container).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The side effects of create: record, rootfs, spec, shim (runc create).
+    async fn build(
+        &self,
+        c: &Arc<Container>,
+        pod: &SandboxRecord,
+        image_config: &serde_json::Value,
+        lowers: Vec<PathBuf>,
+    ) -> Result<(), ContainerError> {
+        let dir = self.dir(&c.id);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        self.persist(c).await?;
+        let mount_dir = dir.clone();
+        let root = tokio::task::spawn_blocking(move || rootfs::mount_overlay(&lowers, &mount_dir))
+            .await
+            .map_err(|e| ContainerError::Task(e.to_string()))?
+            .map_err(io("mount rootfs in", &dir))?;
+        let record = c.snapshot();
+        let spec = self.spec(&record, pod, image_config, &root)?;
+        let file = dir.join("config.json");
+        std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
+        let (binary, runtime_root) = self.runtime(&record.runtime_handler)?.binary_and_root();
+        let args = ShimArgs {
+            id: c.id.clone(),
+            bundle: dir.clone(),
+            runtime: binary.to_path_buf(),
+            runtime_root: runtime_root.to_path_buf(),
+            log_path: if record.log_path.is_empty() {
+                PathBuf::from("/dev/null")
+            } else {
+                PathBuf::from(&record.log_path)
+            },
+            exit_file: dir.join("exit.json"),
+        };
+        let started = shim::start(&self.options.shim, args).await?;
+        let shim = ShimProcess {
+            pid: started.shim_pid,
+            start_time: start_time(started.shim_pid).ok().flatten().unwrap_or(0),
+        };
+        c.change(|r| r.shim = Some(shim.clone()));
+        self.persist(c).await?;
+        self.watch(c, &shim);
+        Ok(())
+    }
+
+    fn spec(
+        &self,
+        record: &ContainerRecord,
+        pod: &SandboxRecord,
+        image_config: &serde_json::Value,
+        root: &Path,
+    ) -> Result<serde_json::Value, ContainerError> {
+        let sc = record
+            .config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.clone())
+            .unwrap_or_default();
+        let image_user = image_config["config"]["User"].as_str().unwrap_or("");
+        let user = user::resolve(&sc, image_user, root)
+            .map_err(|reason| invalid("config.linux.security_context", reason))?;
+        let paths = self.sandboxes.paths(&pod.id);
+        let pause_pid = pod.pause.as_ref().map_or(0, |p| p.pid);
+        let shm = paths.shm();
+        let cgroups_path = container_cgroups_path(pod, &record.id);
+        let target_pid = self.target_pid(&record.config);
+        let input = SpecInput {
+            rootfs: root,
+            image_config,
+            pod: &pod.config,
+            pause_pid,
+            netns: pod.netns.as_deref(),
+            hosts: &paths.hosts(),
+            resolv_conf: &paths.resolv_conf(),
+            hostname: &paths.hostname(),
+            shm: pod.held.shm.then_some(shm.as_path()),
+            cgroups_path: &cgroups_path,
+            user: &user,
+            target_pid,
+        };
+        Ok(container_spec(&record.config, &input))
+    }
+
+    /// For `pid = TARGET`: the target container's init pid (from runc's pid file).
+    fn target_pid(&self, config: &ContainerConfig) -> Option<i32> {
+        let target = config
+            .linux
+            .as_ref()?
+            .security_context
+            .as_ref()?
+            .namespace_options
+            .as_ref()?
+            .target_id
+            .clone();
+        let c = self.containers.lookup(&target).ok()?;
+        std::fs::read_to_string(self.dir(&c.id).join("init.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Watches the shim; its exit is the container's exit (a shim already gone or a zombie
+    /// counts as exited at once).
+    fn watch(&self, c: &Arc<Container>, shim: &ShimProcess) {
+        let watch = match Process::open(shim.pid, Some(shim.start_time)) {
+            Ok(Some(process)) => Some(process.watch()),
+            _ => None,
+        };
+        c.set_watch(watch.clone());
+        let (container, events) = (Arc::clone(c), self.events.clone());
+        let exit_file = self.dir(&c.id).join("exit.json");
+        let record_path = self.dir(&c.id).join("container.json");
+        tokio::spawn(async move {
+            if let Some(watch) = watch {
+                let mut rx = watch.subscribe();
+                let _ = rx.wait_for(|exited| *exited).await;
+            }
+            if mark_exited(&container, &exit_file) {
+                if let Err(e) = persist(&container, record_path).await {
+                    tracing::error!(id = %container.id, error = %e, "container exit not persisted");
+                }
+                events.publish(Event {
+                    container_id: container.id.clone(),
+                    kind: EventKind::Stopped,
+                    created_at_ns: now_ns(),
+                    pod_status: None,
+                });
+            }
+        });
+    }
+
+    /// StartContainer.
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
+        let c = self.lookup(key)?;
+        let _op = c.op.clone().lock_owned().await;
+        let record = c.snapshot();
+        if !record.state.can_start() {
+            return Err(ContainerError::WrongState {
+                id: c.id.clone(),
+                state: format!("{:?}", record.state),
+                what: "only a created container can be started",
+            });
+        }
+        let started_at = now_ns();
+        self.runtime(&record.runtime_handler)?.start(&c.id).await?;
+        c.change(|r| {
+            if r.state == ContainerState::Created {
+                r.state = ContainerState::Running;
+            }
+            r.started_at_ns = started_at;
+        });
+        self.persist(&c).await?;
+        self.publish(&c.id, EventKind::Started);
+        Ok(())
+    }
+
+    /// StopContainer: the image's stop signal (else SIGTERM), SIGKILL at the deadline; 0 = kill now.
+    pub async fn stop(&self, key: &str, timeout_s: i64) -> Result<(), ContainerError> {
+        let c = match self.lookup(key) {
+            Err(ContainerError::Lookup(crate::store::LookupError::NotFound(_))) => return Ok(()),
+            other => other?,
+        };
+        let _op = c.op.clone().lock_owned().await;
+        self.stop_locked(&c, timeout_s).await
+    }
+
+    async fn stop_locked(&self, c: &Arc<Container>, timeout_s: i64) -> Result<(), ContainerError> {
+        let record = c.snapshot();
+        if !record.state.may_run() {
+            return Ok(());
+        }
+        let Some(watch) = c.watch().filter(|w| !w.has_exited()) else {
+            mark_exited(c, &self.dir(&c.id).join("exit.json"));
+            return self.persist(c).await;
+        };
+        let runtime = self.runtime(&record.runtime_handler)?;
+        if timeout_s > 0 {
+            let signal = stop_signal(&self.images, &record.image_id);
+            if let Err(e) = runtime.kill(&c.id, signal).await {
+                tracing::debug!(id = %c.id, error = %e, "stop signal not delivered");
+            }
+            if watch.wait(Duration::from_secs(timeout_s as u64)).await {
+                return self.finish_stop(c).await;
+            }
+        }
+        if let Err(e) = runtime.kill(&c.id, libc::SIGKILL).await {
+            tracing::debug!(id = %c.id, error = %e, "SIGKILL not delivered");
+        }
+        if !watch.wait(KILL_TIMEOUT).await {
+            return Err(ContainerError::StopTimeout {
+                id: c.id.clone(),
+                seconds: KILL_TIMEOUT.as_secs(),
+            });
+        }
+        self.finish_stop(c).await
+    }
+
+    async fn finish_stop(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+        if mark_exited(c, &self.dir(&c.id).join("exit.json")) {
+            self.persist(c).await?;
+            self.publish(&c.id, EventKind::Stopped);
+        }
+        Ok(())
+    }
+
+    /// RemoveContainer: forces a running container down first; unknown ids are fine.
+    pub async fn remove(&self, key: &str) -> Result<(), ContainerError> {
+        let c = match self.lookup(key) {
+            Err(ContainerError::Lookup(crate::store::LookupError::NotFound(_))) => return Ok(()),
+            other => other?,
+        };
+        let _op = c.op.clone().lock_owned().await;
+        if self.containers.lookup(&c.id).is_err() {
+            return Ok(()); // removed while we waited
+        }
+        self.stop_locked(&c, 0).await?;
+        self.teardown(&c).await?;
+        self.containers.remove(&c.id);
+        self.publish(&c.id, EventKind::Deleted);
+        tracing::info!(id = %c.id, "container removed");
+        Ok(())
+    }
+
+    /// Runtime delete, unmount, dir and record removal, name release (idempotent).
+    async fn teardown(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+        let record = c.snapshot();
+        if record.created_in_runtime {
+            let runtime = self.runtime(&record.runtime_handler)?;
+            if let Err(e) = runtime.delete(&c.id).await {
+                if !e.is_not_found() {
+                    runtime.force_delete(&c.id).await?;
+                }
+            }
+        }
+        let dir = self.dir(&c.id);
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            rootfs::unmount_overlay(&target)?;
+            match std::fs::remove_dir_all(&target) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| ContainerError::Task(e.to_string()))?
+        .map_err(io("remove", &dir))?;
+        self.registrar.release(&record.name, &c.id);
+        Ok(())
+    }
+
+    /// Containers of pod `pod_id`.
+    pub fn of_pod(&self, pod_id: &str) -> Vec<Arc<Container>> {
+        self.containers
+            .values()
+            .into_iter()
+            .filter(|c| c.snapshot().sandbox_id == pod_id)
+            .collect()
+    }
+
+    /// StopPodSandbox: its containers are killed at once.
+    pub async fn stop_pod(&self, pod_id: &str) -> Result<(), ContainerError> {
+        for c in self.of_pod(pod_id) {
+            self.stop(&c.id, 0).await?;
+        }
+        Ok(())
+    }
+
+    /// RemovePodSandbox: its containers go.
+    pub async fn remove_pod(&self, pod_id: &str) -> Result<(), ContainerError> {
+        for c in self.of_pod(pod_id) {
+            self.remove(&c.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads the records after a restart: a live shim keeps its container running (watched);
+    /// otherwise the exit file (or its absence) settles the state. Unreadable records are kept,
+    /// listed as UNKNOWN and removable.
+    pub async fn recover(&self) -> Result<(), ContainerError> {
+        let root = &self.options.root_dir;
+        std::fs::create_dir_all(root).map_err(io("create", root))?;
+        let entries = std::fs::read_dir(root).map_err(io("read", root))?;
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path().join("container.json");
+            let record = match load_record::<ContainerRecord>(&path, RECORD_VERSION) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(id = %id, error = %e, "unreadable container record kept; listed UNKNOWN");
+                    unknown_record(&id, &e.to_string())
+                }
+            };
+            let _ = self.registrar.reserve(&record.name, &record.id);
+            let c = Arc::new(Container::new(record.clone()));
+            self.containers.insert(&id, Arc::clone(&c));
+            if !record.state.may_run() {
+                continue;
+            }
+            match record.shim.as_ref() {
+                Some(shim) => self.watch(&c, shim),
+                None => {
+                    if mark_exited(&c, &entry.path().join("exit.json")) {
+                        self.persist(&c).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::sandbox::PodContainers for ContainerManager {
+    async fn stop_pod(&self, pod_id: &str) -> Result<(), ContainerError> {
+        ContainerManager::stop_pod(self, pod_id).await
+    }
+
+    async fn remove_pod(&self, pod_id: &str) -> Result<(), ContainerError> {
+        ContainerManager::remove_pod(self, pod_id).await
+    }
+}
+
+/// Writes the current record (snapshot taken under the persist lock, so writes land in order).
+async fn persist(c: &Container, path: PathBuf) -> Result<(), ContainerError> {
+    let _order = c.persist.lock().await;
+    let record = c.snapshot();
+    tokio::task::spawn_blocking(move || write_record(&path, RECORD_VERSION, &record))
+        .await
+        .map_err(|e| ContainerError::Task(e.to_string()))??;
+    Ok(())
+}
+
+/// Sets EXITED from the shim's exit file (or "Unknown" without one); false if already exited.
+fn mark_exited(c: &Container, exit_file: &Path) -> bool {
+    let exit = shim::read_exit(exit_file);
+    c.change(|r| {
+        if !r.state.may_run() {
+            return false;
+        }
+        r.state = ContainerState::Exited;
+        match exit {
+            Some(e) => {
+                r.exit_code = e.exit_code;
+                r.finished_at_ns = e.exited_at_ns;
+                r.reason = if e.exit_code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                }
+                .into();
+            }
+            None => {
+                r.exit_code = 255;
+                r.finished_at_ns = now_ns();
+                r.reason = "Unknown".into();
+                r.message = "the container's monitor exited without an exit code".into();
+            }
+        }
+        true
+    })
+}
+
+fn unknown_record(id: &str, error: &str) -> ContainerRecord {
+    ContainerRecord {
+        id: id.to_string(),
+        name: String::new(),
+        sandbox_id: String::new(),
+        config: ContainerConfig::default(),
+        image: String::new(),
+        image_id: String::new(),
+        runtime_handler: "runc".into(),
+        state: ContainerState::Unknown,
+        created_at_ns: 0,
+        started_at_ns: 0,
+        finished_at_ns: 0,
+        exit_code: 0,
+        reason: "Unknown".into(),
+        message: format!("unreadable record: {error}"),
+        log_path: String::new(),
+        shim: None,
+        rootfs_mounted: true,
+        created_in_runtime: true,
+    }
+}
+
+/// The image's StopSignal (name or number), else SIGTERM.
+fn stop_signal(images: &ImageStore, image_id: &str) -> i32 {
+    let name = images
+        .find(image_id)
+        .and_then(|i| {
+            i.config["config"]["StopSignal"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    signal_number(&name).unwrap_or(libc::SIGTERM)
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    if let Ok(n) = name.parse::<i32>() {
+        return Some(n);
+    }
+    let bare = name.trim_start_matches("SIG");
+    let table = [
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("TERM", libc::SIGTERM),
+        ("WINCH", libc::SIGWINCH),
+        ("STOP", libc::SIGSTOP),
+    ];
+    table.iter().find(|(n, _)| *n == bare).map(|(_, s)| *s)
+}
+
+/// kubelet's container name: `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>`.
+fn container_name(pod: &SandboxRecord, config: &ContainerConfig, attempt: u32) -> String {
+    let pm = pod.config.metadata.clone().unwrap_or_default();
+    let name = config.metadata.as_ref().map_or("", |m| m.name.as_str());
+    format!(
+        "k8s_{name}_{}_{}_{}_{attempt}",
+        pm.name, pm.namespace, pm.uid
+    )
+}
+
+/// The pod's log directory joined with the config's relative log path (empty when either is).
+fn log_path(pod: &SandboxRecord, config: &ContainerConfig) -> String {
+    let dir = &pod.config.log_directory;
+    if dir.is_empty() || config.log_path.is_empty() {
+        return String::new();
+    }
+    Path::new(dir).join(&config.log_path).display().to_string()
+}
+
+/// CreateContainer's guards (issue #5 §3).
+fn check_guards(pod: &SandboxRecord, config: &ContainerConfig) -> Result<(), ContainerError> {
+    let sc = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.clone())
+        .unwrap_or_default();
+    let pod_privileged = pod
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .is_some_and(|s| s.privileged);
+    if sc.privileged && !pod_privileged {
+        return Err(invalid(
+            "config.linux.security_context.privileged",
+            "a privileged container needs a privileged pod sandbox",
+        ));
+    }
+    if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+        return Err(invalid(
+            "config.linux.security_context.run_as_group",
+            "run_as_group needs run_as_user or run_as_username",
+        ));
+    }
+    let rel = Path::new(&config.log_path);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(invalid(
+            "config.log_path",
+            format!(
+                "{:?} must stay inside the pod's log directory",
+                config.log_path
+            ),
+        ));
+    }
+    if !pod.config.log_directory.is_empty() && !Path::new(&pod.config.log_directory).is_absolute() {
+        return Err(invalid("pod log_directory", "must be absolute"));
+    }
+    Ok(())
+}
+
+/// The container's cgroup: a sibling of the pause's under the pod's cgroup parent.
+fn container_cgroups_path(pod: &SandboxRecord, id: &str) -> String {
+    match pod.cgroups_path.rsplit_once('/') {
+        Some((parent, _)) => format!("{parent}/{id}"),
+        None => format!("/crust/{id}"),
+    }
+}
+
+/// ListContainers filters: id (prefix), state, pod id (prefix), labels.
+fn matches(r: &ContainerRecord, f: &ContainerFilter) -> bool {
+    (f.id.is_empty() || r.id.starts_with(&f.id))
+        && f.state
+            .as_ref()
+            .is_none_or(|s| r.state.to_cri() as i32 == s.state)
+        && (f.pod_sandbox_id.is_empty() || r.sandbox_id.starts_with(&f.pod_sandbox_id))
+        && f.label_selector
+            .iter()
+            .all(|(k, v)| r.config.labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(signal_number("SIGQUIT"), Some(libc::SIGQUIT));
+        assert_eq!(signal_number("USR1"), Some(libc::SIGUSR1));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("SIGBOGUS"), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! The persisted container record and the in-memory entry around it.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use cri_api::v1::ContainerConfig;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use super::state::ContainerState;
+use crate::oci_runtime::monitor::ExitWatch;
+
+/// Record format version written by this crust.
+pub const RECORD_VERSION: u32 = 1;
+
+/// The shim that monitors a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimProcess {
+    pub pid: i32,
+    /// From /proc/<pid>/stat, to recognise the same process after a restart.
+    pub start_time: u64,
+}
+
+/// Everything crust keeps about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub sandbox_id: String,
+    #[serde(with = "config_b64")]
+    pub config: ContainerConfig,
+    /// The image as the request named it, and its id.
+    pub image: String,
+    pub image_id: String,
+    pub runtime_handler: String,
+    pub state: ContainerState,
+    pub created_at_ns: i64,
+    pub started_at_ns: i64,
+    pub finished_at_ns: i64,
+    pub exit_code: i32,
+    pub reason: String,
+    pub message: String,
+    /// Absolute log path (the pod's log directory + the config's relative path), or empty.
+    pub log_path: String,
+    pub shim: Option<ShimProcess>,
+    /// The overlay rootfs is (or may be) mounted.
+    pub rootfs_mounted: bool,
+    /// The runtime knows the container (runc create ran).
+    pub created_in_runtime: bool,
+}
+
+mod config_b64 {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(c: &ContainerConfig, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(c.encode_to_vec()))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<ContainerConfig, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
+        ContainerConfig::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A container in memory: its record, an operation lock, and its exit watch while it runs.
+#[derive(Debug)]
+pub struct Container {
+    pub id: String,
+    record: Mutex<ContainerRecord>,
+    /// Serialises Start/Stop/Remove of this container.
+    pub op: Arc<tokio::sync::Mutex<()>>,
+    /// Held across "snapshot, write" so record writes land in order.
+    pub persist: tokio::sync::Mutex<()>,
+    watch: Mutex<Option<ExitWatch>>,
+}
+
+impl Container {
+    pub fn new(record: ContainerRecord) -> Container {
+        Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: Arc::default(),
+            persist: tokio::sync::Mutex::default(),
+            watch: Mutex::default(),
+        }
+    }
+
+    /// A copy of the record.
+    pub fn snapshot(&self) -> ContainerRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the in-memory record (the store persists it).
+    pub fn change<R>(&self, f: impl FnOnce(&mut ContainerRecord) -> R) -> R {
+        f(&mut self.record.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn set_watch(&self, watch: Option<ExitWatch>) {
+        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = watch;
+    }
+
+    pub fn watch(&self) -> Option<ExitWatch> {
+        self.watch.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -1,0 +1,108 @@
+//! Starting crust-shim for a container: it runs `runc create` itself, answers `ok <init pid>
+//! <shim pid>` (or `error <message>`) on stdout, and stays behind as the container's monitor.
+//! The spawn runs on a blocking thread (it waits for `runc create`).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use super::ContainerError;
+
+/// What to start the shim with.
+#[derive(Debug, Clone)]
+pub struct ShimArgs {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
+    pub log_path: PathBuf,
+    pub exit_file: PathBuf,
+}
+
+/// Pids the shim reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    pub init_pid: i32,
+    pub shim_pid: i32,
+}
+
+/// Parses the shim's answer.
+pub fn parse_answer(text: &str) -> Result<Started, ContainerError> {
+    let line = text.lines().next().unwrap_or("").trim();
+    if let Some(message) = line.strip_prefix("error ") {
+        return Err(ContainerError::Shim(message.to_string()));
+    }
+    let mut parts = line.strip_prefix("ok ").unwrap_or("").split_whitespace();
+    let mut next = || parts.next().and_then(|p| p.parse::<i32>().ok());
+    match (next(), next()) {
+        (Some(init_pid), Some(shim_pid)) => Ok(Started { init_pid, shim_pid }),
+        _ => Err(ContainerError::Shim(format!("unexpected answer {line:?}"))),
+    }
+}
+
+/// Runs `binary` with `args` and waits for its answer.
+pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerError> {
+    let binary = binary.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&binary)
+            .arg("--id")
+            .arg(&args.id)
+            .arg("--bundle")
+            .arg(&args.bundle)
+            .arg("--runtime")
+            .arg(&args.runtime)
+            .arg("--runtime-root")
+            .arg(&args.runtime_root)
+            .arg("--log-path")
+            .arg(&args.log_path)
+            .arg("--exit-file")
+            .arg(&args.exit_file)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| ContainerError::Shim(format!("run {}: {e}", binary.display())))
+    })
+    .await
+    .map_err(|e| ContainerError::Task(e.to_string()))??;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.trim().is_empty() {
+        return Err(ContainerError::Shim(format!(
+            "no answer (exit {:?}): {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    parse_answer(&text)
+}
+
+/// The exit file the shim writes: `{"exit_code": N, "exited_at_ns": T}`.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct ExitFile {
+    pub exit_code: i32,
+    pub exited_at_ns: i64,
+}
+
+/// Reads the exit file; `None` when it is missing or unreadable.
+pub fn read_exit(path: &Path) -> Option<ExitFile> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers() {
+        assert_eq!(
+            parse_answer("ok 12 34\n").unwrap(),
+            Started {
+                init_pid: 12,
+                shim_pid: 34
+            }
+        );
+        let err = parse_answer("error runc create failed: no such file\n").unwrap_err();
+        assert!(err.to_string().contains("no such file"));
+        assert!(parse_answer("ok x").is_err());
+    }
+}

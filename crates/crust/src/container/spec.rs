@@ -1,0 +1,521 @@
+//! CRI ContainerConfig -> OCI runtime spec: the image config merged as kubelet expects (command,
+//! args, env, working dir, user), the pod's namespaces joined through the pause process, the pod's
+//! /etc/hosts, /etc/resolv.conf, /etc/hostname and /dev/shm, mounts, security context and linux
+//! resources.
+
+use std::path::Path;
+
+use cri_api::v1::{
+    ContainerConfig, LinuxContainerSecurityContext, MountPropagation, NamespaceMode,
+    PodSandboxConfig,
+};
+use serde_json::{json, Value};
+
+/// Docker's and containerd's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What the spec needs besides the container config.
+#[derive(Debug, Clone)]
+pub struct SpecInput<'a> {
+    pub rootfs: &'a Path,
+    pub image_config: &'a Value,
+    pub pod: &'a PodSandboxConfig,
+    /// The pause process, whose namespaces the container joins.
+    pub pause_pid: i32,
+    /// The pod's pinned netns (pod network), if any.
+    pub netns: Option<&'a Path>,
+    pub hosts: &'a Path,
+    pub resolv_conf: &'a Path,
+    pub hostname: &'a Path,
+    /// The pod's shm tmpfs, unless the pod shares the host IPC namespace.
+    pub shm: Option<&'a Path>,
+    pub cgroups_path: &'a str,
+    /// uid, gid and additional gids resolved from the image's passwd/group.
+    pub user: &'a ResolvedUser,
+    /// The pid of the target container's init for `namespace_options.pid = TARGET`.
+    pub target_pid: Option<i32>,
+}
+
+/// The process identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// The command line kubelet expects: CRI command replaces the image Entrypoint, CRI args replace
+/// the image Cmd.
+pub fn command_line(config: &ContainerConfig, image: &Value) -> Vec<String> {
+    let strings = |key: &str| -> Vec<String> {
+        image["config"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = if config.command.is_empty() {
+        strings("Entrypoint")
+    } else {
+        config.command.clone()
+    };
+    if !config.args.is_empty() {
+        out.extend(config.args.iter().cloned());
+    } else if config.command.is_empty() {
+        out.extend(strings("Cmd"));
+    }
+    out
+}
+
+/// Image Env, overridden and extended by the config's envs (by key).
+pub fn environment(config: &ContainerConfig, image: &Value) -> Vec<String> {
+    let mut env: Vec<String> = image["config"]["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    for kv in &config.envs {
+        let prefix = format!("{}=", kv.key);
+        env.retain(|e| !e.starts_with(&prefix));
+        env.push(format!("{}={}", kv.key, kv.value));
+    }
+    env
+}
+
+fn security(config: &ContainerConfig) -> LinuxContainerSecurityContext {
+    config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.clone())
+        .unwrap_or_default()
+}
+
+/// The capability set: defaults, `ALL` dropped or added, then individual adds and drops.
+pub fn capabilities(sc: &LinuxContainerSecurityContext) -> Vec<String> {
+    let norm = |c: &String| {
+        let up = c.to_uppercase();
+        if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        }
+    };
+    let caps = sc.capabilities.clone().unwrap_or_default();
+    if sc.privileged || caps.add_capabilities.iter().any(|c| norm(c) == "CAP_ALL") {
+        return all_caps();
+    }
+    let mut set: Vec<String> = if caps.drop_capabilities.iter().any(|c| norm(c) == "CAP_ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    for add in caps.add_capabilities.iter().map(norm) {
+        if !set.contains(&add) {
+            set.push(add);
+        }
+    }
+    let drops: Vec<String> = caps.drop_capabilities.iter().map(norm).collect();
+    set.retain(|c| !drops.contains(c));
+    set
+}
+
+fn all_caps() -> Vec<String> {
+    [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn pod_ns_mode(pod: &PodSandboxConfig) -> (i32, i32, i32) {
+    let ns = pod
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default();
+    (ns.network, ns.pid, ns.ipc)
+}
+
+fn namespaces(config: &ContainerConfig, input: &SpecInput<'_>) -> Vec<Value> {
+    let pause = |kind: &str| format!("/proc/{}/ns/{kind}", input.pause_pid);
+    let (pod_net, _, pod_ipc) = pod_ns_mode(input.pod);
+    let mut out = vec![json!({"type": "mount"})];
+    if pod_net != NamespaceMode::Node as i32 {
+        let net = input
+            .netns
+            .map_or_else(|| pause("net"), |p| p.display().to_string());
+        out.push(json!({"type": "network", "path": net}));
+        out.push(json!({"type": "uts", "path": pause("uts")}));
+    }
+    if pod_ipc != NamespaceMode::Node as i32 {
+        out.push(json!({"type": "ipc", "path": pause("ipc")}));
+    }
+    let pid_mode = security(config)
+        .namespace_options
+        .map_or(NamespaceMode::Container as i32, |n| n.pid);
+    match NamespaceMode::try_from(pid_mode).unwrap_or(NamespaceMode::Container) {
+        NamespaceMode::Node => {}
+        NamespaceMode::Pod => out.push(json!({"type": "pid", "path": pause("pid")})),
+        NamespaceMode::Target => match input.target_pid {
+            Some(pid) => out.push(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")})),
+            None => out.push(json!({"type": "pid"})),
+        },
+        NamespaceMode::Container => out.push(json!({"type": "pid"})),
+    }
+    out
+}
+
+fn propagation(p: i32) -> &'static str {
+    match MountPropagation::try_from(p).unwrap_or(MountPropagation::PropagationPrivate) {
+        MountPropagation::PropagationPrivate => "rprivate",
+        MountPropagation::PropagationHostToContainer => "rslave",
+        MountPropagation::PropagationBidirectional => "rshared",
+    }
+}
+
+fn mounts(config: &ContainerConfig, input: &SpecInput<'_>, privileged: bool) -> Vec<Value> {
+    let sys_opts = if privileged {
+        json!(["nosuid", "noexec", "nodev"])
+    } else {
+        json!(["nosuid", "noexec", "nodev", "ro"])
+    };
+    let mut out = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ];
+    let destinations: Vec<&str> = config
+        .mounts
+        .iter()
+        .map(|m| m.container_path.as_str())
+        .collect();
+    let pod_file = |dest: &str, src: &Path| json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", "rw"]});
+    for (dest, src) in [
+        ("/etc/hosts", input.hosts),
+        ("/etc/resolv.conf", input.resolv_conf),
+        ("/etc/hostname", input.hostname),
+    ] {
+        if !destinations.contains(&dest) {
+            out.push(pod_file(dest, src));
+        }
+    }
+    if !destinations.contains(&"/dev/shm") {
+        out.push(match input.shm {
+            Some(shm) => json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rprivate", "rw"]}),
+            None => json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate", "rw"]}),
+        });
+    }
+    for m in &config.mounts {
+        let mode = if m.readonly { "ro" } else { "rw" };
+        out.push(json!({
+            "destination": m.container_path,
+            "type": "bind",
+            "source": m.host_path,
+            "options": ["rbind", propagation(m.propagation), mode],
+        }));
+    }
+    out
+}
+
+fn resources(config: &ContainerConfig) -> Value {
+    let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let Some(r) = config.linux.as_ref().and_then(|l| l.resources.as_ref()) else {
+        return res;
+    };
+    let mut cpu = serde_json::Map::new();
+    if r.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(r.cpu_shares));
+    }
+    if r.cpu_quota != 0 {
+        cpu.insert("quota".into(), json!(r.cpu_quota));
+    }
+    if r.cpu_period > 0 {
+        cpu.insert("period".into(), json!(r.cpu_period));
+    }
+    if !r.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(r.cpuset_cpus));
+    }
+    if !r.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(r.cpuset_mems));
+    }
+    if !cpu.is_empty() {
+        res["cpu"] = Value::Object(cpu);
+    }
+    if r.memory_limit_in_bytes > 0 {
+        res["memory"] = json!({"limit": r.memory_limit_in_bytes});
+    }
+    res
+}
+
+/// The whole spec as JSON (`config.json`).
+pub fn container_spec(config: &ContainerConfig, input: &SpecInput<'_>) -> Value {
+    let sc = security(config);
+    let privileged = sc.privileged;
+    let caps = capabilities(&sc);
+    let cwd = if !config.working_dir.is_empty() {
+        config.working_dir.clone()
+    } else {
+        input.image_config["config"]["WorkingDir"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("/")
+            .to_string()
+    };
+    let oom = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.as_ref())
+        .map_or(0, |r| r.oom_score_adj);
+    let mut spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": config.tty,
+            "user": {
+                "uid": input.user.uid,
+                "gid": input.user.gid,
+                "additionalGids": input.user.additional_gids,
+            },
+            "args": command_line(config, input.image_config),
+            "env": environment(config, input.image_config),
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": sc.no_new_privs,
+            "oomScoreAdj": oom,
+        },
+        "root": {"path": input.rootfs, "readonly": sc.readonly_rootfs},
+        "mounts": mounts(config, input, privileged),
+        "linux": {
+            "namespaces": namespaces(config, input),
+            "cgroupsPath": input.cgroups_path,
+            "resources": resources(config),
+        }
+    });
+    if !privileged {
+        let masked: Vec<String> = if sc.masked_paths.is_empty() {
+            MASKED.iter().map(|s| s.to_string()).collect()
+        } else {
+            sc.masked_paths.clone()
+        };
+        let readonly: Vec<String> = if sc.readonly_paths.is_empty() {
+            READONLY.iter().map(|s| s.to_string()).collect()
+        } else {
+            sc.readonly_paths.clone()
+        };
+        spec["linux"]["maskedPaths"] = json!(masked);
+        spec["linux"]["readonlyPaths"] = json!(readonly);
+    } else {
+        spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
+    let sysctls = input
+        .pod
+        .linux
+        .as_ref()
+        .map(|l| l.sysctls.clone())
+        .unwrap_or_default();
+    if !sysctls.is_empty() {
+        spec["linux"]["sysctl"] = json!(sysctls);
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cri_api::v1::{Capability, KeyValue, LinuxContainerConfig, Mount};
+
+    fn image() -> Value {
+        json!({"config": {"Entrypoint": ["/ep"], "Cmd": ["c1", "c2"], "Env": ["A=1", "PATH=/x"], "WorkingDir": "/w"}})
+    }
+
+    #[test]
+    fn command_merges_as_kubelet_does() {
+        let mut c = ContainerConfig::default();
+        assert_eq!(command_line(&c, &image()), ["/ep", "c1", "c2"]);
+        c.args = vec!["a".into()];
+        assert_eq!(command_line(&c, &image()), ["/ep", "a"]);
+        c.command = vec!["/bin/sh".into()];
+        assert_eq!(command_line(&c, &image()), ["/bin/sh", "a"]);
+        c.args.clear();
+        assert_eq!(command_line(&c, &image()), ["/bin/sh"]);
+    }
+
+    #[test]
+    fn env_overrides_by_key() {
+        let c = ContainerConfig {
+            envs: vec![KeyValue {
+                key: "A".into(),
+                value: "2".into(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(environment(&c, &image()), ["PATH=/x", "A=2"]);
+        assert!(environment(&c, &json!({}))[0].starts_with("PATH=/usr/local/sbin"));
+    }
+
+    #[test]
+    fn capability_rules() {
+        let mut sc = LinuxContainerSecurityContext::default();
+        assert_eq!(capabilities(&sc).len(), DEFAULT_CAPS.len());
+        sc.capabilities = Some(Capability {
+            add_capabilities: vec!["NET_ADMIN".into()],
+            drop_capabilities: vec!["CAP_KILL".into(), "chown".into()],
+            ..Default::default()
+        });
+        let caps = capabilities(&sc);
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(
+            !caps.contains(&"CAP_KILL".to_string()) && !caps.contains(&"CAP_CHOWN".to_string())
+        );
+        sc.capabilities = Some(Capability {
+            add_capabilities: vec!["NET_BIND_SERVICE".into()],
+            drop_capabilities: vec!["ALL".into()],
+            ..Default::default()
+        });
+        assert_eq!(capabilities(&sc), ["CAP_NET_BIND_SERVICE"]);
+        sc.privileged = true;
+        assert!(capabilities(&sc).contains(&"CAP_SYS_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn joins_the_pod_and_mounts_its_files() {
+        let user = ResolvedUser::default();
+        let pod = PodSandboxConfig::default();
+        let input = SpecInput {
+            rootfs: Path::new("/r"),
+            image_config: &json!({}),
+            pod: &pod,
+            pause_pid: 42,
+            netns: Some(Path::new("/run/crust/netns/p")),
+            hosts: Path::new("/p/hosts"),
+            resolv_conf: Path::new("/p/resolv.conf"),
+            hostname: Path::new("/p/hostname"),
+            shm: Some(Path::new("/s/shm")),
+            cgroups_path: "/crust/c",
+            user: &user,
+            target_pid: None,
+        };
+        let config = ContainerConfig {
+            linux: Some(LinuxContainerConfig {
+                security_context: Some(LinuxContainerSecurityContext {
+                    readonly_rootfs: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            mounts: vec![Mount {
+                container_path: "/data".into(),
+                host_path: "/host/data".into(),
+                readonly: true,
+                propagation: MountPropagation::PropagationHostToContainer as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let spec = container_spec(&config, &input);
+        let ns = spec["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns.contains(&json!({"type": "network", "path": "/run/crust/netns/p"})));
+        assert!(ns.contains(&json!({"type": "ipc", "path": "/proc/42/ns/ipc"})));
+        assert!(ns.contains(&json!({"type": "pid"})));
+        assert_eq!(spec["root"]["readonly"], true);
+        let mounts = spec["mounts"].as_array().unwrap();
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/etc/resolv.conf" && m["source"] == "/p/resolv.conf"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/dev/shm" && m["source"] == "/s/shm"));
+        let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
+        assert_eq!(data["options"], json!(["rbind", "rslave", "ro"]));
+        assert_eq!(spec["linux"]["maskedPaths"][0], "/proc/acpi");
+        assert_eq!(spec["linux"]["cgroupsPath"], "/crust/c");
+    }
+}

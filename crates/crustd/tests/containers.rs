@@ -1,0 +1,348 @@
+//! Containers in pods end to end: images from a real registry, real runc, crust-shim with CRI
+//! logs and exit codes, stop escalation, pod teardown cascading to containers, restart recovery,
+//! guards, and the leak check (shims, runc containers, overlay mounts, cgroups, records).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    registry::{busybox_layer, Compression, Registry, TestImage, TestLayer},
+    Client, Daemon,
+};
+use cri_api::v1::{
+    ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStateValue,
+    ContainerStatusRequest, CreateContainerRequest, ImageSpec, LinuxContainerConfig,
+    LinuxContainerSecurityContext, ListContainersRequest, PullImageRequest, RemoveContainerRequest,
+    StartContainerRequest, StopContainerRequest,
+};
+use tonic::Code;
+
+struct Env {
+    _registry: Registry,
+    image: String,
+}
+
+async fn busybox(d: &Daemon) -> Env {
+    let registry = Registry::start().await;
+    let mut image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
+    image.config = serde_json::json!({"Cmd": ["/bin/sh"], "Env": ["FROM_IMAGE=1"]});
+    registry.push_image("test/busybox", "1", &image).await;
+    let name = format!("{}/test/busybox:1", registry.addr);
+    d.image_client()
+        .await
+        .pull_image(PullImageRequest {
+            image: Some(ImageSpec {
+                image: name.clone(),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        })
+        .await
+        .unwrap();
+    Env {
+        _registry: registry,
+        image: name,
+    }
+}
+
+fn ctr(name: &str, image: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}.log"),
+        labels: [("ctr".to_string(), name.to_string())].into(),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    c: &mut Client,
+    pod: &str,
+    config: ContainerConfig,
+) -> Result<String, tonic::Status> {
+    c.create_container(CreateContainerRequest {
+        pod_sandbox_id: pod.into(),
+        config: Some(config),
+        sandbox_config: None,
+    })
+    .await
+    .map(|r| r.into_inner().container_id)
+}
+
+async fn start(c: &mut Client, id: &str) {
+    c.start_container(StartContainerRequest {
+        container_id: id.into(),
+    })
+    .await
+    .unwrap();
+}
+
+async fn status(c: &mut Client, id: &str) -> cri_api::v1::ContainerStatus {
+    c.container_status(ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .status
+    .unwrap()
+}
+
+async fn wait_exited(c: &mut Client, id: &str) -> cri_api::v1::ContainerStatus {
+    for _ in 0..200 {
+        let s = status(c, id).await;
+        if s.state == ContainerState::ContainerExited as i32 {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("container {id} did not exit");
+}
+
+async fn pod_with_logs(d: &Daemon, c: &mut Client, name: &str) -> (String, std::path::PathBuf) {
+    let logs = d.root.parent().unwrap().join(format!("logs-{name}"));
+    let mut config = d.pod(name);
+    config.log_directory = logs.display().to_string();
+    (d.run_config(c, config).await, logs)
+}
+
+#[tokio::test]
+async fn lifecycle_logs_exit_codes_and_stop_escalation() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, logs) = pod_with_logs(&d, &mut c, "ctr-life").await;
+    let script = "echo hello; echo oops >&2; echo $FROM_IMAGE $MINE; printf partial; exit 3";
+    let mut config = ctr("echo", &env.image, script);
+    config.envs = vec![cri_api::v1::KeyValue {
+        key: "MINE".into(),
+        value: "2".into(),
+    }];
+    let id = create(&mut c, &pod, config).await.unwrap();
+    assert_eq!(
+        status(&mut c, &id).await.state,
+        ContainerState::ContainerCreated as i32
+    );
+    start(&mut c, &id).await;
+    let s = wait_exited(&mut c, &id).await;
+    assert_eq!((s.exit_code, s.reason.as_str()), (3, "Error"));
+    assert!(s.started_at > 0 && s.finished_at >= s.started_at);
+    assert_eq!(s.log_path, logs.join("echo.log").display().to_string());
+    let text = std::fs::read_to_string(logs.join("echo.log")).unwrap();
+    let records: Vec<(&str, &str, &str)> = text
+        .lines()
+        .map(|l| {
+            let mut it = l.splitn(4, ' ');
+            let ts = it.next().unwrap();
+            assert!(ts.ends_with('Z') && ts.len() == 30, "RFC3339Nano: {ts}");
+            (
+                it.next().unwrap(),
+                it.next().unwrap(),
+                it.next().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(records.contains(&("stdout", "F", "hello")), "{text}");
+    assert!(records.contains(&("stderr", "F", "oops")), "{text}");
+    assert!(
+        records.contains(&("stdout", "F", "1 2")),
+        "image env + config env: {text}"
+    );
+    assert!(records.contains(&("stdout", "F", "partial")), "{text}");
+    // A process that ignores SIGTERM (pid 1 without a handler) is killed at the deadline.
+    let id2 = create(&mut c, &pod, ctr("sleeper", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id2).await;
+    assert_eq!(
+        status(&mut c, &id2).await.state,
+        ContainerState::ContainerRunning as i32
+    );
+    let running = c
+        .list_containers(ListContainersRequest {
+            filter: Some(ContainerFilter {
+                state: Some(ContainerStateValue {
+                    state: ContainerState::ContainerRunning as i32,
+                }),
+                pod_sandbox_id: pod[..12].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(
+        running.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [id2.as_str()]
+    );
+    let started = std::time::Instant::now();
+    c.stop_container(StopContainerRequest {
+        container_id: id2.clone(),
+        timeout: 1,
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let s = status(&mut c, &id2).await;
+    assert_eq!(
+        (s.state, s.exit_code),
+        (ContainerState::ContainerExited as i32, 137)
+    );
+    c.stop_container(StopContainerRequest {
+        container_id: id2.clone(),
+        timeout: 1,
+    })
+    .await
+    .unwrap();
+    for id in [&id, &id2] {
+        for _ in 0..2 {
+            c.remove_container(RemoveContainerRequest {
+                container_id: id.to_string(),
+            })
+            .await
+            .unwrap();
+        }
+        let err = c
+            .container_status(ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+    }
+    // A running container goes with its pod.
+    let id3 = create(&mut c, &pod, ctr("third", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id3).await;
+    common::stop_remove(&mut c, &pod).await;
+    assert!(c
+        .list_containers(ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers
+        .is_empty());
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn guards_give_clear_errors() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, _) = pod_with_logs(&d, &mut c, "ctr-guards").await;
+    let mut privileged = ctr("p", &env.image, "true");
+    privileged.linux = Some(LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            privileged: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let err = create(&mut c, &pod, privileged).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let mut escape = ctr("e", &env.image, "true");
+    escape.log_path = "../../etc/evil.log".into();
+    assert_eq!(
+        create(&mut c, &pod, escape).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let mut group_only = ctr("g", &env.image, "true");
+    group_only.linux = Some(LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            run_as_group: Some(cri_api::v1::Int64Value { value: 5 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        create(&mut c, &pod, group_only).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let err = create(&mut c, &pod, ctr("m", "example.com/not/pulled:1", "true"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = create(&mut c, &"f".repeat(64), ctr("n", &env.image, "true"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let id = create(&mut c, &pod, ctr("dup", &env.image, "true"))
+        .await
+        .unwrap();
+    let err = create(&mut c, &pod, ctr("dup", &env.image, "true"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    c.stop_pod_sandbox(cri_api::v1::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    let err = create(&mut c, &pod, ctr("late", &env.image, "true"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        status(&mut c, &id).await.state,
+        ContainerState::ContainerExited as i32,
+        "StopPodSandbox stopped the created container"
+    );
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn containers_run_on_across_a_crustd_kill_and_keep_their_exit_codes() {
+    let mut d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, logs) = pod_with_logs(&d, &mut c, "ctr-restart").await;
+    let quick = create(
+        &mut c,
+        &pod,
+        ctr("quick", &env.image, "sleep 1; echo done; exit 7"),
+    )
+    .await
+    .unwrap();
+    let long = create(&mut c, &pod, ctr("long", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &quick).await;
+    start(&mut c, &long).await;
+    d.kill9();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    d.restart().await;
+    let mut c = d.client().await;
+    let s = wait_exited(&mut c, &quick).await;
+    assert_eq!(s.exit_code, 7, "exit code kept while crustd was down");
+    assert!(std::fs::read_to_string(logs.join("quick.log"))
+        .unwrap()
+        .contains("stdout F done"));
+    assert_eq!(
+        status(&mut c, &long).await.state,
+        ContainerState::ContainerRunning as i32
+    );
+    c.stop_container(StopContainerRequest {
+        container_id: long.clone(),
+        timeout: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(status(&mut c, &long).await.exit_code, 137);
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
