@@ -136,8 +136,11 @@ def test_bad_input_gets_clear_codes(daemon):
         stub.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=""))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as err:
-        stub.ExecSync(pb.ExecSyncRequest(container_id="c"))
+        stub.Exec(pb.ExecRequest(container_id="c"))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ExecSync(pb.ExecSyncRequest(container_id="c", cmd=["true"]))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert stub.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
 
 

@@ -346,3 +346,141 @@ async fn containers_run_on_across_a_crustd_kill_and_keep_their_exit_codes() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+async fn exec(
+    c: &mut Client,
+    id: &str,
+    script: &str,
+    timeout: i64,
+) -> Result<(i32, String, String), tonic::Status> {
+    c.exec_sync(cri_api::v1::ExecSyncRequest {
+        container_id: id.into(),
+        cmd: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        timeout,
+    })
+    .await
+    .map(|r| {
+        let r = r.into_inner();
+        (
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn seen_from_inside_security_context_pod_files_and_exec() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let mut pod_config = d.net_pod("ctr-inside", false);
+    pod_config.dns_config = Some(cri_api::v1::DnsConfig {
+        servers: vec!["10.0.0.53".into()],
+        searches: vec!["inside.test".into()],
+        options: vec![],
+    });
+    let logs = d.root.parent().unwrap().join("logs-inside");
+    pod_config.log_directory = logs.display().to_string();
+    let pod = d.run_config(&mut c, pod_config).await;
+    let mut config = ctr(
+        "inside",
+        &env.image,
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    );
+    config.linux = Some(LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            run_as_user: Some(cri_api::v1::Int64Value { value: 1000 }),
+            supplemental_groups: vec![4000],
+            readonly_rootfs: true,
+            capabilities: Some(cri_api::v1::Capability {
+                drop_capabilities: vec!["ALL".into()],
+                add_capabilities: vec!["NET_BIND_SERVICE".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = create(&mut c, &pod, config).await.unwrap();
+    start(&mut c, &id).await;
+    let (code, out, _) = exec(&mut c, &id, "id", 10).await.unwrap();
+    assert_eq!(code, 0);
+    assert!(out.contains("uid=1000(app) gid=1000(app)"), "{out}");
+    assert!(
+        out.contains("2000(extra)") && out.contains("4000"),
+        "image group + supplemental: {out}"
+    );
+    // A non-root process keeps no effective capabilities (as with containerd); the bounding
+    // set shows what the spec granted.
+    let (_, out, _) = exec(&mut c, &id, "grep CapBnd /proc/self/status", 10)
+        .await
+        .unwrap();
+    assert!(
+        out.trim().ends_with("0000000000000400"),
+        "only NET_BIND_SERVICE: {out}"
+    );
+    let (code, _, err) = exec(&mut c, &id, "touch /new-file", 10).await.unwrap();
+    assert_ne!(code, 0, "readonly rootfs: {err}");
+    let (_, out, err) = exec(
+        &mut c,
+        &id,
+        "hostname; cat /etc/resolv.conf; stat -c '%t,%T' /proc/keys; ls /sys/firmware | wc -l",
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(out.starts_with("ctr-inside\n"), "{out}");
+    assert!(
+        out.contains("nameserver 10.0.0.53") && out.contains("search inside.test"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end().ends_with("1,3\n0"),
+        "masked /proc/keys is /dev/null, /sys/firmware empty: {out} {err}"
+    );
+    let (_, inside, _) = exec(&mut c, &id, "readlink /proc/self/ns/net", 10)
+        .await
+        .unwrap();
+    let pause = d.pause_pids()[0];
+    let outside = std::fs::read_link(format!("/proc/{pause}/ns/net")).unwrap();
+    assert_eq!(
+        inside.trim(),
+        outside.display().to_string(),
+        "the pod's netns"
+    );
+    // Exit code, timeout, output cap.
+    assert_eq!(exec(&mut c, &id, "exit 4", 10).await.unwrap().0, 4);
+    let started = std::time::Instant::now();
+    let err = exec(&mut c, &id, "sleep 30", 1).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // (kubelet raises its gRPC message limit to 16 MiB and more for this; so does this client)
+    let mut big =
+        cri_api::v1::runtime_service_client::RuntimeServiceClient::new(d.channel().await.unwrap())
+            .max_decoding_message_size(64 << 20);
+    let (_, out, _) = exec(&mut big, &id, "yes | head -c 20000000", 30)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 16 << 20, "stdout capped at 16 MiB");
+    // ReopenContainerLog after a rotation.
+    let log = logs.join("inside.log");
+    let rotated = logs.join("inside.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    c.reopen_container_log(cri_api::v1::ReopenContainerLogRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let fresh = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        fresh.lines().any(|l| l.contains(" stdout F tick ")),
+        "new file gets new lines: {fresh}"
+    );
+    assert!(std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("stdout F tick 0"));
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

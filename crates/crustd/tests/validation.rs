@@ -232,11 +232,16 @@ async fn runtime_rpcs_and_unimplemented_ones() {
     assert!(d.log_text().contains("10.250.0.0/24"));
 
     let err = c
-        .exec_sync(cri_api::v1::ExecSyncRequest::default())
+        .exec(cri_api::v1::ExecRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("ExecSync"), "{}", err.message());
+    assert!(err.message().contains("Exec"), "{}", err.message());
+    let err = c
+        .exec_sync(cri_api::v1::ExecSyncRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     let mut images = d.image_client().await;
     let err = images
         .pull_image(cri_api::v1::PullImageRequest::default())

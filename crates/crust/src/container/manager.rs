@@ -15,6 +15,7 @@ use std::{
 use cri_api::v1::{ContainerConfig, ContainerFilter};
 
 use super::{
+    exec,
     record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
     shim::{self, ShimArgs},
     spec::{container_spec, SpecInput},
@@ -494,6 +495,65 @@ impl ContainerManager {
         .map_err(io("remove", &dir))?;
         self.registrar.release(&record.name, &c.id);
         Ok(())
+    }
+
+    /// The container with `key`, which must be running.
+    fn running(&self, key: &str, what: &'static str) -> Result<Arc<Container>, ContainerError> {
+        let c = self.lookup(key)?;
+        let state = c.snapshot().state;
+        if state != ContainerState::Running {
+            return Err(ContainerError::WrongState {
+                id: c.id.clone(),
+                state: format!("{state:?}"),
+                what,
+            });
+        }
+        Ok(c)
+    }
+
+    /// ExecSync: runs `cmd` in the running container; `timeout_s` 0 = no timeout.
+    pub async fn exec_sync(
+        &self,
+        key: &str,
+        cmd: &[String],
+        timeout_s: i64,
+    ) -> Result<exec::ExecOutput, ContainerError> {
+        if cmd.is_empty() {
+            return Err(invalid("cmd", "is required"));
+        }
+        let c = self.running(key, "exec needs a running container")?;
+        let record = c.snapshot();
+        let (binary, root) = self.runtime(&record.runtime_handler)?.binary_and_root();
+        let timeout = Duration::from_secs(timeout_s.max(0) as u64);
+        exec::exec_sync(binary, root, &c.id, cmd, timeout, &self.dir(&c.id)).await
+    }
+
+    /// ReopenContainerLog: the shim reopens the log path (kubelet renamed the old file away);
+    /// returns once the new file exists.
+    pub async fn reopen_log(&self, key: &str) -> Result<(), ContainerError> {
+        let c = self.running(key, "only a running container's log can be reopened")?;
+        let record = c.snapshot();
+        let Some(watch) = c.watch() else {
+            return Ok(());
+        };
+        watch
+            .process()
+            .signal(libc::SIGUSR1)
+            .map_err(io("signal the shim of", &self.dir(&c.id)))?;
+        if record.log_path.is_empty() {
+            return Ok(());
+        }
+        let path = PathBuf::from(&record.log_path);
+        for _ in 0..100 {
+            if path.exists() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(ContainerError::Shim(format!(
+            "log {} was not reopened within 1 s",
+            path.display()
+        )))
     }
 
     /// Containers of pod `pod_id`.

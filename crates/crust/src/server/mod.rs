@@ -6,10 +6,12 @@ pub mod admin_import;
 mod container_create;
 mod container_list;
 mod container_remove;
+mod container_reopen_log;
 mod container_start;
 mod container_status;
 mod container_stop;
 mod events;
+mod exec_sync;
 mod image_fs_info;
 mod image_list;
 mod image_pull;
@@ -169,16 +171,16 @@ impl RuntimeService for CriService {
 
     async fn reopen_container_log(
         &self,
-        _req: Request<ReopenContainerLogRequest>,
+        req: Request<ReopenContainerLogRequest>,
     ) -> Result<Response<ReopenContainerLogResponse>, Status> {
-        instrument::unimplemented("ReopenContainerLog")
+        container_reopen_log::handle(self, req).await
     }
 
     async fn exec_sync(
         &self,
-        _req: Request<ExecSyncRequest>,
+        req: Request<ExecSyncRequest>,
     ) -> Result<Response<ExecSyncResponse>, Status> {
-        instrument::unimplemented("ExecSync")
+        exec_sync::handle(self, req).await
     }
 
     async fn exec(&self, _req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {

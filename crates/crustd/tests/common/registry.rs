@@ -562,7 +562,7 @@ pub fn busybox_layer() -> Vec<u8> {
             .file("bin/busybox", &busybox, 0o755);
     for applet in [
         "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "hostname", "grep", "head",
-        "wc", "yes", "env", "ps", "mount", "touch", "kill",
+        "wc", "yes", "env", "ps", "mount", "touch", "kill", "stat", "readlink",
     ] {
         t = t.symlink(&format!("bin/{applet}"), "busybox");
     }
