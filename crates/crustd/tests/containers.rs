@@ -484,3 +484,117 @@ async fn seen_from_inside_security_context_pod_files_and_exec() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn stats_and_resource_updates() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.net_pod("ctr-stats", true)).await;
+    let id = create(
+        &mut c,
+        &pod,
+        ctr(
+            "busy",
+            &env.image,
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 1000",
+        ),
+    )
+    .await
+    .unwrap();
+    start(&mut c, &id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = |c: &mut Client| {
+        let mut c = c.clone();
+        let id = id.clone();
+        async move {
+            c.container_stats(cri_api::v1::ContainerStatsRequest { container_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+                .stats
+                .unwrap()
+        }
+    };
+    let first = stats(&mut c).await;
+    assert!(
+        first
+            .cpu
+            .as_ref()
+            .unwrap()
+            .usage_core_nano_seconds
+            .as_ref()
+            .unwrap()
+            .value
+            > 0
+    );
+    assert!(
+        first
+            .memory
+            .as_ref()
+            .unwrap()
+            .working_set_bytes
+            .as_ref()
+            .unwrap()
+            .value
+            > 0
+    );
+    assert!(first.writable_layer.is_some());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = stats(&mut c).await;
+    assert!(
+        second.cpu.unwrap().usage_nano_cores.is_some(),
+        "a rate from two samples"
+    );
+    let listed = c
+        .list_container_stats(cri_api::v1::ListContainerStatsRequest {
+            filter: Some(cri_api::v1::ContainerStatsFilter {
+                pod_sandbox_id: pod.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert_eq!(listed.len(), 1);
+    let ps = c
+        .pod_sandbox_stats(cri_api::v1::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let linux = ps.linux.unwrap();
+    assert!(
+        linux.process.unwrap().process_count.unwrap().value >= 2,
+        "pause + sleep"
+    );
+    assert_eq!(linux.containers.len(), 1);
+    let net = linux.network.expect("pod network counters");
+    assert_eq!(net.default_interface.unwrap().name, "eth0");
+    // Resources change on the running container's cgroup.
+    c.update_container_resources(cri_api::v1::UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(cri_api::v1::LinuxContainerResources {
+            memory_limit_in_bytes: 64 << 20,
+            cpu_shares: 512,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cgroup = format!("{}/{id}", d.cgroup_parent);
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes"
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    let shares = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{cgroup}/cpu.shares")).unwrap();
+    assert_eq!(shares.trim(), "512");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

@@ -147,6 +147,14 @@ impl Runc {
         self.run("kill", id, &args).await.map(drop)
     }
 
+    /// `runc update --resources FILE ID` (FILE holds OCI LinuxResources JSON).
+    pub async fn update(&self, id: &str, resources_file: &Path) -> Result<()> {
+        let file = resources_file.to_string_lossy();
+        self.run("update", id, &["update", "--resources", &file, id])
+            .await
+            .map(drop)
+    }
+
     /// `runc delete` (with `--force` only when asked: it costs about 100 ms).
     pub async fn delete(&self, id: &str, force: bool) -> Result<()> {
         let args: &[&str] = if force {

@@ -20,7 +20,7 @@ use super::{
     shim::{self, ShimArgs},
     spec::{container_spec, SpecInput},
     state::ContainerState,
-    user, ContainerError,
+    stats, user, ContainerError,
 };
 use crate::{
     events::{now_ns, Event, EventBus, EventKind},
@@ -55,6 +55,19 @@ pub struct ContainerManager {
     images: Arc<ImageStore>,
     runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
     events: EventBus,
+    /// The previous CPU sample per cgroup (for usage_nano_cores).
+    cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
+}
+
+/// A usage sample of a container or pod.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub timestamp_ns: i64,
+    pub cgroup: stats::CgroupUsage,
+    /// CPU use since the previous sample, in nanocores.
+    pub nano_cores: Option<u64>,
+    /// Bytes and inodes of the writable layer (containers).
+    pub writable: Option<(u64, u64)>,
 }
 
 fn io<'a>(
@@ -93,6 +106,49 @@ impl ContainerManager {
             images,
             runtimes,
             events,
+            cpu_samples: std::sync::Mutex::default(),
+        }
+    }
+
+    /// CPU rate since the last sample of `key` (none on the first one).
+    fn nano_cores(&self, key: &str, now: i64, cpu_ns: Option<u64>) -> Option<u64> {
+        let cpu = cpu_ns?;
+        let mut samples = self.cpu_samples.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = samples.insert(key.to_string(), (now, cpu));
+        let (then, before) = previous?;
+        let elapsed = u64::try_from(now - then).ok().filter(|e| *e > 0)?;
+        Some((cpu.saturating_sub(before) as u128 * 1_000_000_000 / elapsed as u128) as u64)
+    }
+
+    /// The usage of container `record` (cgroup, writable layer); blocking reads.
+    pub fn container_usage(&self, record: &ContainerRecord) -> Usage {
+        let timestamp_ns = now_ns();
+        let cgroup = stats::cgroup_usage(&record.cgroups_path);
+        let upper = self.dir(&record.id).join("upper");
+        Usage {
+            timestamp_ns,
+            cgroup,
+            nano_cores: self.nano_cores(&record.id, timestamp_ns, cgroup.cpu_ns),
+            writable: upper.is_dir().then(|| crate::image::store::usage(&upper)),
+        }
+    }
+
+    /// The usage of pod `pod`: its pause plus its containers; blocking reads.
+    pub fn pod_usage(&self, pod: &SandboxRecord) -> Usage {
+        let timestamp_ns = now_ns();
+        let cgroup = self
+            .of_pod(&pod.id)
+            .iter()
+            .map(|c| stats::cgroup_usage(&c.snapshot().cgroups_path))
+            .fold(
+                stats::cgroup_usage(&pod.cgroups_path),
+                stats::CgroupUsage::add,
+            );
+        Usage {
+            timestamp_ns,
+            cgroup,
+            nano_cores: self.nano_cores(&pod.id, timestamp_ns, cgroup.cpu_ns),
+            writable: None,
         }
     }
 
@@ -221,6 +277,7 @@ impl ContainerManager {
             shim: None,
             rootfs_mounted: true,
             created_in_runtime: true,
+            cgroups_path: container_cgroups_path(pod, &id),
         };
         let container = Arc::new(Container::new(record));
         match self.build(&container, pod, &image.config, lowers).await {
@@ -310,7 +367,7 @@ impl ContainerManager {
         let paths = self.sandboxes.paths(&pod.id);
         let pause_pid = pod.pause.as_ref().map_or(0, |p| p.pid);
         let shm = paths.shm();
-        let cgroups_path = container_cgroups_path(pod, &record.id);
+        let cgroups_path = record.cgroups_path.clone();
         let target_pid = self.target_pid(&record.config);
         let input = SpecInput {
             rootfs: root,
@@ -556,6 +613,41 @@ impl ContainerManager {
         )))
     }
 
+    /// UpdateContainerResources: applied by the runtime to a created or running container, and
+    /// kept in the record.
+    pub async fn update_resources(
+        &self,
+        key: &str,
+        resources: cri_api::v1::LinuxContainerResources,
+    ) -> Result<(), ContainerError> {
+        let c = self.lookup(key)?;
+        let _op = c.op.clone().lock_owned().await;
+        let mut record = c.snapshot();
+        if !record.state.may_run() {
+            return Err(ContainerError::WrongState {
+                id: c.id.clone(),
+                state: format!("{:?}", record.state),
+                what: "resources of a stopped container cannot change",
+            });
+        }
+        record
+            .config
+            .linux
+            .get_or_insert_with(Default::default)
+            .resources = Some(resources);
+        let mut json = super::spec::resources(&record.config);
+        if let Some(map) = json.as_object_mut() {
+            map.remove("devices");
+        }
+        let file = self.dir(&c.id).join("resources.json");
+        std::fs::write(&file, json.to_string()).map_err(io("write", &file))?;
+        self.runtime(&record.runtime_handler)?
+            .update(&c.id, &file)
+            .await?;
+        c.change(|r| r.config.linux = record.config.linux.clone());
+        self.persist(&c).await
+    }
+
     /// Containers of pod `pod_id`.
     pub fn of_pod(&self, pod_id: &str) -> Vec<Arc<Container>> {
         self.containers
@@ -688,6 +780,7 @@ fn unknown_record(id: &str, error: &str) -> ContainerRecord {
         shim: None,
         rootfs_mounted: true,
         created_in_runtime: true,
+        cgroups_path: String::new(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod record;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod user;
 
 pub use manager::{ContainerManager, ContainerOptions};

@@ -47,6 +47,9 @@ pub struct ContainerRecord {
     pub rootfs_mounted: bool,
     /// The runtime knows the container (runc create ran).
     pub created_in_runtime: bool,
+    /// Its cgroup (cgroupfs path), for stats.
+    #[serde(default)]
+    pub cgroups_path: String,
 }
 
 mod config_b64 {

@@ -306,7 +306,8 @@ fn mounts(config: &ContainerConfig, input: &SpecInput<'_>, privileged: bool) -> 
     out
 }
 
-fn resources(config: &ContainerConfig) -> Value {
+/// OCI LinuxResources of the config (devices rule included).
+pub fn resources(config: &ContainerConfig) -> Value {
     let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
     let Some(r) = config.linux.as_ref().and_then(|l| l.resources.as_ref()) else {
         return res;

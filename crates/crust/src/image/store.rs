@@ -351,7 +351,7 @@ fn merge(existing: &ImageRecord, mut new: ImageRecord) -> ImageRecord {
 }
 
 /// Bytes (allocated blocks) and inodes under `dir`, not following symlinks.
-fn usage(dir: &Path) -> (u64, u64) {
+pub fn usage(dir: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     let mut bytes = 0;
     let mut inodes = 0;

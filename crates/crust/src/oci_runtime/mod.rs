@@ -41,6 +41,8 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<Vec<String>, OciError>;
     /// Sends `signal` to the container's init process.
     async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError>;
+    /// Applies the OCI LinuxResources in `resources_file` to a running container.
+    async fn update(&self, id: &str, resources_file: &Path) -> Result<(), OciError>;
     /// The runtime binary and its `--root` (for crust-shim, which runs `create` itself).
     fn binary_and_root(&self) -> (&Path, &Path);
 }
@@ -88,6 +90,10 @@ impl OciRuntime for RuncRuntime {
 
     async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError> {
         Ok(self.runc.kill(id, signal, false).await?)
+    }
+
+    async fn update(&self, id: &str, resources_file: &Path) -> Result<(), OciError> {
+        Ok(self.runc.update(id, resources_file).await?)
     }
 
     fn binary_and_root(&self) -> (&Path, &Path) {

@@ -8,8 +8,10 @@ mod container_list;
 mod container_remove;
 mod container_reopen_log;
 mod container_start;
+mod container_stats;
 mod container_status;
 mod container_stop;
+mod container_update;
 mod events;
 mod exec_sync;
 mod image_fs_info;
@@ -18,6 +20,7 @@ mod image_pull;
 mod image_remove;
 mod image_status;
 pub mod instrument;
+mod pod_stats;
 mod runtime_config;
 mod runtime_status;
 mod sandbox_list;
@@ -43,8 +46,8 @@ use crate::{
     sandbox::SandboxManager,
 };
 
-/// The CRI service state shared by all RPCs.
-#[derive(Debug)]
+/// The CRI service state shared by all RPCs (cheap to clone: handles only).
+#[derive(Debug, Clone)]
 pub struct CriService {
     pub(crate) sandboxes: Arc<SandboxManager>,
     pub(crate) events: EventBus,
@@ -164,9 +167,9 @@ impl RuntimeService for CriService {
 
     async fn update_container_resources(
         &self,
-        _req: Request<UpdateContainerResourcesRequest>,
+        req: Request<UpdateContainerResourcesRequest>,
     ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
-        instrument::unimplemented("UpdateContainerResources")
+        container_update::handle(self, req).await
     }
 
     async fn reopen_container_log(
@@ -203,30 +206,30 @@ impl RuntimeService for CriService {
 
     async fn container_stats(
         &self,
-        _req: Request<ContainerStatsRequest>,
+        req: Request<ContainerStatsRequest>,
     ) -> Result<Response<ContainerStatsResponse>, Status> {
-        instrument::unimplemented("ContainerStats")
+        container_stats::one(self, req).await
     }
 
     async fn list_container_stats(
         &self,
-        _req: Request<ListContainerStatsRequest>,
+        req: Request<ListContainerStatsRequest>,
     ) -> Result<Response<ListContainerStatsResponse>, Status> {
-        instrument::unimplemented("ListContainerStats")
+        container_stats::list(self, req).await
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _req: Request<PodSandboxStatsRequest>,
+        req: Request<PodSandboxStatsRequest>,
     ) -> Result<Response<PodSandboxStatsResponse>, Status> {
-        instrument::unimplemented("PodSandboxStats")
+        pod_stats::one(self, req).await
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _req: Request<ListPodSandboxStatsRequest>,
+        req: Request<ListPodSandboxStatsRequest>,
     ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
-        instrument::unimplemented("ListPodSandboxStats")
+        pod_stats::list(self, req).await
     }
 
     async fn update_runtime_config(

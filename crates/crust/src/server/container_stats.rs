@@ -1,0 +1,112 @@
+//! ContainerStats and ListContainerStats (filters: id, pod, labels), from cgroups and the
+//! writable layer; the CRI conversions of usage samples live here too.
+
+use cri_api::v1::{
+    ContainerAttributes, ContainerStats, ContainerStatsRequest, ContainerStatsResponse, CpuUsage,
+    FilesystemIdentifier, FilesystemUsage, ListContainerStatsRequest, ListContainerStatsResponse,
+    MemoryUsage, UInt64Value,
+};
+use tonic::{Request, Response, Status};
+
+use super::CriService;
+use crate::container::{manager::Usage, record::ContainerRecord};
+
+fn value(v: Option<u64>) -> Option<UInt64Value> {
+    v.map(|value| UInt64Value { value })
+}
+
+/// CPU of a sample.
+pub fn cpu(u: &Usage) -> Option<CpuUsage> {
+    Some(CpuUsage {
+        timestamp: u.timestamp_ns,
+        usage_core_nano_seconds: value(u.cgroup.cpu_ns),
+        usage_nano_cores: value(u.nano_cores),
+    })
+}
+
+/// Memory of a sample.
+pub fn memory(u: &Usage) -> Option<MemoryUsage> {
+    Some(MemoryUsage {
+        timestamp: u.timestamp_ns,
+        working_set_bytes: value(u.cgroup.working_set),
+        available_bytes: None,
+        usage_bytes: value(u.cgroup.memory_usage),
+        rss_bytes: value(u.cgroup.rss),
+        page_faults: value(u.cgroup.page_faults),
+        major_page_faults: value(u.cgroup.major_page_faults),
+    })
+}
+
+/// The CRI stats of one container.
+pub fn container_stats(svc: &CriService, r: &ContainerRecord) -> ContainerStats {
+    let u = svc.containers.container_usage(r);
+    ContainerStats {
+        attributes: Some(ContainerAttributes {
+            id: r.id.clone(),
+            metadata: r.config.metadata.clone(),
+            labels: r.config.labels.clone(),
+            annotations: r.config.annotations.clone(),
+        }),
+        cpu: cpu(&u),
+        memory: memory(&u),
+        writable_layer: u.writable.map(|(bytes, inodes)| FilesystemUsage {
+            timestamp: u.timestamp_ns,
+            fs_id: Some(FilesystemIdentifier {
+                mountpoint: svc.config.root.join("containers").display().to_string(),
+            }),
+            used_bytes: Some(UInt64Value { value: bytes }),
+            inodes_used: Some(UInt64Value { value: inodes }),
+        }),
+        swap: None,
+    }
+}
+
+pub(super) async fn one(
+    svc: &CriService,
+    req: Request<ContainerStatsRequest>,
+) -> Result<Response<ContainerStatsResponse>, Status> {
+    let record = svc
+        .containers
+        .lookup(&req.into_inner().container_id)?
+        .snapshot();
+    let stats = blocking(svc, move |svc| container_stats(svc, &record)).await?;
+    Ok(Response::new(ContainerStatsResponse { stats: Some(stats) }))
+}
+
+pub(super) async fn list(
+    svc: &CriService,
+    req: Request<ListContainerStatsRequest>,
+) -> Result<Response<ListContainerStatsResponse>, Status> {
+    let filter = req.into_inner().filter.unwrap_or_default();
+    let records: Vec<ContainerRecord> = svc
+        .containers
+        .list(None)
+        .into_iter()
+        .filter(|r| filter.id.is_empty() || r.id.starts_with(&filter.id))
+        .filter(|r| {
+            filter.pod_sandbox_id.is_empty() || r.sandbox_id.starts_with(&filter.pod_sandbox_id)
+        })
+        .filter(|r| {
+            filter
+                .label_selector
+                .iter()
+                .all(|(k, v)| r.config.labels.get(k) == Some(v))
+        })
+        .collect();
+    let stats = blocking(svc, move |svc| {
+        records.iter().map(|r| container_stats(svc, r)).collect()
+    })
+    .await?;
+    Ok(Response::new(ListContainerStatsResponse { stats }))
+}
+
+/// Runs the (file-reading) stats work on a blocking thread.
+pub async fn blocking<T: Send + 'static>(
+    svc: &CriService,
+    f: impl FnOnce(&CriService) -> T + Send + 'static,
+) -> Result<T, Status> {
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || f(&svc))
+        .await
+        .map_err(|e| Status::internal(format!("stats task: {e}")))
+}

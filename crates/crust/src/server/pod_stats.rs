@@ -1,0 +1,111 @@
+//! PodSandboxStats and ListPodSandboxStats: the pause's and the containers' cgroups summed, the
+//! process count, the pod network's counters (from its netns), and each container's stats.
+
+use cri_api::v1::{
+    LinuxPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse,
+    NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes, PodSandboxStats,
+    PodSandboxStatsRequest, PodSandboxStatsResponse, ProcessUsage, UInt64Value,
+};
+use tonic::{Request, Response, Status};
+
+use super::{
+    container_stats::{blocking, container_stats, cpu, memory},
+    CriService,
+};
+use crate::{
+    container::stats::network_usage,
+    sandbox::{NetworkMode, SandboxRecord},
+};
+
+fn interface(i: &crate::container::stats::InterfaceUsage) -> NetworkInterfaceUsage {
+    let v = |value| Some(UInt64Value { value });
+    NetworkInterfaceUsage {
+        name: i.name.clone(),
+        rx_bytes: v(i.rx_bytes),
+        rx_errors: v(i.rx_errors),
+        tx_bytes: v(i.tx_bytes),
+        tx_errors: v(i.tx_errors),
+    }
+}
+
+fn pod_stats(svc: &CriService, pod: &SandboxRecord) -> PodSandboxStats {
+    let u = svc.containers.pod_usage(pod);
+    let network = match (&pod.pause, pod.network_mode) {
+        (Some(pause), NetworkMode::Cni) if pod.state.is_ready() => {
+            let interfaces: Vec<NetworkInterfaceUsage> =
+                network_usage(pause.pid).iter().map(interface).collect();
+            Some(NetworkUsage {
+                timestamp: u.timestamp_ns,
+                default_interface: interfaces.iter().find(|i| i.name == "eth0").cloned(),
+                interfaces,
+            })
+        }
+        _ => None,
+    };
+    let containers = svc
+        .containers
+        .of_pod(&pod.id)
+        .iter()
+        .map(|c| container_stats(svc, &c.snapshot()))
+        .collect();
+    PodSandboxStats {
+        attributes: Some(PodSandboxAttributes {
+            id: pod.id.clone(),
+            metadata: pod.config.metadata.clone(),
+            labels: pod.config.labels.clone(),
+            annotations: pod.config.annotations.clone(),
+        }),
+        linux: Some(LinuxPodSandboxStats {
+            cpu: cpu(&u),
+            memory: memory(&u),
+            network,
+            process: Some(ProcessUsage {
+                timestamp: u.timestamp_ns,
+                process_count: u.cgroup.processes.map(|value| UInt64Value { value }),
+            }),
+            containers,
+        }),
+        windows: None,
+    }
+}
+
+pub(super) async fn one(
+    svc: &CriService,
+    req: Request<PodSandboxStatsRequest>,
+) -> Result<Response<PodSandboxStatsResponse>, Status> {
+    let pod = svc
+        .sandboxes
+        .store()
+        .lookup(&req.into_inner().pod_sandbox_id)?
+        .snapshot();
+    let stats = blocking(svc, move |svc| pod_stats(svc, &pod)).await?;
+    Ok(Response::new(PodSandboxStatsResponse {
+        stats: Some(stats),
+    }))
+}
+
+pub(super) async fn list(
+    svc: &CriService,
+    req: Request<ListPodSandboxStatsRequest>,
+) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
+    let filter = req.into_inner().filter.unwrap_or_default();
+    let pods: Vec<SandboxRecord> = svc
+        .sandboxes
+        .store()
+        .all()
+        .iter()
+        .map(|s| s.snapshot())
+        .filter(|p| filter.id.is_empty() || p.id.starts_with(&filter.id))
+        .filter(|p| {
+            filter
+                .label_selector
+                .iter()
+                .all(|(k, v)| p.config.labels.get(k) == Some(v))
+        })
+        .collect();
+    let stats = blocking(svc, move |svc| {
+        pods.iter().map(|p| pod_stats(svc, p)).collect()
+    })
+    .await?;
+    Ok(Response::new(ListPodSandboxStatsResponse { stats }))
+}
