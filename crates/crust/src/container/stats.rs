@@ -20,7 +20,7 @@ pub struct CgroupUsage {
 
 impl CgroupUsage {
     /// Field-wise sum (a pod: its pause plus its containers).
-    pub fn add(self, other: CgroupUsage) -> CgroupUsage {
+    pub fn plus(self, other: CgroupUsage) -> CgroupUsage {
         let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
@@ -175,7 +175,7 @@ mod tests {
             (Some(1000), Some(700), Some(500))
         );
         assert_eq!(u.processes, None);
-        let both = u.add(u);
+        let both = u.plus(u);
         assert_eq!((both.cpu_ns, both.processes), (Some(246_912), None));
     }
 }
