@@ -142,7 +142,7 @@ impl ContainerManager {
             .map(|c| stats::cgroup_usage(&c.snapshot().cgroups_path))
             .fold(
                 stats::cgroup_usage(&pod.cgroups_path),
-                stats::CgroupUsage::add,
+                stats::CgroupUsage::plus,
             );
         Usage {
             timestamp_ns,
