@@ -598,3 +598,68 @@ async fn stats_and_resource_updates() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn the_cli_runs_a_container() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let dir = d.root.parent().unwrap().to_path_buf();
+    let mut pod_config = d.pod("cli-pod");
+    pod_config.log_directory = dir.join("cli-logs").display().to_string();
+    let pod_file = dir.join("pod.json");
+    std::fs::write(&pod_file, serde_json::to_string(&pod_config).unwrap()).unwrap();
+    let ctr_file = dir.join("ctr.yaml");
+    std::fs::write(
+        &ctr_file,
+        format!(
+            "metadata:\n  name: cli\nimage:\n  image: {}\ncommand: [/bin/sh, -c, 'echo from-cli; exec sleep 1000']\nlog_path: cli.log\n",
+            env.image
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = d.crust_cli().args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, pod, err) = cli(&["runp", pod_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let pod = pod.trim().to_string();
+    let (code, id, err) = cli(&[
+        "create",
+        &pod,
+        ctr_file.to_str().unwrap(),
+        pod_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_string();
+    assert_eq!(cli(&["start", &id]).0, 0);
+    let (_, ps, _) = cli(&["ps", "--pod", &pod]);
+    assert!(
+        ps.contains(&id[..13]) && ps.contains("Running") && ps.contains("cli"),
+        "{ps}"
+    );
+    let (code, out, _) = cli(&["exec", &id, "--", "/bin/sh", "-c", "echo inside; exit 5"]);
+    assert_eq!((code, out.as_str()), (5, "inside\n"));
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = cli(&["logs", &id]).1;
+        if !logs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(logs, "from-cli\n");
+    let (code, stats, _) = cli(&["stats"]);
+    assert!(code == 0 && stats.contains(&id[..13]), "{stats}");
+    let (_, inspect, _) = cli(&["inspect", &id]);
+    assert!(inspect.contains("\"exit_code\""), "{inspect}");
+    assert_eq!(cli(&["stop", "--timeout", "0", &id]).0, 0);
+    assert_eq!(cli(&["rm", &id]).0, 0);
+    assert_eq!(cli(&["stopp", &pod]).0, 0);
+    assert_eq!(cli(&["rmp", &pod]).0, 0);
+    d.assert_no_leaks().await;
+}

@@ -2,6 +2,7 @@
 //! like any other client; pod configs are crictl-style JSON or YAML.
 
 mod bench;
+mod containers;
 mod density;
 mod floor;
 mod images;
@@ -13,10 +14,9 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use cri_api::v1::{
     image_service_client::ImageServiceClient, runtime_service_client::RuntimeServiceClient,
-    GetEventsRequest, ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxState, PodSandboxStateValue, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest,
-    VersionRequest,
+    GetEventsRequest, ListPodSandboxRequest, PodSandbox, PodSandboxFilter, PodSandboxState,
+    PodSandboxStateValue, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    RuntimeConfigRequest, StatusRequest, StopPodSandboxRequest, VersionRequest,
 };
 use crust_api::v1::admin_client::AdminClient;
 use hyper_util::rt::TokioIo;
@@ -34,7 +34,7 @@ struct Cli {
     output: Output,
     /// Per-call timeout in seconds.
     #[arg(long, global = true, default_value_t = 240)]
-    timeout: u64,
+    call_timeout: u64,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -92,6 +92,59 @@ enum Cmd {
     Events,
     /// Benchmark a CRI endpoint (crust or any other), optionally against the floor.
     Bench(bench::BenchArgs),
+    /// Create a container in a pod from crictl-style configs.
+    Create {
+        pod: String,
+        container_config: PathBuf,
+        pod_config: PathBuf,
+    },
+    /// Start created containers.
+    Start {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// List containers.
+    Ps {
+        /// Only containers of this pod (id or prefix).
+        #[arg(long)]
+        pod: Option<String>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show a container's status.
+    Inspect { id: String },
+    /// Stop containers (stop signal, SIGKILL after --timeout seconds).
+    Stop {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        timeout: i64,
+    },
+    /// Remove containers (running ones are killed).
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Print a container's log.
+    Logs {
+        id: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Run a command in a running container and wait for it.
+    Exec {
+        id: String,
+        /// Seconds before the command is killed (0: none).
+        #[arg(long, default_value_t = 0)]
+        timeout: i64,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Container resource usage.
+    Stats {
+        #[arg(long)]
+        pod: Option<String>,
+    },
     /// List images.
     Images {
         /// Ids only.
@@ -133,7 +186,8 @@ async fn connect(socket: PathBuf, timeout: u64) -> anyhow::Result<Channel> {
     Ok(channel)
 }
 
-fn parse_pod_config(path: &PathBuf) -> anyhow::Result<PodSandboxConfig> {
+/// A crictl-style config (JSON or YAML, snake_case) from `path`.
+fn parse_config<T: serde::de::DeserializeOwned>(path: &PathBuf) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     let is_json =
         path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
@@ -224,7 +278,7 @@ fn print_pods(items: &[PodSandbox], quiet: bool) {
 type Client = RuntimeServiceClient<Channel>;
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let channel = connect(cli.socket.clone(), cli.timeout).await?;
+    let channel = connect(cli.socket.clone(), cli.call_timeout).await?;
     let images = ImageServiceClient::new(channel.clone());
     let admin = AdminClient::new(channel.clone());
     let c = RuntimeServiceClient::new(channel);
@@ -263,6 +317,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Events => events(c, json).await,
         Cmd::Images { quiet } => images::list(images, quiet, json).await,
+        Cmd::Create {
+            pod,
+            container_config,
+            pod_config,
+        } => containers::create(c, pod, container_config, pod_config).await,
+        Cmd::Start { ids } => containers::start(c, ids).await,
+        Cmd::Ps { pod, quiet } => containers::ps(c, pod, quiet, json).await,
+        Cmd::Inspect { id } => containers::inspect(c, id).await,
+        Cmd::Stop { ids, timeout } => containers::stop(c, ids, timeout).await,
+        Cmd::Rm { ids } => containers::rm(c, ids).await,
+        Cmd::Logs { id, follow } => containers::logs(c, id, follow).await,
+        Cmd::Exec { id, timeout, cmd } => containers::exec(c, id, cmd, timeout).await,
+        Cmd::Stats { pod } => containers::stats(c, pod, json).await,
         Cmd::Inspecti { image } => images::inspect(images, image).await,
         Cmd::Rmi { images: refs } => images::remove(images, refs).await,
         Cmd::Pull { image, creds } => images::pull(images, image, creds).await,
@@ -331,7 +398,7 @@ async fn info(mut c: Client, json: bool) -> anyhow::Result<()> {
 }
 
 async fn runp(mut c: Client, config: &PathBuf, runtime_handler: String) -> anyhow::Result<()> {
-    let config = parse_pod_config(config)?;
+    let config = parse_config(config)?;
     let req = RunPodSandboxRequest {
         config: Some(config),
         runtime_handler,
