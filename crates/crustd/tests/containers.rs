@@ -663,3 +663,74 @@ async fn the_cli_runs_a_container() {
     assert_eq!(cli(&["rmp", &pod]).0, 0);
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn seccomp_profiles_and_devices() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("ctr-seccomp")).await;
+    let with = |name: &str, profile: Option<cri_api::v1::SecurityProfile>| {
+        let mut config = ctr(name, &env.image, "exec sleep 1000");
+        config.linux = Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                seccomp: profile,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        config
+    };
+    let runtime_default = cri_api::v1::SecurityProfile {
+        profile_type: cri_api::v1::security_profile::ProfileType::RuntimeDefault as i32,
+        localhost_ref: String::new(),
+    };
+    let mut confined = with("confined", Some(runtime_default));
+    confined.devices = vec![cri_api::v1::Device {
+        container_path: "/dev/mynull".into(),
+        host_path: "/dev/null".into(),
+        permissions: "rw".into(),
+    }];
+    let confined = create(&mut c, &pod, confined).await.unwrap();
+    let open = create(&mut c, &pod, with("open", None)).await.unwrap();
+    start(&mut c, &confined).await;
+    start(&mut c, &open).await;
+    let (_, out, _) = exec(&mut c, &confined, "grep Seccomp: /proc/self/status", 10)
+        .await
+        .unwrap();
+    assert!(out.contains("\t2"), "filtered: {out}");
+    let (code, _, err) = exec(&mut c, &confined, "unshare -U true", 10)
+        .await
+        .unwrap();
+    assert_ne!(code, 0, "unshare is denied by the default profile: {err}");
+    let (_, out, _) = exec(&mut c, &open, "grep Seccomp: /proc/self/status", 10)
+        .await
+        .unwrap();
+    assert!(
+        out.contains("\t0"),
+        "an absent profile is unconfined: {out}"
+    );
+    let (code, _, err) = exec(&mut c, &open, "unshare -U true", 10).await.unwrap();
+    assert_eq!(code, 0, "unconfined, the same unshare works: {err}");
+    let (code, out, err) = exec(
+        &mut c,
+        &confined,
+        "test -c /dev/mynull && echo x > /dev/mynull && echo ok",
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    let mut missing = with(
+        "missing",
+        Some(cri_api::v1::SecurityProfile {
+            profile_type: cri_api::v1::security_profile::ProfileType::Localhost as i32,
+            localhost_ref: "/nonexistent/profile.json".into(),
+        }),
+    );
+    missing.log_path = "missing.log".into();
+    let err = create(&mut c, &pod, missing).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

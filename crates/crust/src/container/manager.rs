@@ -17,6 +17,7 @@ use cri_api::v1::{ContainerConfig, ContainerFilter};
 use super::{
     exec,
     record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
+    seccomp,
     shim::{self, ShimArgs},
     spec::{container_spec, SpecInput},
     state::ContainerState,
@@ -369,6 +370,10 @@ impl ContainerManager {
         let shm = paths.shm();
         let cgroups_path = record.cgroups_path.clone();
         let target_pid = self.target_pid(&record.config);
+        let seccomp = seccomp::profile(&seccomp::choice(&sc))
+            .map_err(|reason| invalid("config.linux.security_context.seccomp", reason))?;
+        let devices = super::spec::host_devices(&record.config)
+            .map_err(|reason| invalid("config.devices", reason))?;
         let input = SpecInput {
             rootfs: root,
             image_config,
@@ -382,6 +387,8 @@ impl ContainerManager {
             cgroups_path: &cgroups_path,
             user: &user,
             target_pid,
+            seccomp: seccomp.as_ref(),
+            devices: &devices,
         };
         Ok(container_spec(&record.config, &input))
     }

@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod manager;
 pub mod record;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;

@@ -69,6 +69,60 @@ pub struct SpecInput<'a> {
     pub user: &'a ResolvedUser,
     /// The pid of the target container's init for `namespace_options.pid = TARGET`.
     pub target_pid: Option<i32>,
+    /// `linux.seccomp` (none: unconfined).
+    pub seccomp: Option<&'a Value>,
+    /// `linux.devices` and their cgroup rules (from the host's device nodes).
+    pub devices: &'a [Device],
+}
+
+/// A host device node given to the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub container_path: String,
+    /// `c` or `b`.
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    pub file_mode: u32,
+    /// cgroup access, e.g. `rwm`.
+    pub access: String,
+}
+
+/// Looks the config's devices up on the host (a missing node is an error naming it).
+pub fn host_devices(config: &ContainerConfig) -> Result<Vec<Device>, String> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    config
+        .devices
+        .iter()
+        .map(|d| {
+            let meta = std::fs::metadata(&d.host_path)
+                .map_err(|e| format!("device {}: {e}", d.host_path))?;
+            let kind = if meta.file_type().is_char_device() {
+                'c'
+            } else if meta.file_type().is_block_device() {
+                'b'
+            } else {
+                return Err(format!("{} is not a device node", d.host_path));
+            };
+            let rdev = meta.rdev();
+            Ok(Device {
+                container_path: if d.container_path.is_empty() {
+                    d.host_path.clone()
+                } else {
+                    d.container_path.clone()
+                },
+                kind,
+                major: nix::sys::stat::major(rdev),
+                minor: nix::sys::stat::minor(rdev),
+                file_mode: meta.mode() & 0o777,
+                access: if d.permissions.is_empty() {
+                    "rwm".into()
+                } else {
+                    d.permissions.clone()
+                },
+            })
+        })
+        .collect()
 }
 
 /// The process identity.
@@ -396,6 +450,30 @@ pub fn container_spec(config: &ContainerConfig, input: &SpecInput<'_>) -> Value 
     } else {
         spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     }
+    if let Some(profile) = input.seccomp {
+        spec["linux"]["seccomp"] = profile.clone();
+    }
+    if !input.devices.is_empty() {
+        let nodes: Vec<Value> = input
+            .devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "path": d.container_path, "type": d.kind.to_string(), "major": d.major,
+                    "minor": d.minor, "fileMode": d.file_mode, "uid": 0, "gid": 0,
+                })
+            })
+            .collect();
+        spec["linux"]["devices"] = json!(nodes);
+        if let Some(rules) = spec["linux"]["resources"]["devices"].as_array_mut() {
+            rules.extend(input.devices.iter().map(|d| {
+                json!({
+                    "allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
+                    "access": d.access,
+                })
+            }));
+        }
+    }
     let sysctls = input
         .pod
         .linux
@@ -483,6 +561,8 @@ mod tests {
             cgroups_path: "/crust/c",
             user: &user,
             target_pid: None,
+            seccomp: None,
+            devices: &[],
         };
         let config = ContainerConfig {
             linux: Some(LinuxContainerConfig {
