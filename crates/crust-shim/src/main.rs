@@ -30,16 +30,23 @@ struct Args {
     runtime_root: PathBuf,
     log_path: PathBuf,
     exit_file: PathBuf,
+    /// The container has a terminal: runc hands its pty master over a console socket.
+    tty: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut id, mut bundle, mut runtime, mut root, mut log_path, mut exit_file) =
         (None, None, None, None, None, None);
+    let mut tty = false;
     while let Some(flag) = it.next() {
         if flag == "--version" {
             println!("crust-shim {}", env!("CARGO_PKG_VERSION"));
             exit(0);
+        }
+        if flag == "--tty" {
+            tty = true;
+            continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -60,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         runtime_root: root.ok_or_else(|| need("runtime-root"))?,
         log_path: log_path.ok_or_else(|| need("log-path"))?,
         exit_file: exit_file.ok_or_else(|| need("exit-file"))?,
+        tty,
     })
 }
 
@@ -151,12 +159,34 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
     let (err_r, err_w) = pipe()?;
     let pid_file = args.bundle.join("init.pid");
     let runc_log = args.bundle.join("runc.log");
-    let result = Command::new(&args.runtime)
-        .arg("--root")
+    // A short private dir: socket paths must fit in sockaddr_un (108 bytes).
+    let console_dir = if args.tty {
+        Some(short_temp_dir()?)
+    } else {
+        None
+    };
+    let console_path = console_dir
+        .as_ref()
+        .map(|d| d.join("s"))
+        .unwrap_or_default();
+    let console = match &console_dir {
+        Some(_) => Some(
+            std::os::unix::net::UnixListener::bind(&console_path)
+                .map_err(|e| format!("console socket {}: {e}", console_path.display()))?,
+        ),
+        None => None,
+    };
+    let mut cmd = Command::new(&args.runtime);
+    cmd.arg("--root")
         .arg(&args.runtime_root)
         .arg("--log")
         .arg(&runc_log)
-        .args(["--log-format", "json", "create", "--bundle"])
+        .args(["--log-format", "json", "create"]);
+    if console.is_some() {
+        cmd.arg("--console-socket").arg(&console_path);
+    }
+    let result = cmd
+        .arg("--bundle")
         .arg(&args.bundle)
         .arg("--pid-file")
         .arg(&pid_file)
@@ -167,6 +197,9 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
         .status()
         .map_err(|e| format!("run {}: {e}", args.runtime.display()))?;
     if !result.success() {
+        if let Some(dir) = &console_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         return Err(format!(
             "runc create failed: {}",
             last_runc_error(&runc_log)
@@ -177,7 +210,63 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
         .trim()
         .parse::<i32>()
         .map_err(|e| format!("pid file: {e}"))?;
+    let out_r = match console {
+        Some(listener) => {
+            let (conn, _) = listener
+                .accept()
+                .map_err(|e| format!("console socket: {e}"))?;
+            if let Some(dir) = &console_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            recv_fd(conn.as_raw_fd())?
+        }
+        None => out_r,
+    };
     Ok((pid, [out_r, err_r], log))
+}
+
+/// `/tmp/crust-pty-XXXXXX`, mode 0700.
+fn short_temp_dir() -> Result<PathBuf, String> {
+    let mut template = *b"/tmp/crust-pty-XXXXXX\0";
+    // SAFETY: template is a writable NUL-terminated buffer ending in six X.
+    let p = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return Err(errno_err("mkdtemp"));
+    }
+    let len = template.len() - 1;
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&template[..len]).into_owned(),
+    ))
+}
+
+/// Receives one file descriptor (runc's pty master) over a unix socket (SCM_RIGHTS).
+fn recv_fd(sock: RawFd) -> Result<OwnedFd, String> {
+    let mut data = [0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the recvmsg call.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        if libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) < 0 {
+            return Err(errno_err("recvmsg on the console socket"));
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err("no pty master on the console socket".into());
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 /// The last `msg` of runc's JSON log.

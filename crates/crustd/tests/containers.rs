@@ -734,3 +734,21 @@ async fn seccomp_profiles_and_devices() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn a_tty_container_logs_its_terminal_output() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, logs) = pod_with_logs(&d, &mut c, "ctr-tty").await;
+    let mut config = ctr("tty", &env.image, "tty; echo on-a-terminal");
+    config.tty = true;
+    let id = create(&mut c, &pod, config).await.unwrap();
+    start(&mut c, &id).await;
+    assert_eq!(wait_exited(&mut c, &id).await.exit_code, 0);
+    let text = std::fs::read_to_string(logs.join("tty.log")).unwrap();
+    assert!(text.contains(" stdout F /dev/pts/0"), "{text:?}");
+    assert!(text.contains(" stdout F on-a-terminal"), "{text:?}");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

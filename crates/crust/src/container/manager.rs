@@ -337,6 +337,7 @@ impl ContainerManager {
                 PathBuf::from(&record.log_path)
             },
             exit_file: dir.join("exit.json"),
+            tty: record.config.tty,
         };
         let started = shim::start(&self.options.shim, args).await?;
         let shim = ShimProcess {

@@ -18,6 +18,8 @@ pub struct ShimArgs {
     pub runtime_root: PathBuf,
     pub log_path: PathBuf,
     pub exit_file: PathBuf,
+    /// The container has a terminal (its output arrives on a pty).
+    pub tty: bool,
 }
 
 /// Pids the shim reported.
@@ -45,8 +47,11 @@ pub fn parse_answer(text: &str) -> Result<Started, ContainerError> {
 pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerError> {
     let binary = binary.to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(&binary)
-            .arg("--id")
+        let mut cmd = Command::new(&binary);
+        if args.tty {
+            cmd.arg("--tty");
+        }
+        cmd.arg("--id")
             .arg(&args.id)
             .arg("--bundle")
             .arg(&args.bundle)
