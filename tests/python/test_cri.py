@@ -239,3 +239,45 @@ def test_pull_list_status_remove_over_grpcio(daemon, registry):
     assert images.ListImages(pb.ListImagesRequest()).images == []
     assert os.listdir(os.path.join(d, "root", "images", "snapshots")) == []
     channel.close()
+
+
+def test_container_lifecycle_over_grpcio(daemon, registry):
+    stub, d, cgroup = daemon
+    socket = os.path.join(d, "crust.sock")
+    channel = grpc.insecure_channel("unix://" + socket, options=[("grpc.default_authority", socket)])
+    images = rpc.ImageServiceStub(channel)
+    push_image(registry, "py/busybox", "1.0")
+    ref = f"{registry}/py/busybox:1.0"
+    images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref)))
+    pod = host_pod("py-ctr", cgroup)
+    pod.log_directory = os.path.join(d, "logs")
+    pod_id = stub.RunPodSandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+
+    def config(name, script):
+        return pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=ref),
+            command=["/bin/busybox", "sh", "-c", script], log_path=name + ".log")
+
+    done = stub.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=config("done", "echo py-hello; exit 9"), sandbox_config=pod)).container_id
+    stub.StartContainer(pb.StartContainerRequest(container_id=done))
+    for _ in range(100):
+        status = stub.ContainerStatus(pb.ContainerStatusRequest(container_id=done)).status
+        if status.state == pb.CONTAINER_EXITED:
+            break
+        time.sleep(0.05)
+    assert status.state == pb.CONTAINER_EXITED and status.exit_code == 9
+    with open(os.path.join(d, "logs", "done.log")) as f:
+        assert " stdout F py-hello" in f.read()
+    runner = stub.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=config("runner", "exec /bin/busybox sleep 1000"), sandbox_config=pod)).container_id
+    stub.StartContainer(pb.StartContainerRequest(container_id=runner))
+    out = stub.ExecSync(pb.ExecSyncRequest(container_id=runner, cmd=["/bin/busybox", "echo", "via-exec"], timeout=10))
+    assert out.exit_code == 0 and out.stdout == b"via-exec\n"
+    listed = stub.ListContainers(pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=pod_id))).containers
+    assert sorted(c.id for c in listed) == sorted([done, runner])
+    stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    assert stub.ContainerStatus(pb.ContainerStatusRequest(container_id=runner)).status.state == pb.CONTAINER_EXITED
+    stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    assert stub.ListContainers(pb.ListContainersRequest()).containers == []
+    channel.close()

@@ -752,3 +752,112 @@ async fn a_tty_container_logs_its_terminal_output() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+/// C4 (RELIABILITY.md): CreateContainer racing StopPodSandbox never leaves a running container
+/// in a stopped pod, and nothing survives RemovePodSandbox.
+#[tokio::test]
+async fn c4_create_container_racing_stop_pod() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    for round in 0..3u64 {
+        let pod = d.run_config(&mut c, d.pod(&format!("c4-{round}"))).await;
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let mut c = d.client().await;
+            let (pod, image) = (pod.clone(), env.image.clone());
+            tasks.push(tokio::spawn(async move {
+                let created = create(
+                    &mut c,
+                    &pod,
+                    ctr(&format!("c{i}"), &image, "exec sleep 1000"),
+                )
+                .await;
+                match created {
+                    Ok(id) => {
+                        let _ = c
+                            .start_container(StartContainerRequest {
+                                container_id: id.clone(),
+                            })
+                            .await;
+                        Ok(id)
+                    }
+                    Err(e) => Err(e.code()),
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20 * round)).await;
+        c.stop_pod_sandbox(cri_api::v1::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(id) => assert_ne!(
+                    status(&mut c, &id).await.state,
+                    ContainerState::ContainerRunning as i32,
+                    "a container runs on in a stopped pod"
+                ),
+                Err(code) => assert_eq!(code, Code::FailedPrecondition),
+            }
+        }
+        c.remove_pod_sandbox(cri_api::v1::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+        let left = c
+            .list_containers(ListContainersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .containers;
+        assert!(left.is_empty(), "{left:?}");
+    }
+    d.assert_no_leaks().await;
+}
+
+/// I1 for containers: Stop/Remove of unknown ids succeed; Status of one is NotFound; an empty
+/// id is InvalidArgument.
+#[tokio::test]
+async fn i1_unknown_containers() {
+    let d = Daemon::start().await;
+    let mut c = d.client().await;
+    let unknown = "e".repeat(64);
+    c.stop_container(StopContainerRequest {
+        container_id: unknown.clone(),
+        timeout: 1,
+    })
+    .await
+    .unwrap();
+    c.remove_container(RemoveContainerRequest {
+        container_id: unknown.clone(),
+    })
+    .await
+    .unwrap();
+    let err = c
+        .container_status(ContainerStatusRequest {
+            container_id: unknown.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .start_container(StartContainerRequest {
+            container_id: unknown,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .stop_container(StopContainerRequest {
+            container_id: String::new(),
+            timeout: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    d.assert_no_leaks().await;
+}
