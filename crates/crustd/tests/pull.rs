@@ -744,3 +744,32 @@ async fn bearer_token_flow_with_password_identity_and_registry_tokens() {
     );
     assert_store_clean(&d);
 }
+
+#[tokio::test]
+async fn tls_registry_needs_its_ca_file() {
+    let registry = Registry::start_tls().await;
+    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
+    registry.push_image("secure/app", "v1", &image).await;
+    let name = format!("{}/secure/app:v1", registry.addr);
+    let untrusted = Daemon::start().await;
+    let mut c = untrusted.image_client().await;
+    let err = pull(&mut c, &name, None).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    assert!(
+        err.message()
+            .contains(&format!("https://{}", registry.addr)),
+        "the https attempt is reported: {}",
+        err.message()
+    );
+    assert!(status(&mut c, &name).await.is_none());
+    drop(untrusted);
+    let ca = format!(
+        "[registries.\"{}\"]\nca_file = \"{}\"\n",
+        registry.addr,
+        registry.ca_file.as_ref().unwrap().display()
+    );
+    let trusted = Daemon::start_with(&ca, &[]).await;
+    let mut c = trusted.image_client().await;
+    let id = pull(&mut c, &name, None).await.unwrap();
+    assert_eq!(id, sha256(&image.build().config));
+}

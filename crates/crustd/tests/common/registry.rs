@@ -33,6 +33,8 @@ pub struct Registry {
     http: reqwest::Client,
     /// Token auth: the token server and its realm URL.
     token_server: Option<(Child, String)>,
+    /// TLS: the self-signed certificate (PEM) the registry serves.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Drop for Registry {
@@ -65,18 +67,23 @@ fn free_port() -> u16 {
 impl Registry {
     /// A registry without authentication.
     pub async fn start() -> Registry {
-        Registry::launch(Auth::None).await
+        Registry::launch(Auth::None, false).await
+    }
+
+    /// A registry serving https only, with a self-signed certificate for 127.0.0.1 ([`Self::ca_file`]).
+    pub async fn start_tls() -> Registry {
+        Registry::launch(Auth::None, true).await
     }
 
     /// A registry that wants `user`/`pass` (htpasswd, bcrypt).
     pub async fn start_with_auth(user: &str, pass: &str) -> Registry {
-        Registry::launch(Auth::Basic(user.to_string(), pass.to_string())).await
+        Registry::launch(Auth::Basic(user.to_string(), pass.to_string()), false).await
     }
 
     /// A registry with Docker token auth: a token server (tests/fixtures/token-server) that grants
     /// `user`/`pass` and the OAuth2 `refresh` token.
     pub async fn start_with_token_auth(user: &str, pass: &str, refresh: &str) -> Registry {
-        Registry::launch(Auth::Token(user.into(), pass.into(), refresh.into())).await
+        Registry::launch(Auth::Token(user.into(), pass.into(), refresh.into()), false).await
     }
 
     /// The token server's request log (one JSON object per line).
@@ -88,7 +95,7 @@ impl Registry {
             .collect()
     }
 
-    async fn launch(auth: Auth) -> Registry {
+    async fn launch(auth: Auth, tls: bool) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("crust-registry-")
             .tempdir()
@@ -98,6 +105,14 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
         );
+        let ca_file = tls.then(|| self_signed(dir.path()));
+        if ca_file.is_some() {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("cert.pem").display(),
+                dir.path().join("key.pem").display()
+            ));
+        }
         let mut token_server = None;
         if let Auth::Token(user, pass, refresh) = &auth {
             let (child, realm, cert) = start_token_server(dir.path(), user, pass, refresh).await;
@@ -134,13 +149,19 @@ impl Registry {
             Auth::None => None,
             Auth::Basic(u, p) | Auth::Token(u, p, _) => Some((u, p)),
         };
+        let mut http = reqwest::Client::builder();
+        if let Some(cert) = &ca_file {
+            let pem = std::fs::read(cert).unwrap();
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
         let r = Registry {
             child,
             dir,
             addr,
             auth,
-            http: reqwest::Client::new(),
+            http: http.build().unwrap(),
             token_server,
+            ca_file,
         };
         r.wait_ready().await;
         r
@@ -170,7 +191,12 @@ impl Registry {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// Adds the harness's own credentials: basic, or a push+pull token for `repo`.
@@ -317,6 +343,73 @@ impl Registry {
             .join(hex)
             .join("data")
     }
+}
+
+/// A test CA (`dir/ca.pem`, returned) and a server certificate for 127.0.0.1 signed by it
+/// (`dir/cert.pem`, key `dir/key.pem`).
+fn self_signed(dir: &std::path::Path) -> PathBuf {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=crust-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    dir.join("ca.pem")
 }
 
 /// Starts tests/fixtures/token-server under `dir/token`; returns it, its realm and its cert.

@@ -126,10 +126,10 @@ impl Registries {
         }
     }
 
-    /// `https://host...`, followed by `http://host...` when the host is insecure.
+    /// `https://host...`, followed by `http://host...` when the host may be plain http.
     fn with_plain_http(&self, https: String, host: &str, mirror: bool) -> Vec<Endpoint> {
         let mut out = vec![self.endpoint(https.clone(), host, mirror)];
-        if self.insecure(host) {
+        if self.plain_http_allowed(host) {
             let plain = https.replacen("https://", "http://", 1);
             out.push(self.endpoint(plain, host, mirror));
         }
@@ -145,9 +145,15 @@ impl Registries {
         }
     }
 
-    /// Configured insecure, or a loopback host (as Docker treats 127.0.0.0/8 and localhost).
+    /// Configured insecure: plain http allowed and TLS certificates not verified.
     fn insecure(&self, host: &str) -> bool {
-        if self.hosts.get(host).is_some_and(|c| c.insecure) {
+        self.hosts.get(host).is_some_and(|c| c.insecure)
+    }
+
+    /// Insecure, or a loopback host (plain http allowed, as Docker and containerd do for
+    /// localhost; an https answer is still verified).
+    fn plain_http_allowed(&self, host: &str) -> bool {
+        if self.insecure(host) {
             return true;
         }
         let name = match host.rsplit_once(':') {
