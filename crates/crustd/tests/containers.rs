@@ -861,3 +861,60 @@ async fn i1_unknown_containers() {
     assert_eq!(err.code(), Code::InvalidArgument);
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn oom_kill_and_long_lines() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, logs) = pod_with_logs(&d, &mut c, "ctr-oom").await;
+    let mut hog = ctr(
+        "hog",
+        &env.image,
+        "exec dd if=/dev/zero of=/dev/null bs=96M count=4",
+    );
+    hog.linux = Some(LinuxContainerConfig {
+        resources: Some(cri_api::v1::LinuxContainerResources {
+            memory_limit_in_bytes: 32 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let hog = create(&mut c, &pod, hog).await.unwrap();
+    start(&mut c, &hog).await;
+    let s = wait_exited(&mut c, &hog).await;
+    assert_eq!(
+        (s.exit_code, s.reason.as_str()),
+        (137, "OOMKilled"),
+        "{s:?}"
+    );
+    // A 40000-byte line is logged as P, P, F pieces of at most 16 KiB.
+    let long = create(
+        &mut c,
+        &pod,
+        ctr(
+            "long",
+            &env.image,
+            "head -c 40000 /dev/zero | tr '\\\\0' x; echo; echo next",
+        ),
+    )
+    .await
+    .unwrap();
+    start(&mut c, &long).await;
+    wait_exited(&mut c, &long).await;
+    let text = std::fs::read_to_string(logs.join("long.log")).unwrap();
+    let tags: Vec<(&str, usize)> = text
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.splitn(4, ' ').collect();
+            (parts[2], parts.get(3).map_or(0, |t| t.len()))
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [("P", 16384), ("P", 16384), ("F", 40000 - 32768), ("F", 4)],
+        "{tags:?}"
+    );
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

@@ -430,6 +430,7 @@ impl ContainerManager {
                 let _ = rx.wait_for(|exited| *exited).await;
             }
             if mark_exited(&container, &exit_file) {
+                note_oom(&container);
                 if let Err(e) = persist(&container, record_path).await {
                     tracing::error!(id = %container.id, error = %e, "container exit not persisted");
                 }
@@ -511,6 +512,7 @@ impl ContainerManager {
 
     async fn finish_stop(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         if mark_exited(c, &self.dir(&c.id).join("exit.json")) {
+            note_oom(c);
             self.persist(c).await?;
             self.publish(&c.id, EventKind::Stopped);
         }
@@ -736,6 +738,14 @@ async fn persist(c: &Container, path: PathBuf) -> Result<(), ContainerError> {
         .await
         .map_err(|e| ContainerError::Task(e.to_string()))??;
     Ok(())
+}
+
+/// An exit with the cgroup's OOM kill counter raised is reported as `OOMKilled`.
+fn note_oom(c: &Container) {
+    let record = c.snapshot();
+    if record.exit_code != 0 && stats::oom_killed(&record.cgroups_path) {
+        c.change(|r| r.reason = "OOMKilled".into());
+    }
 }
 
 /// Sets EXITED from the shim's exit file (or "Unknown" without one); false if already exited.

@@ -99,6 +99,26 @@ fn usage_v2(dir: &Path) -> CgroupUsage {
     }
 }
 
+/// True when the kernel's OOM killer killed a process of the cgroup.
+pub fn oom_killed(cgroups_path: &str) -> bool {
+    let rel = cgroups_path.trim_start_matches('/');
+    let (file, key) = if is_v2() {
+        (
+            Path::new(CGROUP_ROOT).join(rel).join("memory.events"),
+            "oom_kill",
+        )
+    } else {
+        (
+            Path::new(CGROUP_ROOT)
+                .join("memory")
+                .join(rel)
+                .join("memory.oom_control"),
+            "oom_kill",
+        )
+    };
+    key_values(&file).get(key).is_some_and(|n| *n > 0)
+}
+
 /// Counters of one network interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceUsage {
