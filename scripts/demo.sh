@@ -8,7 +8,7 @@ install_deps
 
 echo ">> building (release)"
 cargo build --release --locked -p crustd
-install -m 0755 target/release/crustd target/release/crust /usr/local/bin/
+install -m 0755 target/release/crustd target/release/crust target/release/crust-shim /usr/local/bin/
 
 if crust version >/dev/null 2>&1; then
     echo ">> crustd is already serving /run/crust/crust.sock"

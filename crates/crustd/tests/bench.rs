@@ -68,6 +68,20 @@ async fn bench_reports_every_rpc_and_the_floor() {
 async fn density_reports_runtime_memory_and_one_process_per_pod() {
     let d = Daemon::start().await;
     let json = d.dir.path().join("density.json");
+    // The restart command stops this crustd and starts another on the same dirs.
+    let pid_file = d.dir.path().join("restarted.pid");
+    let restart = format!(
+        "kill -TERM {pid}; while [ -e /proc/{pid} ] && [ \"$(awk '{{print $3}}' /proc/{pid}/stat)\" != Z ]; do sleep 0.01; done; \
+         setsid {crustd} --socket {sock} --root {root} --state {state} --config {config} >> {log} 2>&1 < /dev/null & echo $! > {pid_file}",
+        pid = d.pid(),
+        crustd = env!("CARGO_BIN_EXE_crustd"),
+        sock = d.socket.display(),
+        root = d.root.display(),
+        state = d.state.display(),
+        config = d.config.display(),
+        log = d.log.display(),
+        pid_file = pid_file.display(),
+    );
     let out = tokio::process::Command::from(d.crust_cli())
         .args([
             "bench",
@@ -76,6 +90,8 @@ async fn density_reports_runtime_memory_and_one_process_per_pod() {
             "--concurrency",
             "2",
             "--host-network",
+            "--restart-cmd",
+            &restart,
             "--cgroup-parent",
         ])
         .arg(&d.cgroup_parent)
@@ -84,6 +100,23 @@ async fn density_reports_runtime_memory_and_one_process_per_pod() {
         .output()
         .await
         .unwrap();
+    let restarted: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling the crustd this test started.
+    unsafe { libc::kill(restarted, libc::SIGTERM) };
+    for _ in 0..500 {
+        let stat = std::fs::read_to_string(format!("/proc/{restarted}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.starts_with('Z'));
+        if state.unwrap_or(true) {
+            break; // gone, or a zombie nobody reaps
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -98,6 +131,55 @@ async fn density_reports_runtime_memory_and_one_process_per_pod() {
     );
     assert!(r["server_rss_kib_loaded"].as_u64().unwrap() > 0);
     assert_eq!(r["max_processes_per_pod"], 1, "only the pause: {r}");
+    let serving = r["restart_to_serving_ms"].as_f64().unwrap();
+    let ready = r["restart_to_all_ready_ms"].as_f64().unwrap();
+    assert!(serving > 0.0 && ready >= serving, "{r}");
+    assert!(stdout.contains("restart: serving after"), "{stdout}");
     assert!(r["per_pod_rss_kib"].as_f64().unwrap() > 0.0);
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn bench_with_one_container_per_pod() {
+    use common::registry::{busybox_layer, Compression, Registry, TestImage, TestLayer};
+    let registry = Registry::start().await;
+    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
+    registry.push_image("bench/busybox", "1", &image).await;
+    let d = Daemon::start().await;
+    let json = d.dir.path().join("bench-ctr.json");
+    let out = tokio::process::Command::from(d.crust_cli())
+        .args([
+            "bench",
+            "--pods",
+            "3",
+            "--concurrency",
+            "2",
+            "--host-network",
+        ])
+        .arg("--container-image")
+        .arg(format!("{}/bench/busybox:1", registry.addr))
+        .arg("--cgroup-parent")
+        .arg(&d.cgroup_parent)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for rpc in [
+        "CreateContainer",
+        "StartContainer",
+        "StopContainer",
+        "RemoveContainer",
+        "RunPodSandbox",
+    ] {
+        assert_eq!(report["rpcs"][rpc]["n"], 3, "{rpc}: {report}");
+    }
     d.assert_no_leaks().await;
 }

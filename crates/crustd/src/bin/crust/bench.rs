@@ -15,10 +15,11 @@ use std::{
 
 use anyhow::Context;
 use cri_api::v1::{
-    runtime_service_client::RuntimeServiceClient, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StopPodSandboxRequest,
+    runtime_service_client::RuntimeServiceClient, ContainerConfig, ContainerMetadata,
+    CreateContainerRequest, ImageSpec, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopContainerRequest, StopPodSandboxRequest,
 };
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -73,6 +74,16 @@ pub struct BenchArgs {
     /// Runs of the pull bench.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// With --density: restart the runtime with this shell command once the pods run, and time
+    /// until it serves again and lists every pod READY (e.g. "systemctl restart crustd").
+    #[arg(long)]
+    pub restart_cmd: Option<String>,
+    /// Give every pod one container from this image (pulled first if missing).
+    #[arg(long)]
+    pub container_image: Option<String>,
+    /// The container's command.
+    #[arg(long, num_args = 1.., default_values_t = ["sleep".to_string(), "3600".to_string()])]
+    pub container_cmd: Vec<String>,
 }
 
 /// Latencies of one operation.
@@ -245,8 +256,11 @@ pub async fn run(
     args: BenchArgs,
 ) -> anyhow::Result<Report> {
     let samples: Shared<Samples> = Arc::default();
-    let ids: Shared<Vec<String>> =
-        Arc::new(tokio::sync::Mutex::new(vec![String::new(); args.pods]));
+    let ids: Shared<Vec<(String, String)>> =
+        Arc::new(tokio::sync::Mutex::new(vec![
+            (String::new(), String::new());
+            args.pods
+        ]));
     let setup = setup_phase(&client, &args, &samples, &ids).await?;
     let teardown = teardown_phase(&client, &args, &samples, &ids).await?;
     let rpcs: BTreeMap<String, Stats> = samples
@@ -281,7 +295,7 @@ async fn setup_phase(
     client: &RuntimeServiceClient<Channel>,
     args: &BenchArgs,
     samples: &Shared<Samples>,
-    ids: &Shared<Vec<String>>,
+    ids: &Shared<Vec<(String, String)>>,
 ) -> anyhow::Result<Duration> {
     let tag = format!("{:x}", crust::events::now_ns());
     let (client, samples, ids, args2) =
@@ -293,6 +307,7 @@ async fn setup_phase(
             ids.clone(),
             pod_config(&args2, i, &tag),
         );
+        let (args3, config2) = (args2.clone(), config.clone());
         async move {
             let req = RunPodSandboxRequest {
                 config: Some(config),
@@ -307,11 +322,54 @@ async fn setup_phase(
                 verbose: false,
             };
             timed(&samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
-            ids.lock().await[i] = id;
+            let container = match &args3.container_image {
+                Some(image) => {
+                    start_container(&mut c, &samples, &args3, &id, image, config2).await?
+                }
+                None => String::new(),
+            };
+            ids.lock().await[i] = (id, container);
             Ok(())
         }
     })
     .await
+}
+
+/// CreateContainer + StartContainer of the pod's one container; returns its id.
+async fn start_container(
+    c: &mut RuntimeServiceClient<Channel>,
+    samples: &Shared<Samples>,
+    args: &BenchArgs,
+    pod: &str,
+    image: &str,
+    sandbox_config: PodSandboxConfig,
+) -> anyhow::Result<String> {
+    let config = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "bench".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: image.to_string(),
+            ..Default::default()
+        }),
+        command: args.container_cmd.clone(),
+        ..Default::default()
+    };
+    let req = CreateContainerRequest {
+        pod_sandbox_id: pod.to_string(),
+        config: Some(config),
+        sandbox_config: Some(sandbox_config),
+    };
+    let id = timed(samples, "CreateContainer", c.create_container(req))
+        .await?
+        .into_inner()
+        .container_id;
+    let start = StartContainerRequest {
+        container_id: id.clone(),
+    };
+    timed(samples, "StartContainer", c.start_container(start)).await?;
+    Ok(id)
 }
 
 /// StopPodSandbox + RemovePodSandbox for every pod; returns the wall time.
@@ -319,13 +377,24 @@ async fn teardown_phase(
     client: &RuntimeServiceClient<Channel>,
     args: &BenchArgs,
     samples: &Shared<Samples>,
-    ids: &Shared<Vec<String>>,
+    ids: &Shared<Vec<(String, String)>>,
 ) -> anyhow::Result<Duration> {
     let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
     in_parallel(args.pods, args.concurrency, "stop+rm", move |i| {
         let (mut c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
         async move {
-            let id = ids.lock().await[i].clone();
+            let (id, container) = ids.lock().await[i].clone();
+            if !container.is_empty() {
+                let stop = StopContainerRequest {
+                    container_id: container.clone(),
+                    timeout: 0,
+                };
+                timed(&samples, "StopContainer", c.stop_container(stop)).await?;
+                let remove = RemoveContainerRequest {
+                    container_id: container,
+                };
+                timed(&samples, "RemoveContainer", c.remove_container(remove)).await?;
+            }
             let started = Instant::now();
             let stop = StopPodSandboxRequest {
                 pod_sandbox_id: id.clone(),

@@ -29,6 +29,10 @@ pub struct DensityReport {
     pub per_pod_pss_kib: f64,
     pub max_processes_per_pod: usize,
     pub setup_wall_s: f64,
+    /// With --restart-cmd: from the command's start until the runtime answered Version, and until
+    /// it listed every pod READY again.
+    pub restart_to_serving_ms: Option<f64>,
+    pub restart_to_all_ready_ms: Option<f64>,
 }
 
 /// The pid of the process serving the unix socket at `path`.
@@ -110,6 +114,10 @@ pub async fn run(
     let setup_wall = started.elapsed();
     let (rss_loaded, pss_loaded) = memory_kib(pid);
     let (per_pod_rss, per_pod_pss, max_procs) = pod_memory(&args.cgroup_parent);
+    let restart = match &args.restart_cmd {
+        Some(cmd) => Some(restart_time(socket, cmd, &ids).await?),
+        None => None,
+    };
     for id in ids {
         let mut c = client.clone();
         let req = cri_api::v1::RemovePodSandboxRequest { pod_sandbox_id: id };
@@ -128,7 +136,53 @@ pub async fn run(
         per_pod_pss_kib: per_pod_pss,
         max_processes_per_pod: max_procs,
         setup_wall_s: setup_wall.as_secs_f64(),
+        restart_to_serving_ms: restart.map(|r| r.0),
+        restart_to_all_ready_ms: restart.map(|r| r.1),
     })
+}
+
+/// Runs `cmd`, then polls the socket until Version answers and every pod in `ids` is READY.
+async fn restart_time(socket: &Path, cmd: &str, ids: &[String]) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .await
+        .with_context(|| format!("run {cmd:?}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
+    let deadline = started + std::time::Duration::from_secs(60);
+    let mut serving = None;
+    while Instant::now() < deadline {
+        let Ok(channel) = crate::connect(socket.to_path_buf(), 2).await else {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            continue;
+        };
+        let mut c = RuntimeServiceClient::new(channel);
+        if c.version(cri_api::v1::VersionRequest::default())
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            continue;
+        }
+        let serving_ms = *serving.get_or_insert(started.elapsed().as_secs_f64() * 1e3);
+        let pods = c
+            .list_pod_sandbox(cri_api::v1::ListPodSandboxRequest::default())
+            .await?
+            .into_inner()
+            .items;
+        let ready = pods
+            .iter()
+            .filter(|p| {
+                ids.contains(&p.id) && p.state == cri_api::v1::PodSandboxState::SandboxReady as i32
+            })
+            .count();
+        if ready == ids.len() {
+            return Ok((serving_ms, started.elapsed().as_secs_f64() * 1e3));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    anyhow::bail!("the runtime did not come back with every pod READY within 60 s")
 }
 
 async fn start_pods(
@@ -198,4 +252,10 @@ pub fn print(r: &DensityReport) {
         r.per_pod_rss_kib, r.per_pod_pss_kib, r.max_processes_per_pod
     );
     println!("setup of {} pods took {:.2} s", r.pods, r.setup_wall_s);
+    if let (Some(serving), Some(ready)) = (r.restart_to_serving_ms, r.restart_to_all_ready_ms) {
+        println!(
+            "restart: serving after {serving:.0} ms, all {} pods READY after {ready:.0} ms",
+            r.pods
+        );
+    }
 }

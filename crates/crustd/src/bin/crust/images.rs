@@ -200,6 +200,28 @@ fn chunks(file: tokio::fs::File) -> impl tokio_stream::Stream<Item = ImportImage
     })
 }
 
+/// Pulls `image` unless ImageStatus already knows it.
+pub async fn ensure(mut c: Client, image: &str) -> anyhow::Result<()> {
+    let known = c
+        .image_status(ImageStatusRequest {
+            image: spec(image.to_string()),
+            verbose: false,
+        })
+        .await?
+        .into_inner()
+        .image
+        .is_some();
+    if !known {
+        c.pull_image(PullImageRequest {
+            image: spec(image.to_string()),
+            auth: None,
+            sandbox_config: None,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Removes images (idempotent).
 pub async fn remove(mut c: Client, images: Vec<String>) -> anyhow::Result<()> {
     for image in images {

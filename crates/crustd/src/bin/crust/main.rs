@@ -91,7 +91,7 @@ enum Cmd {
     /// Stream lifecycle events until interrupted.
     Events,
     /// Benchmark a CRI endpoint (crust or any other), optionally against the floor.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Create a container in a pod from crictl-style configs.
     Create {
         pod: String,
@@ -311,8 +311,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             emit(&report, json, args.json.as_deref(), density::print)
         }
         Cmd::Bench(args) => {
+            if let Some(image) = &args.container_image {
+                images::ensure(images, image).await?;
+            }
             let path = args.json.clone();
-            let report = bench::run(c, cli.socket.display().to_string(), args).await?;
+            let report = bench::run(c, cli.socket.display().to_string(), *args).await?;
             emit(&report, json, path.as_deref(), bench::print)
         }
         Cmd::Events => events(c, json).await,

@@ -7,6 +7,9 @@
 //! (`<RFC3339Nano> <stream> <P|F> <text>`; lines longer than 16 KiB are split into P chunks),
 //! reopens the log on SIGUSR1, reaps whatever it inherits, and finally writes the exit code
 //! atomically (`<exit-file>`: JSON, via temp file, fsync, rename). It survives crustd restarts.
+//!
+//! The binary is `crust-shim` of the crustd package (so it is built, and found next to crustd,
+//! wherever crustd is); this crate holds its code.
 
 mod log;
 
@@ -85,7 +88,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn main() {
+/// The shim's entry point: parses the command line and never returns.
+pub fn run() -> ! {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
