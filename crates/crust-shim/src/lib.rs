@@ -423,15 +423,29 @@ fn copy_once(
         return n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
     }
     partial.extend_from_slice(&buf[..n as usize]);
-    while let Some(pos) = partial.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = partial.drain(..=pos).collect();
-        log.write(stream, 'F', &line[..line.len() - 1]);
-    }
-    while partial.len() >= log::MAX_LINE {
-        let chunk: Vec<u8> = partial.drain(..log::MAX_LINE).collect();
-        log.write(stream, 'P', &chunk);
+    for (tag, text) in split_records(partial) {
+        log.write(stream, tag, &text);
     }
     true
+}
+
+/// Takes the complete records out of `partial`, in order: a line (F), or a MAX_LINE piece of a
+/// longer one (P); whatever is left waits for more data.
+fn split_records(partial: &mut Vec<u8>) -> Vec<(char, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let newline = partial.iter().position(|&b| b == b'\n');
+        match newline {
+            Some(pos) if pos <= log::MAX_LINE => {
+                let line: Vec<u8> = partial.drain(..=pos).collect();
+                out.push(('F', line[..line.len() - 1].to_vec()));
+            }
+            _ if partial.len() >= log::MAX_LINE => {
+                out.push(('P', partial.drain(..log::MAX_LINE).collect()));
+            }
+            _ => return out,
+        }
+    }
 }
 
 /// Drains the signalfd; returns true when init's exit was seen now.
@@ -541,5 +555,24 @@ fn write_exit(args: &Args, code: i32) {
                 libc::close(fd);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_split_in_order_whatever_the_reads() {
+        let mut data = vec![b'x'; 40_000];
+        data.extend_from_slice(b"\nnext\n");
+        let mut partial = data.clone();
+        let records = split_records(&mut partial);
+        let shape: Vec<(char, usize)> = records.iter().map(|(t, x)| (*t, x.len())).collect();
+        assert_eq!(shape, [('P', 16384), ('P', 16384), ('F', 7232), ('F', 4)]);
+        assert!(partial.is_empty());
+        let mut partial = b"a\nb".to_vec();
+        assert_eq!(split_records(&mut partial), [('F', b"a".to_vec())]);
+        assert_eq!(partial, b"b");
     }
 }

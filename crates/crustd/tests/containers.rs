@@ -283,6 +283,19 @@ async fn guards_give_clear_errors() {
     let id = create(&mut c, &pod, ctr("dup", &env.image, "true"))
         .await
         .unwrap();
+    let err = d
+        .image_client()
+        .await
+        .remove_image(cri_api::v1::RemoveImageRequest {
+            image: Some(ImageSpec {
+                image: env.image.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "in use: {err:?}");
+    assert!(err.message().contains(&id), "{}", err.message());
     let err = create(&mut c, &pod, ctr("dup", &env.image, "true"))
         .await
         .unwrap_err();

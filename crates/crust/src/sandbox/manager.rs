@@ -135,7 +135,7 @@ impl SandboxManager {
             .all()
             .into_iter()
             .filter(|s| s.snapshot().rootfs.is_some_and(|r| r.image_id == image_id))
-            .map(|s| s.id.clone())
+            .map(|s| format!("pod sandbox {}", s.id))
             .collect()
     }
 

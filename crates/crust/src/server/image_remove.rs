@@ -15,11 +15,25 @@ pub(super) async fn handle(
             "invalid image: an image reference is required",
         ));
     }
-    if let Some(image) = svc.images.find(&key) {
-        let users = svc.sandboxes.image_users(&image.id);
+    // Dropping one of several tags only removes a name; anything else removes the image, which
+    // is refused while pods or containers run from it.
+    let only_a_name = |image: &crate::image::store::ImageRecord| {
+        image.repo_tags.len() > 1
+            && crate::image::reference::Reference::parse(&key)
+                .is_ok_and(|r| image.repo_tags.contains(&r.to_string()))
+    };
+    if let Some(image) = svc.images.find(&key).filter(|i| !only_a_name(i)) {
+        let mut users = svc.sandboxes.image_users(&image.id);
+        users.extend(
+            svc.containers
+                .list(None)
+                .into_iter()
+                .filter(|c| c.image_id == image.id)
+                .map(|c| format!("container {}", c.id)),
+        );
         if !users.is_empty() {
             return Err(Status::failed_precondition(format!(
-                "image {} is in use by pod sandbox(es) {}",
+                "image {} is in use by {}",
                 image.id,
                 users.join(", ")
             )));
