@@ -11,6 +11,7 @@
 //! The binary is `crust-shim` of the crustd package (so it is built, and found next to crustd,
 //! wherever crustd is); this crate holds its code.
 
+mod attach;
 mod log;
 
 use std::{
@@ -35,6 +36,8 @@ struct Args {
     exit_file: PathBuf,
     /// The container has a terminal: runc hands its pty master over a console socket.
     tty: bool,
+    /// The container reads stdin (fed by attach clients).
+    stdin: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut id, mut bundle, mut runtime, mut root, mut log_path, mut exit_file) =
         (None, None, None, None, None, None);
     let mut tty = false;
+    let mut stdin = false;
     while let Some(flag) = it.next() {
         if flag == "--version" {
             println!("crust-shim {}", env!("CARGO_PKG_VERSION"));
@@ -49,6 +53,10 @@ fn parse_args() -> Result<Args, String> {
         }
         if flag == "--tty" {
             tty = true;
+            continue;
+        }
+        if flag == "--stdin" {
+            stdin = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -71,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         log_path: log_path.ok_or_else(|| need("log-path"))?,
         exit_file: exit_file.ok_or_else(|| need("exit-file"))?,
         tty,
+        stdin,
     })
 }
 
@@ -130,13 +139,16 @@ pub fn run() -> ! {
 fn daemon(args: Args, status: OwnedFd) -> ! {
     let mut status = File::from(status);
     match setup(&args) {
-        Ok((pid, streams, log)) => {
+        Ok((pid, streams, log, stdin)) => {
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
             let _ = writeln!(status, "ok {pid} {me}");
             drop(status);
             quiet_stdio();
-            let code = monitor(&args, pid, streams, log);
+            // Without the attach socket the container still runs and logs.
+            let attach = attach::Attach::bind(&args.bundle, stdin).ok();
+            let code = monitor(&args, pid, streams, log, attach);
+            let _ = std::fs::remove_file(args.bundle.join(attach::SOCKET));
             write_exit(&args, code);
             exit(0)
         }
@@ -147,8 +159,11 @@ fn daemon(args: Args, status: OwnedFd) -> ! {
     }
 }
 
-/// Session, subreaper, signals, pipes, `runc create`; returns the init pid and the read ends.
-fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
+/// What setup hands to the monitor: init pid, output read ends, the log, the stdin write end.
+type Setup = (i32, [OwnedFd; 2], log::CriLog, Option<OwnedFd>);
+
+/// Session, subreaper, signals, pipes, `runc create`.
+fn setup(args: &Args) -> Result<Setup, String> {
     // SAFETY: plain syscalls without pointers.
     unsafe {
         libc::setsid();
@@ -161,6 +176,13 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
         .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let (stdin_r, stdin_w) = match args.stdin && !args.tty {
+        true => {
+            let (r, w) = pipe()?;
+            (Stdio::from(r), Some(w))
+        }
+        false => (Stdio::null(), None),
+    };
     let pid_file = args.bundle.join("init.pid");
     let runc_log = args.bundle.join("runc.log");
     // A short private dir: socket paths must fit in sockaddr_un (108 bytes).
@@ -195,7 +217,7 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
         .arg("--pid-file")
         .arg(&pid_file)
         .arg(&args.id)
-        .stdin(Stdio::null())
+        .stdin(stdin_r)
         .stdout(Stdio::from(out_w))
         .stderr(Stdio::from(err_w))
         .status()
@@ -214,6 +236,7 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
         .trim()
         .parse::<i32>()
         .map_err(|e| format!("pid file: {e}"))?;
+    let mut stdin_w = stdin_w;
     let out_r = match console {
         Some(listener) => {
             let (conn, _) = listener
@@ -222,11 +245,15 @@ fn setup(args: &Args) -> Result<(i32, [OwnedFd; 2], log::CriLog), String> {
             if let Some(dir) = &console_dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            recv_fd(conn.as_raw_fd())?
+            let master = recv_fd(conn.as_raw_fd())?;
+            if args.stdin {
+                stdin_w = master.try_clone().ok();
+            }
+            master
         }
         None => out_r,
     };
-    Ok((pid, [out_r, err_r], log))
+    Ok((pid, [out_r, err_r], log, stdin_w))
 }
 
 /// `/tmp/crust-pty-XXXXXX`, mode 0700.
@@ -340,7 +367,13 @@ fn quiet_stdio() {
 
 /// Copies the streams into the log until they close (or the drain time after init's exit
 /// passed); returns init's exit code (128 + signal when killed).
-fn monitor(args: &Args, init: i32, streams: [OwnedFd; 2], mut log: log::CriLog) -> i32 {
+fn monitor(
+    args: &Args,
+    init: i32,
+    streams: [OwnedFd; 2],
+    mut log: log::CriLog,
+    mut attach: Option<attach::Attach>,
+) -> i32 {
     let sfd = signal_fd();
     let mut open = [Some(streams[0].as_raw_fd()), Some(streams[1].as_raw_fd())];
     let mut partial = [Vec::new(), Vec::new()];
@@ -370,6 +403,13 @@ fn monitor(args: &Args, init: i32, streams: [OwnedFd; 2], mut log: log::CriLog) 
                 revents: 0,
             });
         }
+        for fd in attach.as_ref().map(|a| a.fds()).unwrap_or_default() {
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         let timeout = if code.is_some() { 50 } else { 1000 };
         // SAFETY: fds is a valid array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -378,10 +418,25 @@ fn monitor(args: &Args, init: i32, streams: [OwnedFd; 2], mut log: log::CriLog) 
         }
         for (stream, slot) in open.iter_mut().enumerate() {
             let Some(fd) = *slot else { continue };
-            let ready = fds.iter().any(|p| p.fd == fd && p.revents != 0);
-            if ready && !copy_once(fd, stream, &mut partial[stream], &mut log, &mut buf) {
-                *slot = None;
+            if !fds.iter().any(|p| p.fd == fd && p.revents != 0) {
+                continue;
             }
+            match copy_once(fd, stream, &mut partial[stream], &mut log, &mut buf) {
+                Some(n) => {
+                    if let Some(a) = attach.as_mut() {
+                        a.broadcast(stream, &buf[..n]);
+                    }
+                }
+                None => *slot = None,
+            }
+        }
+        if let Some(a) = attach.as_mut() {
+            let ready: Vec<RawFd> = fds
+                .iter()
+                .filter(|p| p.revents != 0)
+                .map(|p| p.fd)
+                .collect();
+            a.serve(&ready);
         }
         if handle_signals(
             sfd.as_ref().map(|s| s.as_raw_fd()),
@@ -409,24 +464,27 @@ fn monitor(args: &Args, init: i32, streams: [OwnedFd; 2], mut log: log::CriLog) 
     code.unwrap_or_else(|| reap_blocking(init))
 }
 
-/// Reads what is there from `fd` and logs complete lines; false at EOF.
+/// Reads what is there from `fd` into `buf` and logs complete records; the bytes read, `None`
+/// at EOF.
 fn copy_once(
     fd: RawFd,
     stream: usize,
     partial: &mut Vec<u8>,
     log: &mut log::CriLog,
     buf: &mut [u8],
-) -> bool {
+) -> Option<usize> {
     // SAFETY: buf is valid for buf.len() bytes.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     if n <= 0 {
-        return n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+        let interrupted =
+            n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+        return interrupted.then_some(0);
     }
     partial.extend_from_slice(&buf[..n as usize]);
     for (tag, text) in split_records(partial) {
         log.write(stream, tag, &text);
     }
-    true
+    Some(n as usize)
 }
 
 /// Takes the complete records out of `partial`, in order: a line (F), or a MAX_LINE piece of a

@@ -931,3 +931,80 @@ async fn oom_kill_and_long_lines() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn attach_socket_streams_output_and_feeds_stdin() {
+    use std::io::{Read, Write};
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, logs) = pod_with_logs(&d, &mut c, "ctr-attach").await;
+    let mut config = ctr("echoer", &env.image, "echo ready; exec cat");
+    config.stdin = true;
+    let id = create(&mut c, &pod, config).await.unwrap();
+    start(&mut c, &id).await;
+    let info = c
+        .container_status(ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info["info"]
+        .clone();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let socket = std::path::PathBuf::from(info["attachSocket"].as_str().unwrap());
+    let dir = std::fs::File::open(socket.parent().unwrap()).unwrap();
+    let short = format!(
+        "/proc/self/fd/{}/attach.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    );
+    let mut client = std::os::unix::net::UnixStream::connect(&short).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"ping over attach\n").unwrap();
+    let mut header = [0u8; 5];
+    client.read_exact(&mut header).unwrap();
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut data = vec![0u8; len];
+    client.read_exact(&mut data).unwrap();
+    assert_eq!(
+        (header[0], data.as_slice()),
+        (1, b"ping over attach\n".as_slice())
+    );
+    drop(client);
+    let text = std::fs::read_to_string(logs.join("echoer.log")).unwrap();
+    assert!(
+        text.contains("stdout F ready") && text.contains("stdout F ping over attach"),
+        "{text}"
+    );
+    // The CLI attaches and ends with the container.
+    let quick = create(
+        &mut c,
+        &pod,
+        ctr(
+            "quick",
+            &env.image,
+            "sleep 0.5; echo one; echo two >&2; sleep 0.3",
+        ),
+    )
+    .await
+    .unwrap();
+    start(&mut c, &quick).await;
+    let out = tokio::process::Command::from(d.crust_cli())
+        .args(["attach", &quick])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("two"));
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

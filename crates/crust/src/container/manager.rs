@@ -338,6 +338,7 @@ impl ContainerManager {
             },
             exit_file: dir.join("exit.json"),
             tty: record.config.tty,
+            stdin: record.config.stdin,
         };
         let started = shim::start(&self.options.shim, args).await?;
         let shim = ShimProcess {

@@ -20,6 +20,8 @@ pub struct ShimArgs {
     pub exit_file: PathBuf,
     /// The container has a terminal (its output arrives on a pty).
     pub tty: bool,
+    /// The container reads stdin, fed by attach clients.
+    pub stdin: bool,
 }
 
 /// Pids the shim reported.
@@ -50,6 +52,9 @@ pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerEr
         let mut cmd = Command::new(&binary);
         if args.tty {
             cmd.arg("--tty");
+        }
+        if args.stdin {
+            cmd.arg("--stdin");
         }
         cmd.arg("--id")
             .arg(&args.id)

@@ -17,6 +17,7 @@ pub(super) async fn handle(
         let value = serde_json::json!({
             "sandboxID": r.sandbox_id, "name": r.name, "runtimeHandler": r.runtime_handler,
             "shim": r.shim.as_ref().map(|s| s.pid), "bundle": svc.config.root.join("containers").join(&r.id),
+            "attachSocket": svc.config.root.join("containers").join(&r.id).join("attach.sock"),
         });
         HashMap::from([("info".to_string(), value.to_string())])
     } else {

@@ -199,6 +199,63 @@ pub async fn exec(mut c: Client, id: String, cmd: Vec<String>, timeout: i64) -> 
     std::process::exit(r.exit_code);
 }
 
+/// Attaches to a running container through its shim's socket (on this node): prints its output
+/// as it comes and, with `stdin`, sends this terminal's input; ends when the container does.
+pub async fn attach(mut c: Client, id: String, stdin: bool) -> anyhow::Result<()> {
+    let r = c
+        .container_status(ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: true,
+        })
+        .await?
+        .into_inner();
+    let info: serde_json::Value = r
+        .info
+        .get("info")
+        .and_then(|i| serde_json::from_str(i).ok())
+        .unwrap_or_default();
+    let socket = info["attachSocket"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("crustd did not name an attach socket for {id}"))?;
+    let path = std::path::Path::new(socket);
+    let dir = std::fs::File::open(path.parent().unwrap_or(path))?;
+    let short = format!(
+        "/proc/self/fd/{}/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let stream = std::os::unix::net::UnixStream::connect(&short)
+        .map_err(|e| anyhow::anyhow!("attach socket {socket}: {e}"))?;
+    if stdin {
+        let mut input = stream.try_clone()?;
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut input);
+        });
+    }
+    tokio::task::spawn_blocking(move || print_frames(stream)).await??;
+    Ok(())
+}
+
+/// Copies `[stream][len][bytes]` frames to stdout/stderr until the socket closes.
+fn print_frames(mut stream: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut header = [0u8; 5];
+    while stream.read_exact(&mut header).is_ok() {
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut data = vec![0u8; len];
+        stream.read_exact(&mut data)?;
+        if header[0] == 2 {
+            std::io::stderr().write_all(&data)?;
+        } else {
+            std::io::stdout().write_all(&data)?;
+            std::io::stdout().flush()?;
+        }
+    }
+    Ok(())
+}
+
 /// ListContainerStats as a table (or JSON).
 pub async fn stats(mut c: Client, pod: Option<String>, json: bool) -> anyhow::Result<()> {
     let filter = ContainerStatsFilter {

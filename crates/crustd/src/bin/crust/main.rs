@@ -140,6 +140,12 @@ enum Cmd {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+    /// Attach to a running container's output (and, with --stdin, its input).
+    Attach {
+        id: String,
+        #[arg(long)]
+        stdin: bool,
+    },
     /// Container resource usage.
     Stats {
         #[arg(long)]
@@ -333,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Logs { id, follow } => containers::logs(c, id, follow).await,
         Cmd::Exec { id, timeout, cmd } => containers::exec(c, id, cmd, timeout).await,
         Cmd::Stats { pod } => containers::stats(c, pod, json).await,
+        Cmd::Attach { id, stdin } => containers::attach(c, id, stdin).await,
         Cmd::Inspecti { image } => images::inspect(images, image).await,
         Cmd::Rmi { images: refs } => images::remove(images, refs).await,
         Cmd::Pull { image, creds } => images::pull(images, image, creds).await,

@@ -1,0 +1,130 @@
+//! The attach socket, `<bundle>/attach.sock`. It is bound through `/proc/self/fd/<dir fd>/`, so a
+//! long bundle path still fits a socket address; clients connect the same way. Every client gets
+//! the container's output from the moment it connects, as frames
+//! `[stream: u8 (1 stdout, 2 stderr)][length: u32 big endian][bytes]`; what a client sends goes to
+//! the container's stdin when it was created with one. A client that cannot keep up (100 ms write
+//! timeout) is dropped; the container never waits for it.
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    os::{
+        fd::{AsRawFd, OwnedFd, RawFd},
+        unix::net::{UnixListener, UnixStream},
+    },
+    path::Path,
+    time::Duration,
+};
+
+/// Name of the socket inside the bundle.
+pub const SOCKET: &str = "attach.sock";
+
+/// The listener, its clients and the container's stdin.
+pub struct Attach {
+    listener: UnixListener,
+    clients: Vec<UnixStream>,
+    stdin: Option<File>,
+}
+
+/// `/proc/self/fd/<fd of dir>/<name>`: a short path to a file in `dir`, valid while `dir_fd` is open.
+pub fn short_path(dir_fd: &File, name: &str) -> String {
+    format!("/proc/self/fd/{}/{name}", dir_fd.as_raw_fd())
+}
+
+impl Attach {
+    /// Binds `<bundle>/attach.sock` (replacing a stale one).
+    pub fn bind(bundle: &Path, stdin: Option<OwnedFd>) -> std::io::Result<Attach> {
+        let dir = File::open(bundle)?;
+        let _ = std::fs::remove_file(bundle.join(SOCKET));
+        let listener = UnixListener::bind(short_path(&dir, SOCKET))?;
+        listener.set_nonblocking(true)?;
+        Ok(Attach {
+            listener,
+            clients: Vec::new(),
+            stdin: stdin.map(File::from),
+        })
+    }
+
+    /// The descriptors to poll for input.
+    pub fn fds(&self) -> Vec<RawFd> {
+        std::iter::once(self.listener.as_raw_fd())
+            .chain(self.clients.iter().map(|c| c.as_raw_fd()))
+            .collect()
+    }
+
+    /// Accepts new clients and forwards what clients sent to stdin; `ready` holds the polled
+    /// descriptors that have input.
+    pub fn serve(&mut self, ready: &[RawFd]) {
+        if ready.contains(&self.listener.as_raw_fd()) {
+            while let Ok((client, _)) = self.listener.accept() {
+                let _ = client.set_nonblocking(false);
+                let _ = client.set_write_timeout(Some(Duration::from_millis(100)));
+                self.clients.push(client);
+            }
+        }
+        let mut buf = [0u8; 16 * 1024];
+        let stdin = &mut self.stdin;
+        self.clients.retain_mut(|c| {
+            if !ready.contains(&c.as_raw_fd()) {
+                return true;
+            }
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => false,
+                Ok(n) => {
+                    if let Some(input) = stdin.as_mut() {
+                        let _ = input.write_all(&buf[..n]);
+                    }
+                    true
+                }
+            }
+        });
+    }
+
+    /// Sends output of `stream` (0 stdout, 1 stderr) to every client.
+    pub fn broadcast(&mut self, stream: usize, data: &[u8]) {
+        if self.clients.is_empty() || data.is_empty() {
+            return;
+        }
+        let mut frame = Vec::with_capacity(data.len() + 5);
+        frame.push(stream as u8 + 1);
+        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        frame.extend_from_slice(data);
+        self.clients.retain_mut(|c| c.write_all(&frame).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_reach_clients_and_input_reaches_stdin() {
+        let dir = std::env::temp_dir().join(format!("crust-shim-attach-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (r, w) = {
+            let mut fds = [0; 2];
+            // SAFETY: fds has room for two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: fresh descriptors owned from here on.
+            unsafe {
+                use std::os::fd::FromRawFd;
+                (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+            }
+        };
+        let mut attach = Attach::bind(&dir, Some(w)).unwrap();
+        let d = File::open(&dir).unwrap();
+        let mut client = UnixStream::connect(short_path(&d, SOCKET)).unwrap();
+        attach.serve(&attach.fds());
+        attach.broadcast(1, b"err!");
+        let mut frame = [0u8; 9];
+        client.read_exact(&mut frame).unwrap();
+        assert_eq!(frame, [2, 0, 0, 0, 4, b'e', b'r', b'r', b'!']);
+        client.write_all(b"input").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        attach.serve(&attach.fds());
+        let mut got = [0u8; 5];
+        File::from(r).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"input");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
