@@ -122,6 +122,12 @@ async fn lifecycle_logs_exit_codes_and_stop_escalation() {
     let env = busybox(&d).await;
     let mut c = d.client().await;
     let (pod, logs) = pod_with_logs(&d, &mut c, "ctr-life").await;
+    let mut events = c
+        .clone()
+        .get_container_events(cri_api::v1::GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let script = "echo hello; echo oops >&2; echo $FROM_IMAGE $MINE; printf partial; exit 3";
     let mut config = ctr("echo", &env.image, script);
     config.envs = vec![cri_api::v1::KeyValue {
@@ -159,6 +165,29 @@ async fn lifecycle_logs_exit_codes_and_stop_escalation() {
         "image env + config env: {text}"
     );
     assert!(records.contains(&("stdout", "F", "partial")), "{text}");
+    // CREATED, STARTED, STOPPED on the bus, with the container's and the pod's status.
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.message())
+            .await
+            .expect("container events")
+            .unwrap()
+            .unwrap();
+        if e.container_id == id {
+            assert_eq!(e.containers_statuses[0].id, id);
+            assert_eq!(e.pod_sandbox_status.as_ref().unwrap().id, pod);
+            seen.push(e.container_event_type);
+        }
+    }
+    use cri_api::v1::ContainerEventType as T;
+    assert_eq!(
+        seen,
+        [
+            T::ContainerCreatedEvent as i32,
+            T::ContainerStartedEvent as i32,
+            T::ContainerStoppedEvent as i32
+        ]
+    );
     // A process that ignores SIGTERM (pid 1 without a handler) is killed at the deadline.
     let id2 = create(&mut c, &pod, ctr("sleeper", &env.image, "exec sleep 1000"))
         .await

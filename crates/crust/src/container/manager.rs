@@ -167,13 +167,8 @@ impl ContainerManager {
         persist(c, self.dir(&c.id).join("container.json")).await
     }
 
-    fn publish(&self, id: &str, kind: EventKind) {
-        self.events.publish(Event {
-            container_id: id.to_string(),
-            kind,
-            created_at_ns: now_ns(),
-            pod_status: None,
-        });
+    fn publish(&self, c: &Container, kind: EventKind) {
+        self.events.publish(event_for(c, kind, &self.sandboxes));
     }
 
     /// The container with `key` (exact id or unique prefix).
@@ -284,7 +279,7 @@ impl ContainerManager {
         match self.build(&container, pod, &image.config, lowers).await {
             Ok(()) => {
                 self.containers.insert(&id, Arc::clone(&container));
-                self.publish(&id, EventKind::Created);
+                self.publish(&container, EventKind::Created);
                 tracing::info!(id = %id, pod = %pod.id, "container created");
                 Ok(id)
             }
@@ -423,6 +418,7 @@ impl ContainerManager {
         };
         c.set_watch(watch.clone());
         let (container, events) = (Arc::clone(c), self.events.clone());
+        let sandboxes = Arc::clone(&self.sandboxes);
         let exit_file = self.dir(&c.id).join("exit.json");
         let record_path = self.dir(&c.id).join("container.json");
         tokio::spawn(async move {
@@ -435,12 +431,7 @@ impl ContainerManager {
                 if let Err(e) = persist(&container, record_path).await {
                     tracing::error!(id = %container.id, error = %e, "container exit not persisted");
                 }
-                events.publish(Event {
-                    container_id: container.id.clone(),
-                    kind: EventKind::Stopped,
-                    created_at_ns: now_ns(),
-                    pod_status: None,
-                });
+                events.publish(event_for(&container, EventKind::Stopped, &sandboxes));
             }
         });
     }
@@ -466,7 +457,7 @@ impl ContainerManager {
             r.started_at_ns = started_at;
         });
         self.persist(&c).await?;
-        self.publish(&c.id, EventKind::Started);
+        self.publish(&c, EventKind::Started);
         Ok(())
     }
 
@@ -515,7 +506,7 @@ impl ContainerManager {
         if mark_exited(c, &self.dir(&c.id).join("exit.json")) {
             note_oom(c);
             self.persist(c).await?;
-            self.publish(&c.id, EventKind::Stopped);
+            self.publish(c, EventKind::Stopped);
         }
         Ok(())
     }
@@ -533,7 +524,7 @@ impl ContainerManager {
         self.stop_locked(&c, 0).await?;
         self.teardown(&c).await?;
         self.containers.remove(&c.id);
-        self.publish(&c.id, EventKind::Deleted);
+        self.publish(&c, EventKind::Deleted);
         tracing::info!(id = %c.id, "container removed");
         Ok(())
     }
@@ -739,6 +730,23 @@ async fn persist(c: &Container, path: PathBuf) -> Result<(), ContainerError> {
         .await
         .map_err(|e| ContainerError::Task(e.to_string()))??;
     Ok(())
+}
+
+/// A container event with the container's status and its pod's.
+fn event_for(c: &Container, kind: EventKind, sandboxes: &SandboxManager) -> Event {
+    let record = c.snapshot();
+    let pod_status = sandboxes
+        .store()
+        .lookup(&record.sandbox_id)
+        .ok()
+        .map(|s| crate::sandbox::status::pod_status(&s.snapshot()));
+    Event {
+        container_id: c.id.clone(),
+        kind,
+        created_at_ns: now_ns(),
+        pod_status,
+        containers_statuses: vec![super::status::to_cri(&record)],
+    }
 }
 
 /// An exit with the cgroup's OOM kill counter raised is reported as `OOMKilled`.

@@ -10,6 +10,7 @@ pub mod shim;
 pub mod spec;
 pub mod state;
 pub mod stats;
+pub mod status;
 pub mod user;
 
 pub use manager::{ContainerManager, ContainerOptions};

@@ -4,7 +4,7 @@
 //! capacity behind loses the oldest events and is told so (the server logs it), so a slow client can
 //! never stall the runtime.
 
-use cri_api::v1::{ContainerEventResponse, ContainerEventType, PodSandboxStatus};
+use cri_api::v1::{ContainerEventResponse, ContainerEventType, ContainerStatus, PodSandboxStatus};
 use tokio::sync::broadcast;
 
 /// How many events a subscriber may lag before it starts losing them.
@@ -37,6 +37,8 @@ pub struct Event {
     pub kind: EventKind,
     pub created_at_ns: i64,
     pub pod_status: Option<PodSandboxStatus>,
+    /// For container events: the container's status.
+    pub containers_statuses: Vec<ContainerStatus>,
 }
 
 impl Event {
@@ -47,7 +49,7 @@ impl Event {
             container_event_type: self.kind.to_cri() as i32,
             created_at: self.created_at_ns,
             pod_sandbox_status: self.pod_status.clone(),
-            containers_statuses: Vec::new(),
+            containers_statuses: self.containers_statuses.clone(),
         }
     }
 }
@@ -97,6 +99,7 @@ mod tests {
             kind: EventKind::Created,
             created_at_ns: now_ns(),
             pod_status: None,
+            containers_statuses: Vec::new(),
         }
     }
 

@@ -788,6 +788,7 @@ impl SandboxManager {
             kind,
             created_at_ns: now_ns(),
             pod_status: Some(status::pod_status(&sandbox.snapshot())),
+            containers_statuses: Vec::new(),
         });
     }
 }

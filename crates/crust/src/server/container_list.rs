@@ -1,10 +1,10 @@
 //! ListContainers (filters: id prefix, state, pod, labels) and the CRI view of a container.
 
-use cri_api::v1::{Container, ImageSpec, ListContainersRequest, ListContainersResponse};
+use cri_api::v1::{Container, ListContainersRequest, ListContainersResponse};
 use tonic::{Request, Response, Status};
 
 use super::CriService;
-use crate::container::record::ContainerRecord;
+use crate::container::{record::ContainerRecord, status::image_spec};
 
 pub(super) async fn handle(
     svc: &CriService,
@@ -18,14 +18,6 @@ pub(super) async fn handle(
         .map(to_cri)
         .collect();
     Ok(Response::new(ListContainersResponse { containers }))
-}
-
-/// The image spec as the request named it.
-pub fn image_spec(r: &ContainerRecord) -> Option<ImageSpec> {
-    Some(ImageSpec {
-        image: r.image.clone(),
-        ..Default::default()
-    })
 }
 
 fn to_cri(r: &ContainerRecord) -> Container {

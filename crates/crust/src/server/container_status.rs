@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 
-use cri_api::v1::{ContainerStatus, ContainerStatusRequest, ContainerStatusResponse};
+use cri_api::v1::{ContainerStatusRequest, ContainerStatusResponse};
 use tonic::{Request, Response, Status};
 
-use super::{container_list::image_spec, CriService};
+use super::CriService;
+use crate::container::status::to_cri;
 
 pub(super) async fn handle(
     svc: &CriService,
@@ -23,26 +24,7 @@ pub(super) async fn handle(
     } else {
         HashMap::new()
     };
-    let status = ContainerStatus {
-        id: r.id.clone(),
-        metadata: r.config.metadata.clone(),
-        state: r.state.to_cri() as i32,
-        created_at: r.created_at_ns,
-        started_at: r.started_at_ns,
-        finished_at: r.finished_at_ns,
-        exit_code: r.exit_code,
-        image: image_spec(&r),
-        image_ref: r.image_id.clone(),
-        reason: r.reason.clone(),
-        message: r.message.clone(),
-        labels: r.config.labels.clone(),
-        annotations: r.config.annotations.clone(),
-        mounts: r.config.mounts.clone(),
-        log_path: r.log_path.clone(),
-        resources: None,
-        image_id: r.image_id.clone(),
-        user: None,
-    };
+    let status = to_cri(&r);
     Ok(Response::new(ContainerStatusResponse {
         status: Some(status),
         info,
