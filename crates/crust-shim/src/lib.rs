@@ -313,9 +313,9 @@ fn last_runc_error(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-/// SIGCHLD, SIGUSR1, SIGTERM, SIGINT, SIGHUP go to the signalfd; SIGPIPE is ignored.
-fn block_signals() {
-    // SAFETY: sigset manipulation on a local, then process signal mask changes.
+/// The signals the shim takes through its signalfd.
+fn handled_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -328,25 +328,24 @@ fn block_signals() {
         ] {
             libc::sigaddset(&mut set, s);
         }
+        set
+    }
+}
+
+/// The handled signals are blocked (they arrive on the signalfd); SIGPIPE is ignored.
+fn block_signals() {
+    let set = handled_signals();
+    // SAFETY: process signal mask changes with a valid set.
+    unsafe {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 }
 
 fn signal_fd() -> Option<OwnedFd> {
-    // SAFETY: as in block_signals; signalfd returns a new descriptor or -1.
+    let set = handled_signals();
+    // SAFETY: signalfd returns a new descriptor or -1.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGCHLD,
-            libc::SIGUSR1,
-            libc::SIGTERM,
-            libc::SIGINT,
-            libc::SIGHUP,
-        ] {
-            libc::sigaddset(&mut set, s);
-        }
         let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
     }

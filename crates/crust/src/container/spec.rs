@@ -136,16 +136,7 @@ pub struct ResolvedUser {
 /// The command line kubelet expects: CRI command replaces the image Entrypoint, CRI args replace
 /// the image Cmd.
 pub fn command_line(config: &ContainerConfig, image: &Value) -> Vec<String> {
-    let strings = |key: &str| -> Vec<String> {
-        image["config"][key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |key: &str| config_strings(image, key);
     let mut out = if config.command.is_empty() {
         strings("Entrypoint")
     } else {
@@ -159,16 +150,21 @@ pub fn command_line(config: &ContainerConfig, image: &Value) -> Vec<String> {
     out
 }
 
-/// Image Env, overridden and extended by the config's envs (by key).
-pub fn environment(config: &ContainerConfig, image: &Value) -> Vec<String> {
-    let mut env: Vec<String> = image["config"]["Env"]
+/// The string array `config.<key>` of an image config (Entrypoint, Cmd, Env); empty if absent.
+pub fn config_strings(image: &Value, key: &str) -> Vec<String> {
+    image["config"][key]
         .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Image Env, overridden and extended by the config's envs (by key).
+pub fn environment(config: &ContainerConfig, image: &Value) -> Vec<String> {
+    let mut env = config_strings(image, "Env");
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(
             0,

@@ -38,16 +38,7 @@ impl ImageRootfs {
             .rev()
             .map(|l| store.snapshot_dir(&l.chain_id).join("fs"))
             .collect();
-        let strings = |key: &str| -> Vec<String> {
-            image.config["config"][key]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strings = |key| crate::container::spec::config_strings(&image.config, key);
         let mut args = strings("Entrypoint");
         args.extend(strings("Cmd"));
         Some(ImageRootfs {

@@ -117,21 +117,30 @@ pub async fn ps(mut c: Client, pod: Option<String>, quiet: bool, json: bool) -> 
     Ok(())
 }
 
-/// ContainerStatus (verbose) as JSON.
-pub async fn inspect(mut c: Client, id: String) -> anyhow::Result<()> {
+/// ContainerStatus with its verbose `info` parsed.
+async fn verbose_status(
+    c: &mut Client,
+    id: &str,
+) -> anyhow::Result<(Option<cri_api::v1::ContainerStatus>, serde_json::Value)> {
     let r = c
         .container_status(ContainerStatusRequest {
-            container_id: id,
+            container_id: id.to_string(),
             verbose: true,
         })
         .await?
         .into_inner();
-    let info: serde_json::Value = r
+    let info = r
         .info
         .get("info")
         .and_then(|i| serde_json::from_str(i).ok())
         .unwrap_or_default();
-    print_json(&serde_json::json!({ "status": r.status, "info": info }))
+    Ok((r.status, info))
+}
+
+/// ContainerStatus (verbose) as JSON.
+pub async fn inspect(mut c: Client, id: String) -> anyhow::Result<()> {
+    let (status, info) = verbose_status(&mut c, &id).await?;
+    print_json(&serde_json::json!({ "status": status, "info": info }))
 }
 
 /// The text of CRI log records: P pieces are joined to the next record.
@@ -202,18 +211,7 @@ pub async fn exec(mut c: Client, id: String, cmd: Vec<String>, timeout: i64) -> 
 /// Attaches to a running container through its shim's socket (on this node): prints its output
 /// as it comes and, with `stdin`, sends this terminal's input; ends when the container does.
 pub async fn attach(mut c: Client, id: String, stdin: bool) -> anyhow::Result<()> {
-    let r = c
-        .container_status(ContainerStatusRequest {
-            container_id: id.clone(),
-            verbose: true,
-        })
-        .await?
-        .into_inner();
-    let info: serde_json::Value = r
-        .info
-        .get("info")
-        .and_then(|i| serde_json::from_str(i).ok())
-        .unwrap_or_default();
+    let (_, info) = verbose_status(&mut c, &id).await?;
     let socket = info["attachSocket"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("crustd did not name an attach socket for {id}"))?;
