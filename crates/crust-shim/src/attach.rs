@@ -2,7 +2,8 @@
 //! long bundle path still fits a socket address; clients connect the same way. Every client gets
 //! the container's output from the moment it connects, as frames
 //! `[stream: u8 (1 stdout, 2 stderr)][length: u32 big endian][bytes]`; what a client sends goes to
-//! the container's stdin when it was created with one. A client that cannot keep up (100 ms write
+//! the container's stdin when it was created with one (with stdin_once, stdin closes when the
+//! first client leaves, as CRI's `stdin_once` says). A client that cannot keep up (100 ms write
 //! timeout) is dropped; the container never waits for it.
 
 use std::{
@@ -24,6 +25,7 @@ pub struct Attach {
     listener: UnixListener,
     clients: Vec<UnixStream>,
     stdin: Option<File>,
+    stdin_once: bool,
 }
 
 /// `/proc/self/fd/<fd of dir>/<name>`: a short path to a file in `dir`, valid while `dir_fd` is open.
@@ -33,7 +35,11 @@ pub fn short_path(dir_fd: &File, name: &str) -> String {
 
 impl Attach {
     /// Binds `<bundle>/attach.sock` (replacing a stale one).
-    pub fn bind(bundle: &Path, stdin: Option<OwnedFd>) -> std::io::Result<Attach> {
+    pub fn bind(
+        bundle: &Path,
+        stdin: Option<OwnedFd>,
+        stdin_once: bool,
+    ) -> std::io::Result<Attach> {
         let dir = File::open(bundle)?;
         let _ = std::fs::remove_file(bundle.join(SOCKET));
         let listener = UnixListener::bind(short_path(&dir, SOCKET))?;
@@ -42,6 +48,7 @@ impl Attach {
             listener,
             clients: Vec::new(),
             stdin: stdin.map(File::from),
+            stdin_once,
         })
     }
 
@@ -64,12 +71,16 @@ impl Attach {
         }
         let mut buf = [0u8; 16 * 1024];
         let stdin = &mut self.stdin;
+        let mut left = false;
         self.clients.retain_mut(|c| {
             if !ready.contains(&c.as_raw_fd()) {
                 return true;
             }
             match c.read(&mut buf) {
-                Ok(0) | Err(_) => false,
+                Ok(0) | Err(_) => {
+                    left = true;
+                    false
+                }
                 Ok(n) => {
                     if let Some(input) = stdin.as_mut() {
                         let _ = input.write_all(&buf[..n]);
@@ -78,6 +89,9 @@ impl Attach {
                 }
             }
         });
+        if left && self.stdin_once {
+            self.stdin = None; // the container reads EOF
+        }
     }
 
     /// Sends output of `stream` (0 stdout, 1 stderr) to every client.
@@ -111,7 +125,7 @@ mod tests {
                 (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
             }
         };
-        let mut attach = Attach::bind(&dir, Some(w)).unwrap();
+        let mut attach = Attach::bind(&dir, Some(w), false).unwrap();
         let d = File::open(&dir).unwrap();
         let mut client = UnixStream::connect(short_path(&d, SOCKET)).unwrap();
         attach.serve(&attach.fds());

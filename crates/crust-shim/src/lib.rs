@@ -38,6 +38,8 @@ struct Args {
     tty: bool,
     /// The container reads stdin (fed by attach clients).
     stdin: bool,
+    /// Stdin closes when the first attach client leaves.
+    stdin_once: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         (None, None, None, None, None, None);
     let mut tty = false;
     let mut stdin = false;
+    let mut stdin_once = false;
     while let Some(flag) = it.next() {
         if flag == "--version" {
             println!("crust-shim {}", env!("CARGO_PKG_VERSION"));
@@ -57,6 +60,10 @@ fn parse_args() -> Result<Args, String> {
         }
         if flag == "--stdin" {
             stdin = true;
+            continue;
+        }
+        if flag == "--stdin-once" {
+            stdin_once = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -80,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         exit_file: exit_file.ok_or_else(|| need("exit-file"))?,
         tty,
         stdin,
+        stdin_once,
     })
 }
 
@@ -140,13 +148,14 @@ fn daemon(args: Args, status: OwnedFd) -> ! {
     let mut status = File::from(status);
     match setup(&args) {
         Ok((pid, streams, log, stdin)) => {
+            // Bound before "ok": once crustd answers CreateContainer, attach works. Without the
+            // socket the container still runs and logs.
+            let attach = attach::Attach::bind(&args.bundle, stdin, args.stdin_once).ok();
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
             let _ = writeln!(status, "ok {pid} {me}");
             drop(status);
             quiet_stdio();
-            // Without the attach socket the container still runs and logs.
-            let attach = attach::Attach::bind(&args.bundle, stdin).ok();
             let code = monitor(&args, pid, streams, log, attach);
             let _ = std::fs::remove_file(args.bundle.join(attach::SOCKET));
             write_exit(&args, code);

@@ -1004,6 +1004,28 @@ async fn attach_socket_streams_output_and_feeds_stdin() {
         (1, b"ping over attach\n".as_slice())
     );
     drop(client);
+    // stdin_once: the first session's end closes stdin, so `cat` ends and the container exits.
+    let mut once = ctr("once", &env.image, "cat; echo cat-saw-eof");
+    once.stdin = true;
+    once.stdin_once = true;
+    let once = create(&mut c, &pod, once).await.unwrap();
+    start(&mut c, &once).await;
+    let dir_once =
+        std::fs::File::open(socket.parent().unwrap().parent().unwrap().join(&once)).unwrap();
+    let short_once = format!(
+        "/proc/self/fd/{}/attach.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&dir_once)
+    );
+    let mut session = std::os::unix::net::UnixStream::connect(&short_once).unwrap();
+    session.write_all(b"only once\n").unwrap();
+    drop(session);
+    let s = wait_exited(&mut c, &once).await;
+    assert_eq!(s.exit_code, 0);
+    let text = std::fs::read_to_string(logs.join("once.log")).unwrap();
+    assert!(
+        text.contains("stdout F only once") && text.contains("stdout F cat-saw-eof"),
+        "{text}"
+    );
     let text = std::fs::read_to_string(logs.join("echoer.log")).unwrap();
     assert!(
         text.contains("stdout F ready") && text.contains("stdout F ping over attach"),

@@ -334,6 +334,7 @@ impl ContainerManager {
             exit_file: dir.join("exit.json"),
             tty: record.config.tty,
             stdin: record.config.stdin,
+            stdin_once: record.config.stdin_once,
         };
         let started = shim::start(&self.options.shim, args).await?;
         let shim = ShimProcess {

@@ -22,6 +22,8 @@ pub struct ShimArgs {
     pub tty: bool,
     /// The container reads stdin, fed by attach clients.
     pub stdin: bool,
+    /// Stdin closes after the first attach session.
+    pub stdin_once: bool,
 }
 
 /// Pids the shim reported.
@@ -55,6 +57,9 @@ pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerEr
         }
         if args.stdin {
             cmd.arg("--stdin");
+        }
+        if args.stdin_once {
+            cmd.arg("--stdin-once");
         }
         cmd.arg("--id")
             .arg(&args.id)
