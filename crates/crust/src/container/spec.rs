@@ -540,6 +540,185 @@ mod tests {
         assert!(capabilities(&sc).contains(&"CAP_SYS_ADMIN".to_string()));
     }
 
+    fn input_for<'a>(
+        pod: &'a PodSandboxConfig,
+        user: &'a ResolvedUser,
+        image: &'a Value,
+    ) -> SpecInput<'a> {
+        SpecInput {
+            rootfs: Path::new("/r"),
+            image_config: image,
+            pod,
+            pause_pid: 7,
+            netns: None,
+            hosts: Path::new("/p/hosts"),
+            resolv_conf: Path::new("/p/resolv.conf"),
+            hostname: Path::new("/p/hostname"),
+            shm: None,
+            cgroups_path: "/crust/c",
+            user,
+            target_pid: Some(99),
+            seccomp: None,
+            devices: &[],
+        }
+    }
+
+    fn with_sc(sc: LinuxContainerSecurityContext) -> ContainerConfig {
+        ContainerConfig {
+            linux: Some(LinuxContainerConfig {
+                security_context: Some(sc),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn security_context_fields_one_by_one() {
+        let (pod, user, image) = (
+            PodSandboxConfig::default(),
+            ResolvedUser {
+                uid: 5,
+                gid: 6,
+                additional_gids: vec![7],
+            },
+            json!({}),
+        );
+        let input = input_for(&pod, &user, &image);
+        let plain = container_spec(&with_sc(Default::default()), &input);
+        assert_eq!(plain["process"]["noNewPrivileges"], false);
+        assert_eq!(
+            plain["process"]["user"],
+            json!({"uid": 5, "gid": 6, "additionalGids": [7]})
+        );
+        assert_eq!(plain["root"]["readonly"], false);
+        assert_eq!(plain["linux"]["readonlyPaths"][0], "/proc/bus");
+        assert_eq!(
+            plain["linux"]["resources"]["devices"],
+            json!([{"allow": false, "access": "rwm"}])
+        );
+        let nnp = container_spec(
+            &with_sc(LinuxContainerSecurityContext {
+                no_new_privs: true,
+                ..Default::default()
+            }),
+            &input,
+        );
+        assert_eq!(nnp["process"]["noNewPrivileges"], true);
+        let paths = container_spec(
+            &with_sc(LinuxContainerSecurityContext {
+                masked_paths: vec!["/proc/x".into()],
+                readonly_paths: vec!["/proc/y".into()],
+                ..Default::default()
+            }),
+            &input,
+        );
+        assert_eq!(paths["linux"]["maskedPaths"], json!(["/proc/x"]));
+        assert_eq!(paths["linux"]["readonlyPaths"], json!(["/proc/y"]));
+        let privileged = container_spec(
+            &with_sc(LinuxContainerSecurityContext {
+                privileged: true,
+                ..Default::default()
+            }),
+            &input,
+        );
+        assert!(privileged["linux"].get("maskedPaths").is_none());
+        assert_eq!(
+            privileged["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        let sys = privileged["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap()
+            .clone();
+        assert!(
+            !sys["options"].as_array().unwrap().contains(&json!("ro")),
+            "privileged: /sys writable"
+        );
+        assert!(privileged["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_SYS_ADMIN")));
+        let target = container_spec(
+            &with_sc(LinuxContainerSecurityContext {
+                namespace_options: Some(cri_api::v1::NamespaceOption {
+                    pid: NamespaceMode::Target as i32,
+                    target_id: "t".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            &input,
+        );
+        assert!(target["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "pid", "path": "/proc/99/ns/pid"})));
+    }
+
+    #[test]
+    fn sysctls_resources_devices_and_seccomp() {
+        let pod = PodSandboxConfig {
+            linux: Some(cri_api::v1::LinuxPodSandboxConfig {
+                sysctls: [("net.core.somaxconn".to_string(), "1024".to_string())].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (user, image) = (ResolvedUser::default(), json!({}));
+        let devices = [Device {
+            container_path: "/dev/mine".into(),
+            kind: 'c',
+            major: 1,
+            minor: 3,
+            file_mode: 0o666,
+            access: "rw".into(),
+        }];
+        let profile = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        let mut input = input_for(&pod, &user, &image);
+        input.devices = &devices;
+        input.seccomp = Some(&profile);
+        let config = ContainerConfig {
+            linux: Some(LinuxContainerConfig {
+                resources: Some(cri_api::v1::LinuxContainerResources {
+                    cpu_shares: 512,
+                    cpu_quota: 50_000,
+                    cpu_period: 100_000,
+                    memory_limit_in_bytes: 1 << 26,
+                    oom_score_adj: 500,
+                    cpuset_cpus: "0".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let spec = container_spec(&config, &input);
+        assert_eq!(spec["linux"]["sysctl"]["net.core.somaxconn"], "1024");
+        assert_eq!(
+            spec["linux"]["resources"]["cpu"],
+            json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"})
+        );
+        assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 1 << 26);
+        assert_eq!(spec["process"]["oomScoreAdj"], 500);
+        assert_eq!(spec["linux"]["devices"][0]["path"], "/dev/mine");
+        assert!(spec["linux"]["resources"]["devices"]
+            .as_array()
+            .unwrap()
+            .contains(
+                &json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"})
+            ));
+        assert_eq!(spec["linux"]["seccomp"], profile);
+        let ns = spec["linux"]["namespaces"].as_array().unwrap();
+        assert!(
+            ns.contains(&json!({"type": "network", "path": "/proc/7/ns/net"})),
+            "no netns pinned: the pause's"
+        );
+    }
+
     #[test]
     fn joins_the_pod_and_mounts_its_files() {
         let user = ResolvedUser::default();
