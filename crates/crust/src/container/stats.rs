@@ -175,6 +175,29 @@ mod tests {
     }
 
     #[test]
+    fn v2_files() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cpu.stat"), "usage_usec 250\nuser_usec 200\n").unwrap();
+        std::fs::write(t.path().join("memory.current"), "4096\n").unwrap();
+        std::fs::write(
+            t.path().join("memory.stat"),
+            "anon 1000\ninactive_file 96\npgfault 9\npgmajfault 2\n",
+        )
+        .unwrap();
+        std::fs::write(t.path().join("pids.current"), "3\n").unwrap();
+        let u = usage_v2(t.path());
+        assert_eq!(u.cpu_ns, Some(250_000));
+        assert_eq!(
+            (u.memory_usage, u.working_set, u.rss),
+            (Some(4096), Some(4000), Some(1000))
+        );
+        assert_eq!(
+            (u.page_faults, u.major_page_faults, u.processes),
+            (Some(9), Some(2), Some(3))
+        );
+    }
+
+    #[test]
     fn v1_files() {
         let t = tempfile::tempdir().unwrap();
         let mem = t.path().join("memory/p/c");
