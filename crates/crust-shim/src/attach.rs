@@ -33,6 +33,29 @@ pub fn short_path(dir_fd: &File, name: &str) -> String {
     format!("/proc/self/fd/{}/{name}", dir_fd.as_raw_fd())
 }
 
+/// Connects to the attach socket at `path` (through `/proc/self/fd`, so any path length works).
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    let dir = File::open(path.parent().unwrap_or(Path::new("/")))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    UnixStream::connect(short_path(&dir, &name))
+}
+
+/// Reads one output frame: `(stream, bytes)` with stream 1 = stdout, 2 = stderr; `None` at EOF.
+pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut header = [0u8; 5];
+    match r.read_exact(&mut header) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut data = vec![0u8; len];
+    r.read_exact(&mut data)?;
+    Ok(Some((header[0], data)))
+}
+
 impl Attach {
     /// Binds `<bundle>/attach.sock` (replacing a stale one).
     pub fn bind(

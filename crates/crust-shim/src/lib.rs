@@ -11,7 +11,7 @@
 //! The binary is `crust-shim` of the crustd package (so it is built, and found next to crustd,
 //! wherever crustd is); this crate holds its code.
 
-mod attach;
+pub mod attach;
 mod log;
 
 use std::{

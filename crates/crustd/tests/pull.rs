@@ -386,6 +386,26 @@ async fn mirrors_with_and_without_fallback() {
     assert_store_clean(&d);
 }
 
+/// Pushes `lib/a:v1` and `lib/b:v1`: busybox (shared) plus one small layer each.
+async fn push_two_images_sharing_busybox(registry: &Registry) -> (TestImage, TestImage) {
+    let shared = TestLayer::new(busybox_layer(), Compression::Gzip);
+    let image = |name: &str| {
+        TestImage::new(vec![
+            shared.clone(),
+            TestLayer::new(
+                TarBuilder::new()
+                    .file(name, name.as_bytes(), 0o644)
+                    .finish(),
+                Compression::Gzip,
+            ),
+        ])
+    };
+    let (a, b) = (image("a"), image("b"));
+    registry.push_image("lib/a", "v1", &a).await;
+    registry.push_image("lib/b", "v1", &b).await;
+    (a, b)
+}
+
 fn blob_gets(registry: &Registry, digest: &str) -> usize {
     registry
         .log()
@@ -397,23 +417,7 @@ fn blob_gets(registry: &Registry, digest: &str) -> usize {
 #[tokio::test]
 async fn concurrent_pulls_merge_and_shared_layers_download_once() {
     let registry = Registry::start().await;
-    let shared = TestLayer::new(busybox_layer(), Compression::Gzip);
-    let a = TestImage::new(vec![
-        shared.clone(),
-        TestLayer::new(
-            TarBuilder::new().file("a", b"a", 0o644).finish(),
-            Compression::Gzip,
-        ),
-    ]);
-    let b = TestImage::new(vec![
-        shared.clone(),
-        TestLayer::new(
-            TarBuilder::new().file("b", b"b", 0o644).finish(),
-            Compression::Gzip,
-        ),
-    ]);
-    registry.push_image("lib/a", "v1", &a).await;
-    registry.push_image("lib/b", "v1", &b).await;
+    let (a, _) = push_two_images_sharing_busybox(&registry).await;
     let shared_digest = sha256(&a.build().layers[0]);
     let d = Daemon::start().await;
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
@@ -529,23 +533,7 @@ async fn corrupt_blob_and_traversal_layer_leave_nothing() {
 #[tokio::test]
 async fn remove_image_collects_garbage_and_fs_info_follows() {
     let registry = Registry::start().await;
-    let shared = TestLayer::new(busybox_layer(), Compression::Gzip);
-    let a = TestImage::new(vec![
-        shared.clone(),
-        TestLayer::new(
-            TarBuilder::new().file("a", b"a", 0o644).finish(),
-            Compression::Gzip,
-        ),
-    ]);
-    let b = TestImage::new(vec![
-        shared,
-        TestLayer::new(
-            TarBuilder::new().file("b", b"b", 0o644).finish(),
-            Compression::Gzip,
-        ),
-    ]);
-    registry.push_image("lib/a", "v1", &a).await;
-    registry.push_image("lib/b", "v1", &b).await;
+    push_two_images_sharing_busybox(&registry).await;
     let d = Daemon::start().await;
     let mut c = d.image_client().await;
     let empty = fs_used(&mut c).await;

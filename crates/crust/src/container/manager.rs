@@ -121,6 +121,13 @@ impl ContainerManager {
         Some((cpu.saturating_sub(before) as u128 * 1_000_000_000 / elapsed as u128) as u64)
     }
 
+    fn forget_cpu_sample(&self, key: &str) {
+        self.cpu_samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
     /// The usage of container `record` (cgroup, writable layer); blocking reads.
     pub fn container_usage(&self, record: &ContainerRecord) -> Usage {
         let timestamp_ns = now_ns();
@@ -174,6 +181,14 @@ impl ContainerManager {
     /// The container with `key` (exact id or unique prefix).
     pub fn lookup(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
         Ok(self.containers.lookup(key)?)
+    }
+
+    /// Stop/Remove: an unknown id is nothing to do (`None`); an empty or ambiguous one is an error.
+    fn find_for_teardown(&self, key: &str) -> Result<Option<Arc<Container>>, ContainerError> {
+        match self.lookup(key) {
+            Err(ContainerError::Lookup(crate::store::LookupError::NotFound(_))) => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// All containers matching `filter`.
@@ -271,8 +286,6 @@ impl ContainerManager {
             reason: String::new(),
             message: String::new(),
             shim: None,
-            rootfs_mounted: true,
-            created_in_runtime: true,
             cgroups_path: container_cgroups_path(pod, &id),
         };
         let container = Arc::new(Container::new(record));
@@ -464,9 +477,8 @@ impl ContainerManager {
 
     /// StopContainer: the image's stop signal (else SIGTERM), SIGKILL at the deadline; 0 = kill now.
     pub async fn stop(&self, key: &str, timeout_s: i64) -> Result<(), ContainerError> {
-        let c = match self.lookup(key) {
-            Err(ContainerError::Lookup(crate::store::LookupError::NotFound(_))) => return Ok(()),
-            other => other?,
+        let Some(c) = self.find_for_teardown(key)? else {
+            return Ok(());
         };
         let _op = c.op.clone().lock_owned().await;
         self.stop_locked(&c, timeout_s).await
@@ -514,9 +526,8 @@ impl ContainerManager {
 
     /// RemoveContainer: forces a running container down first; unknown ids are fine.
     pub async fn remove(&self, key: &str) -> Result<(), ContainerError> {
-        let c = match self.lookup(key) {
-            Err(ContainerError::Lookup(crate::store::LookupError::NotFound(_))) => return Ok(()),
-            other => other?,
+        let Some(c) = self.find_for_teardown(key)? else {
+            return Ok(());
         };
         let _op = c.op.clone().lock_owned().await;
         if self.containers.lookup(&c.id).is_err() {
@@ -525,6 +536,7 @@ impl ContainerManager {
         self.stop_locked(&c, 0).await?;
         self.teardown(&c).await?;
         self.containers.remove(&c.id);
+        self.forget_cpu_sample(&c.id);
         self.publish(&c, EventKind::Deleted);
         tracing::info!(id = %c.id, "container removed");
         Ok(())
@@ -533,12 +545,10 @@ impl ContainerManager {
     /// Runtime delete, unmount, dir and record removal, name release (idempotent).
     async fn teardown(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         let record = c.snapshot();
-        if record.created_in_runtime {
-            let runtime = self.runtime(&record.runtime_handler)?;
-            if let Err(e) = runtime.delete(&c.id).await {
-                if !e.is_not_found() {
-                    runtime.force_delete(&c.id).await?;
-                }
+        let runtime = self.runtime(&record.runtime_handler)?;
+        if let Err(e) = runtime.delete(&c.id).await {
+            if !e.is_not_found() {
+                runtime.force_delete(&c.id).await?;
             }
         }
         let dir = self.dir(&c.id);
@@ -668,11 +678,12 @@ impl ContainerManager {
         Ok(())
     }
 
-    /// RemovePodSandbox: its containers go.
+    /// RemovePodSandbox: its containers go (and the pod's stats sample).
     pub async fn remove_pod(&self, pod_id: &str) -> Result<(), ContainerError> {
         for c in self.of_pod(pod_id) {
             self.remove(&c.id).await?;
         }
+        self.forget_cpu_sample(pod_id);
         Ok(())
     }
 
@@ -806,8 +817,6 @@ fn unknown_record(id: &str, error: &str) -> ContainerRecord {
         message: format!("unreadable record: {error}"),
         log_path: String::new(),
         shim: None,
-        rootfs_mounted: true,
-        created_in_runtime: true,
         cgroups_path: String::new(),
     }
 }

@@ -2,9 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use cri_api::v1::ContainerConfig;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use super::state::ContainerState;
@@ -27,7 +25,7 @@ pub struct ContainerRecord {
     pub id: String,
     pub name: String,
     pub sandbox_id: String,
-    #[serde(with = "config_b64")]
+    #[serde(with = "crate::store::proto_b64")]
     pub config: ContainerConfig,
     /// The image as the request named it, and its id.
     pub image: String,
@@ -43,31 +41,9 @@ pub struct ContainerRecord {
     /// Absolute log path (the pod's log directory + the config's relative path), or empty.
     pub log_path: String,
     pub shim: Option<ShimProcess>,
-    /// The overlay rootfs is (or may be) mounted.
-    pub rootfs_mounted: bool,
-    /// The runtime knows the container (runc create ran).
-    pub created_in_runtime: bool,
     /// Its cgroup (cgroupfs path), for stats.
     #[serde(default)]
     pub cgroups_path: String,
-}
-
-mod config_b64 {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(c: &ContainerConfig, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(c.encode_to_vec()))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<ContainerConfig, D::Error> {
-        let text = String::deserialize(d)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)?;
-        ContainerConfig::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
-    }
 }
 
 /// A container in memory: its record, an operation lock, and its exit watch while it runs.

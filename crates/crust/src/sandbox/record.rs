@@ -3,9 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use base64::Engine;
 use cri_api::v1::PodSandboxConfig;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -64,10 +62,10 @@ pub struct SandboxRecord {
     pub id: String,
     pub name: String,
     /// The stored PodSandboxConfig (request plus crust's labels/annotations), protobuf in base64.
-    #[serde(with = "config_b64")]
+    #[serde(with = "crate::store::proto_b64")]
     pub config: PodSandboxConfig,
     /// The config as the client sent it, to recognise kubelet's same-name retry.
-    #[serde(with = "config_b64")]
+    #[serde(with = "crate::store::proto_b64")]
     pub requested: PodSandboxConfig,
     pub runtime_handler: String,
     pub network_mode: NetworkMode,
@@ -91,24 +89,6 @@ pub struct SandboxRecord {
     /// The registry sandbox image's overlay rootfs; `None` for the built-in pause.
     #[serde(default)]
     pub rootfs: Option<ImageRootfs>,
-}
-
-mod config_b64 {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(c: &PodSandboxConfig, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(c.encode_to_vec()))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<PodSandboxConfig, D::Error> {
-        let text = String::deserialize(d)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)?;
-        PodSandboxConfig::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The in-memory entry for one sandbox.

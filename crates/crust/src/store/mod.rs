@@ -1,9 +1,10 @@
 //! Persistence and indexing: atomic versioned JSON records ([`record`]), ids ([`id`]), the name
 //! registrar shared by sandboxes and containers ([`registrar`]), and the in-memory index with
-//! exact-then-prefix lookup ([`index`]).
+//! exact-then-prefix lookup ([`index`]); protobuf messages inside records ([`proto_b64`]).
 
 pub mod id;
 pub mod index;
+pub mod proto_b64;
 pub mod record;
 pub mod registrar;
 

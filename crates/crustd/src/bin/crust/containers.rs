@@ -215,16 +215,7 @@ pub async fn attach(mut c: Client, id: String, stdin: bool) -> anyhow::Result<()
     let socket = info["attachSocket"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("crustd did not name an attach socket for {id}"))?;
-    let path = std::path::Path::new(socket);
-    let dir = std::fs::File::open(path.parent().unwrap_or(path))?;
-    let short = format!(
-        "/proc/self/fd/{}/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir),
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    );
-    let stream = std::os::unix::net::UnixStream::connect(&short)
+    let stream = crust_shim::attach::connect(std::path::Path::new(socket))
         .map_err(|e| anyhow::anyhow!("attach socket {socket}: {e}"))?;
     if stdin {
         let mut input = stream.try_clone()?;
@@ -236,15 +227,10 @@ pub async fn attach(mut c: Client, id: String, stdin: bool) -> anyhow::Result<()
     Ok(())
 }
 
-/// Copies `[stream][len][bytes]` frames to stdout/stderr until the socket closes.
+/// Copies the shim's output frames to stdout/stderr until the socket closes.
 fn print_frames(mut stream: std::os::unix::net::UnixStream) -> anyhow::Result<()> {
-    use std::io::Read as _;
-    let mut header = [0u8; 5];
-    while stream.read_exact(&mut header).is_ok() {
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let mut data = vec![0u8; len];
-        stream.read_exact(&mut data)?;
-        if header[0] == 2 {
+    while let Some((kind, data)) = crust_shim::attach::read_frame(&mut stream)? {
+        if kind == 2 {
             std::io::stderr().write_all(&data)?;
         } else {
             std::io::stdout().write_all(&data)?;
