@@ -2,6 +2,7 @@
 # Pull benchmark (issue #4): a local docker-registry on a free loopback port holding a ~100 MB
 # (compressed) five-layer image generated here, a crustd of its own on scratch dirs, and
 # `crust bench --pull` comparing cold PullImage + unpack with skopeo copy + umoci unpack.
+# Then a 20-pod container bench from that image and crustd's idle memory afterwards.
 # Usage: scripts/bench-pull.sh [RUNS]   (release build; leaves nothing behind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$work"
+    rmdir /sys/fs/cgroup/*/crust-bench-pull /sys/fs/cgroup/crust-bench-pull 2>/dev/null || true
 }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -91,3 +93,14 @@ target/release/crustd --socket "$work/crust/crust.sock" --root "$work/crust/root
 pids+=($!)
 for _ in $(seq 100); do [ -S "$work/crust/crust.sock" ] && break; sleep 0.1; done
 target/release/crust --socket "$work/crust/crust.sock" bench --pull "$addr/bench/big:v1" --runs "$runs"
+# Then one busybox container per pod from that image, and crustd's memory once it is idle again
+# (the "idle RSS after activity" figure: allocator retention would show here).
+target/release/crust --socket "$work/crust/crust.sock" bench --pods 20 --host-network \
+    --cgroup-parent /crust-bench-pull --container-image "$addr/bench/big:v1" \
+    --container-cmd /bin/busybox sleep 3600
+crustd_pid=${pids[1]}
+for idle in 3 15; do
+    sleep $((idle == 3 ? 3 : 12))
+    echo "crustd memory ${idle} s after the pulls and containers:" \
+        "$(grep -E '^(VmRSS|VmHWM|RssAnon|RssFile)' "/proc/$crustd_pid/status" | tr -s ' \t\n' ' ')"
+done

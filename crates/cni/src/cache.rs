@@ -47,14 +47,28 @@ impl Cache {
             .join(format!("{network}-{container_id}-{if_name}.json"))
     }
 
-    /// Writes an attachment atomically.
+    /// Writes an attachment atomically (temp file, fsync, rename).
     pub fn write(&self, entry: &CachedAttachment) -> std::io::Result<()> {
+        self.write_with(entry, true)
+    }
+
+    /// Writes an attachment atomically but without waiting for the disk: visible to a restarted
+    /// runtime after a crash of the process, possibly lost (never torn) on a power cut. For the
+    /// entry written just before ADD, whose only job is to let DEL use the same config after a
+    /// crash mid-ADD; the entry with the result is written with [`Cache::write`].
+    pub fn write_unsynced(&self, entry: &CachedAttachment) -> std::io::Result<()> {
+        self.write_with(entry, false)
+    }
+
+    fn write_with(&self, entry: &CachedAttachment, sync: bool) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(&entry.network_name, &entry.container_id, &entry.if_name);
         let tmp = path.with_extension("tmp");
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         std::fs::rename(&tmp, &path)
     }
 

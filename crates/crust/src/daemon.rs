@@ -283,7 +283,9 @@ pub async fn run(
     let service = build(config).await?;
     let listener = bind_socket(&socket)?;
     tracing::info!(socket = %socket.display(), "crustd serving CRI v1");
+    let trimmer = crate::memory::spawn_idle_trim(crate::memory::QUIET);
     let result = serve(service, listener, shutdown).await;
+    trimmer.abort();
     let _ = std::fs::remove_file(&socket);
     tracing::info!("crustd stopped; pods keep running");
     result

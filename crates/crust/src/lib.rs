@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod failpoint;
 pub mod image;
+pub mod memory;
 pub mod network;
 pub mod oci_runtime;
 pub mod rollback;

@@ -91,6 +91,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            crust::memory::limit_arenas();
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
                 .with_writer(std::io::stderr)

@@ -8,14 +8,58 @@ use common::Daemon;
 #[tokio::test]
 async fn bench_reports_every_rpc_and_the_floor() {
     let d = Daemon::start().await;
-    let json = d.dir.path().join("bench.json");
+    // Concurrent runs measure the floor afterwards; sequential ones interleave it pod by pod.
+    for (concurrency, interleaved) in [("2", false), ("1", true)] {
+        let report = bench_with_floor(&d, concurrency).await;
+        let label = format!("concurrency {concurrency}");
+        for rpc in [
+            "RunPodSandbox",
+            "PodSandboxStatus",
+            "StopPodSandbox",
+            "RemovePodSandbox",
+            "Stop+Remove",
+        ] {
+            assert_eq!(report["rpcs"][rpc]["n"], 4, "{label} {rpc}: {report}");
+            assert!(report["rpcs"][rpc]["p50_ms"].as_f64().unwrap() > 0.0);
+        }
+        assert_eq!(report["floor"]["setup"]["n"], 4, "{label}");
+        assert!(report["floor"]["teardown"]["p50_ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(report["floor_interleaved"], interleaved, "{label}");
+        let steps = report["floor"]["setup_steps_p50_ms"].as_array().unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s[0].as_str().unwrap()).collect();
+        assert_eq!(names, ["netns", "cni add", "runc create", "runc start"]);
+        assert!(
+            steps.iter().all(|s| s[1].as_f64().unwrap() > 0.0),
+            "{steps:?}"
+        );
+        // crustd's pid is found through the socket; its CPU per pod is always some.
+        assert!(
+            report["runtime_cpu_ms_per_pod"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert_eq!(
+            report["floor_cpu_ms_per_pod"].is_null(),
+            interleaved,
+            "the floor's own CPU is known when it ran alone: {report}"
+        );
+        assert!(
+            d.net.allocated_ips().is_empty(),
+            "{label}: the floor released its IPs"
+        );
+        d.assert_no_leaks().await;
+    }
+}
+
+/// `crust bench --pods 4 --floor` at `concurrency`; returns the JSON report.
+async fn bench_with_floor(d: &Daemon, concurrency: &str) -> serde_json::Value {
+    let json = d.dir.path().join(format!("bench-{concurrency}.json"));
     let out = tokio::process::Command::from(d.crust_cli())
         .args([
             "bench",
             "--pods",
             "4",
             "--concurrency",
-            "2",
+            concurrency,
             "--floor",
             "--conflist",
         ])
@@ -44,24 +88,11 @@ async fn bench_reports_every_rpc_and_the_floor() {
         stdout.contains("ratio RunPodSandbox p50 / floor setup p50"),
         "{stdout}"
     );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    for rpc in [
-        "RunPodSandbox",
-        "PodSandboxStatus",
-        "StopPodSandbox",
-        "RemovePodSandbox",
-        "Stop+Remove",
-    ] {
-        assert_eq!(report["rpcs"][rpc]["n"], 4, "{rpc}: {report}");
-        assert!(report["rpcs"][rpc]["p50_ms"].as_f64().unwrap() > 0.0);
-    }
-    assert_eq!(report["floor"]["setup"]["n"], 4);
-    assert!(report["floor"]["teardown"]["p50_ms"].as_f64().unwrap() > 0.0);
     assert!(
-        d.net.allocated_ips().is_empty(),
-        "the floor released its IPs"
+        stdout.contains("floor setup steps p50 (ms): netns"),
+        "{stdout}"
     );
-    d.assert_no_leaks().await;
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
 }
 
 #[tokio::test]

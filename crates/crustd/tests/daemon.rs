@@ -96,7 +96,7 @@ async fn pod_files_oom_clamp_and_no_fd_growth() {
         .unwrap()
         .into_inner()
         .pod_sandbox_id;
-    let dir = d.root.join("sandboxes").join(&id);
+    let dir = d.state.join("sandboxes").join(&id);
     assert_eq!(
         std::fs::read_to_string(dir.join("resolv.conf")).unwrap(),
         "nameserver 10.96.0.10\nsearch ns.svc.cluster.local svc.cluster.local\noptions ndots:5\n"

@@ -69,7 +69,7 @@ async fn run_status_list_stop_remove_with_events() {
     assert!(std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .contains(&shm.display().to_string()));
-    let files = d.root.join("sandboxes").join(&id);
+    let files = d.state.join("sandboxes").join(&id);
     assert_eq!(
         std::fs::read_to_string(files.join("hostname"))
             .unwrap()

@@ -237,17 +237,36 @@ impl CniNetwork {
                 .ok_or_else(|| NetworkError::UnknownNetwork(a.network.clone()))?;
             let rt = self.runtime_conf(pod, &a.ifname);
             let mut entry = cache_entry(list, &rt, &a.network)?;
-            self.cache.write(&entry).map_err(NetworkError::Cache)?;
+            entry = self.write_cache(entry, false).await?;
             let result = self
                 .cni
                 .add(list, &rt)
                 .await
                 .map_err(|source| attach_error(a, source))?;
             entry.result = Some(result.raw.clone());
-            self.cache.write(&entry).map_err(NetworkError::Cache)?;
+            self.write_cache(entry, true).await?;
             statuses.push(status_of(a, &result));
         }
         Ok(statuses)
+    }
+
+    /// Writes a cache entry on a blocking thread (`sync`: wait for the disk); hands it back.
+    async fn write_cache(
+        &self,
+        entry: CachedAttachment,
+        sync: bool,
+    ) -> Result<CachedAttachment, NetworkError> {
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            match sync {
+                true => cache.write(&entry),
+                false => cache.write_unsynced(&entry),
+            }
+            .map(|()| entry)
+        })
+        .await
+        .map_err(|e| NetworkError::Cache(std::io::Error::other(e.to_string())))?
+        .map_err(NetworkError::Cache)
     }
 
     /// DEL for every attachment with the cached config, args and result (or, when the cache is

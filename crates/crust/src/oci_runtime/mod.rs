@@ -39,6 +39,9 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn force_delete(&self, id: &str) -> Result<(), OciError>;
     /// Ids of the containers this runtime knows.
     async fn list(&self) -> Result<Vec<String>, OciError>;
+    /// The pid of container `id`'s init process, or `None` when the runtime does not know `id` or
+    /// its init has exited.
+    async fn pid(&self, id: &str) -> Result<Option<i32>, OciError>;
     /// Sends `signal` to the container's init process.
     async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError>;
     /// Applies the OCI LinuxResources in `resources_file` to a running container.
@@ -86,6 +89,15 @@ impl OciRuntime for RuncRuntime {
 
     async fn list(&self) -> Result<Vec<String>, OciError> {
         Ok(self.runc.list().await?.into_iter().map(|c| c.id).collect())
+    }
+
+    async fn pid(&self, id: &str) -> Result<Option<i32>, OciError> {
+        match self.runc.state(id).await {
+            Ok(state) if state.status != "stopped" && state.pid > 0 => Ok(Some(state.pid)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError> {

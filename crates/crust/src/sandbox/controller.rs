@@ -58,6 +58,12 @@ pub trait SandboxController: Send + Sync + std::fmt::Debug {
     ) -> Result<(PauseProcess, ExitWatch), ControllerError>;
     /// Starts a created sandbox.
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError>;
+    /// Finds the sandbox process of a record that does not name it (crustd died between creating
+    /// it and persisting its pid), through the runtime; `None` when there is none alive.
+    async fn reattach(
+        &self,
+        record: &SandboxRecord,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError>;
     /// Kills the sandbox process and waits for it to exit; no-op when it is gone.
     async fn stop(
         &self,
@@ -162,18 +168,29 @@ impl SandboxController for PauseController {
         let runtime = self.runtime(&record.runtime_handler)?;
         let bundle = self.write_bundle(record, paths, netns).await?;
         let pid = runtime.create(&record.id, &bundle).await?;
-        let process = Process::open(pid, None)
-            .map_err(|source| ControllerError::Io {
-                what: "pidfd_open",
-                path: PathBuf::from(format!("/proc/{pid}")),
-                source,
-            })?
-            .ok_or(ControllerError::Vanished { pid })?;
+        let process = open_process(pid)?.ok_or(ControllerError::Vanished { pid })?;
         let pause = PauseProcess {
             pid,
             start_time: process.start_time(),
         };
         Ok((pause, process.watch()))
+    }
+
+    async fn reattach(
+        &self,
+        record: &SandboxRecord,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
+        let runtime = self.runtime(&record.runtime_handler)?;
+        let Some(pid) = runtime.pid(&record.id).await? else {
+            return Ok(None);
+        };
+        Ok(open_process(pid)?.map(|process| {
+            let pause = PauseProcess {
+                pid,
+                start_time: process.start_time(),
+            };
+            (pause, process.watch())
+        }))
     }
 
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
@@ -232,6 +249,15 @@ impl SandboxController for PauseController {
         }
         remove_bundle(paths).await
     }
+}
+
+/// A pidfd on `pid`; `None` when it has exited.
+fn open_process(pid: i32) -> Result<Option<Process>, ControllerError> {
+    Process::open(pid, None).map_err(|source| ControllerError::Io {
+        what: "pidfd_open",
+        path: PathBuf::from(format!("/proc/{pid}")),
+        source,
+    })
 }
 
 /// Mounts an image rootfs overlay in `bundle` on a blocking thread.

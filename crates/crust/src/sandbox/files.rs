@@ -1,5 +1,7 @@
-//! The files a sandbox owns: `hostname`, `hosts` and `resolv.conf` under its root-dir directory, and
-//! the 64 MiB tmpfs for `/dev/shm` under its state-dir directory. Mounting runs on a blocking thread.
+//! The files a sandbox owns: `hostname`, `hosts`, `resolv.conf` and the 64 MiB tmpfs for `/dev/shm`,
+//! all under its state-dir directory (tmpfs, like CRI-O's: they only matter while the pod can run,
+//! which no reboot survives, and they cost no disk inodes on the RunPodSandbox path). Mounting runs
+//! on a blocking thread.
 
 use std::{
     fs, io,
@@ -17,21 +19,21 @@ pub const SHM_SIZE: &str = "size=65536k,mode=1777";
 /// Where one sandbox's files live.
 #[derive(Debug, Clone)]
 pub struct SandboxPaths {
-    /// `<root>/sandboxes/<id>`: record, hostname, hosts, resolv.conf.
+    /// `<root>/sandboxes/<id>`: the record.
     pub dir: PathBuf,
-    /// `<state>/sandboxes/<id>`: bundle, shm.
+    /// `<state>/sandboxes/<id>`: hostname, hosts, resolv.conf, shm, bundle.
     pub state_dir: PathBuf,
 }
 
 impl SandboxPaths {
     pub fn hostname(&self) -> PathBuf {
-        self.dir.join("hostname")
+        self.state_dir.join("hostname")
     }
     pub fn hosts(&self) -> PathBuf {
-        self.dir.join("hosts")
+        self.state_dir.join("hosts")
     }
     pub fn resolv_conf(&self) -> PathBuf {
-        self.dir.join("resolv.conf")
+        self.state_dir.join("resolv.conf")
     }
     pub fn shm(&self) -> PathBuf {
         self.state_dir.join("shm")
@@ -47,7 +49,7 @@ pub fn write_files(
     config: &PodSandboxConfig,
     mode: NetworkMode,
 ) -> io::Result<()> {
-    fs::create_dir_all(&paths.dir)?;
+    fs::create_dir_all(&paths.state_dir)?;
     let hostname = pod_hostname(config, mode)?;
     fs::write(paths.hostname(), format!("{hostname}\n"))?;
     let hosts = match mode {

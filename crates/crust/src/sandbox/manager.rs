@@ -14,7 +14,9 @@ use super::{
     files::{self, SandboxPaths},
     record::{Held, NetworkMode, NetworkSettings, Sandbox, SandboxRecord},
     state::SandboxState,
-    status, validate, RunStep, SandboxError,
+    status,
+    timing::StepTimes,
+    validate, RunStep, SandboxError,
 };
 use crate::{
     events::{now_ns, Event, EventBus, EventKind},
@@ -120,6 +122,11 @@ impl SandboxManager {
     }
 
     /// The pod network (NetworkReady, pod CIDR).
+    pub(super) fn controller(&self) -> &Arc<dyn SandboxController> {
+        &self.controller
+    }
+
+    /// The pod network.
     pub fn network(&self) -> &Arc<CniNetwork> {
         &self.network
     }
@@ -292,6 +299,7 @@ impl SandboxManager {
         undo: &mut Rollback<Undo>,
     ) -> Result<(), SandboxError> {
         let paths = self.paths(&sandbox.id);
+        let mut times = StepTimes::default();
         // Step 4: write-ahead record before any side effect.
         undo.push(Undo::Forget);
         self.store
@@ -299,51 +307,56 @@ impl SandboxManager {
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
         fail("run:after_persist", RunStep::Persist).await?;
-        // Step 6: files and shm.
-        self.mark(undo, Undo::Files);
-        self.write_files(sandbox, &paths)
-            .await
-            .map_err(|e| e.at(RunStep::Files))?;
-        if needs_shm(&sandbox.snapshot().config) {
-            self.mark(undo, Undo::Shm);
-            blocking_io("mount shm", paths.shm(), files::mount_shm)
-                .await
-                .map_err(|e| e.at(RunStep::Shm))?;
-        }
-        fail("run:after_files", RunStep::Files).await?;
+        times.lap(RunStep::Persist);
+        // Steps 5 and 6: the netns, and the files and shm, are independent: made side by side.
         let record = sandbox.snapshot();
-        if record.network_mode == NetworkMode::Cni {
-            self.create_netns(sandbox, undo).await?;
+        let cni = record.network_mode == NetworkMode::Cni;
+        let shm = needs_shm(&record.config);
+        self.mark(undo, Undo::Files);
+        if shm {
+            self.mark(undo, Undo::Shm);
         }
+        if cni {
+            self.mark(undo, Undo::Netns);
+        }
+        let (local, ns) = tokio::join!(self.write_files_and_shm(sandbox, &paths, shm), async {
+            match cni {
+                true => self.create_netns(sandbox).await,
+                false => Ok(()),
+            }
+        });
+        local.and(ns)?;
+        fail("run:after_files", RunStep::Files).await?;
+        if cni {
+            fail("run:after_netns", RunStep::Netns).await?;
+        }
+        times.lap(RunStep::Files);
         // Step 7: the order, per pod.
-        match (record.network_mode, network_first(&record.config)) {
-            (NetworkMode::Host, _) => {
-                self.create_pause(sandbox, &paths, undo).await?;
-                self.start_pause(sandbox).await?;
-            }
-            (NetworkMode::Cni, true) => {
-                self.setup_network(sandbox, undo).await?;
-                self.create_pause(sandbox, &paths, undo).await?;
-                self.start_pause(sandbox).await?;
-            }
-            (NetworkMode::Cni, false) => {
-                self.create_pause(sandbox, &paths, undo).await?;
-                self.write_sandbox_key(sandbox);
-                self.start_pause(sandbox).await?;
-                self.setup_network(sandbox, undo).await?;
-            }
+        let first = network_first(&record.config);
+        if record.network_mode == NetworkMode::Cni && first {
+            self.setup_network(sandbox, undo).await?;
+            times.lap(RunStep::Network);
         }
-        self.finish(sandbox).await
+        self.create_pause(sandbox, &paths, undo).await?;
+        times.lap(RunStep::Create);
+        if record.network_mode == NetworkMode::Cni && !first {
+            self.write_sandbox_key(sandbox);
+        }
+        self.start_pause(sandbox).await?;
+        times.lap(RunStep::Start);
+        if record.network_mode == NetworkMode::Cni && !first {
+            self.setup_network(sandbox, undo).await?;
+            times.lap(RunStep::Network);
+        }
+        self.finish(sandbox).await?;
+        times.lap(RunStep::Finish);
+        tracing::debug!(id = %sandbox.id, steps_us = %times.summary(), "RunPodSandbox step times");
+        Ok(())
     }
 
     /// Step 5: the sandbox key, a pinned network namespace.
-    async fn create_netns(
-        &self,
-        sandbox: &Arc<Sandbox>,
-        undo: &mut Rollback<Undo>,
-    ) -> Result<(), SandboxError> {
+    async fn create_netns(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         let path = self.options.netns_dir.join(&sandbox.id);
-        self.mark(undo, Undo::Netns);
         netns::create(path.clone()).await.map_err(|source| {
             SandboxError::Io {
                 what: "create netns",
@@ -351,8 +364,7 @@ impl SandboxManager {
                 source,
             }
             .at(RunStep::Netns)
-        })?;
-        fail("run:after_netns", RunStep::Netns).await
+        })
     }
 
     /// CNI ADD for every planned attachment (DEL is owed from the moment ADD is attempted).
@@ -443,10 +455,9 @@ impl SandboxManager {
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
         sandbox.set_pause_watch(Some(watch.clone()));
-        self.store
-            .update(sandbox, |r| r.pause = Some(pause))
-            .await
-            .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
+        // Staged: persisted with READY (or the failure). After a crash before that, recovery asks
+        // the runtime for the pid (the first record already says a pause may exist).
+        self.store.stage(sandbox, |r| r.pause = Some(pause));
         self.publish(sandbox, EventKind::Created);
         self.spawn_exit_handler(sandbox.clone(), watch);
         fail("run:after_create", RunStep::Create).await
@@ -476,18 +487,34 @@ impl SandboxManager {
         undo.push(step);
     }
 
-    async fn write_files(
+    /// Step 6: hostname, hosts, resolv.conf, then the shm tmpfs when the pod needs one.
+    async fn write_files_and_shm(
         &self,
         sandbox: &Sandbox,
         paths: &SandboxPaths,
+        shm: bool,
     ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
-        let paths = paths.clone();
-        let dir = paths.dir.clone();
-        blocking_io("write files in", dir, move |_| {
-            files::write_files(&paths, &record.config, record.network_mode)
+        let files_paths = paths.clone();
+        // One trip to a blocking thread for both; the error names the step that failed.
+        let done = tokio::task::spawn_blocking(move || {
+            files::write_files(&files_paths, &record.config, record.network_mode)
+                .map_err(|e| (RunStep::Files, files_paths.state_dir.clone(), e))?;
+            match shm {
+                true => files::mount_shm(&files_paths.shm())
+                    .map_err(|e| (RunStep::Shm, files_paths.shm(), e)),
+                false => Ok(()),
+            }
         })
         .await
+        .map_err(|e| SandboxError::Task(e.to_string()).at(RunStep::Files))?;
+        done.map_err(|(step, path, source)| {
+            let what = match step {
+                RunStep::Shm => "mount shm",
+                _ => "write files in",
+            };
+            SandboxError::Io { what, path, source }.at(step)
+        })
     }
 
     /// Undoes the steps in reverse on a fresh deadline. Returns the error to report when something
@@ -564,13 +591,8 @@ impl SandboxManager {
                 }
             }
             Undo::Shm => blocking_io("unmount shm", paths.shm(), files::unmount_shm).await?,
-            Undo::Files => {
-                let state_dir = paths.state_dir.clone();
-                blocking_io("remove", state_dir, files::remove_dir).await?;
-                for f in [paths.hostname(), paths.hosts(), paths.resolv_conf()] {
-                    blocking_io("remove", f, remove_file).await?;
-                }
-            }
+            // The pod files live in the state dir, which goes with them.
+            Undo::Files => blocking_io("remove", paths.state_dir, files::remove_dir).await?,
             Undo::Forget => {}
         }
         // Staged: a crash before the next write leaves the flag set, and teardown is idempotent.
@@ -882,13 +904,6 @@ fn held(held: &Held, step: Undo) -> bool {
         Undo::Netns => held.netns,
         Undo::Network => held.network,
         Undo::Forget => false,
-    }
-}
-
-fn remove_file(path: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod spec;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod timing;
 pub mod validate;
 
 pub use manager::{ManagerOptions, PodContainers, SandboxManager};
@@ -34,6 +35,22 @@ pub enum RunStep {
     Create,
     Start,
     Finish,
+}
+
+impl RunStep {
+    /// A short name for logs and step timings.
+    pub fn key(self) -> &'static str {
+        match self {
+            RunStep::Persist => "persist",
+            RunStep::Files => "files",
+            RunStep::Shm => "shm",
+            RunStep::Netns => "netns",
+            RunStep::Network => "network",
+            RunStep::Create => "create",
+            RunStep::Start => "start",
+            RunStep::Finish => "finish",
+        }
+    }
 }
 
 impl std::fmt::Display for RunStep {

@@ -80,8 +80,12 @@ impl SandboxManager {
         let sandbox = Arc::new(Sandbox::new(record, path, true));
         self.store().restore(sandbox.clone());
         let alive = pause.and_then(|p| Process::open(p.pid, Some(p.start_time)).ok().flatten());
-        if let Some(process) = alive {
-            let watch = process.watch();
+        let watch = match alive {
+            Some(process) => Some(process.watch()),
+            None if pause.is_none() => self.reattach(&sandbox).await,
+            None => None,
+        };
+        if let Some(watch) = watch {
             sandbox.set_pause_watch(Some(watch.clone()));
             self.spawn_exit_handler(sandbox.clone(), watch);
         }
@@ -100,6 +104,27 @@ impl SandboxManager {
             report.ready += 1;
         } else {
             report.not_ready += 1;
+        }
+    }
+
+    /// The pause of a record that may hold one but does not name it (crustd died between `runc
+    /// create` and the next record write): found through the runtime and staged into the record.
+    async fn reattach(&self, sandbox: &Sandbox) -> Option<crate::oci_runtime::monitor::ExitWatch> {
+        let record = sandbox.snapshot();
+        if !record.held.pause {
+            return None;
+        }
+        match self.controller().reattach(&record).await {
+            Ok(Some((pause, watch))) => {
+                tracing::info!(id = %sandbox.id, pid = pause.pid, "found the pause through the runtime");
+                self.store().stage(sandbox, |r| r.pause = Some(pause));
+                Some(watch)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(id = %sandbox.id, error = %e, "cannot ask the runtime for the pause");
+                None
+            }
         }
     }
 }

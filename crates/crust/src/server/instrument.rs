@@ -13,6 +13,7 @@ where
     let started = Instant::now();
     let result = fut.instrument(tracing::debug_span!("cri", rpc)).await;
     let elapsed_us = started.elapsed().as_micros() as u64;
+    crate::memory::note_activity();
     match &result {
         Ok(_) => tracing::debug!(rpc, elapsed_us, "ok"),
         Err(status) => {

@@ -132,6 +132,15 @@ pub struct Report {
     pub teardown_wall_s: f64,
     pub pods_per_s: f64,
     pub floor: Option<floor::FloorReport>,
+    /// CPU the runtime process itself (not runc or plugins) used per pod, setup and teardown, in
+    /// ms; absent when its pid is not visible through the socket.
+    pub runtime_cpu_ms_per_pod: Option<f64>,
+    /// CPU the floor's own process used per pod (its netns work and exec'ing runc and plugins),
+    /// when the floor ran alone.
+    pub floor_cpu_ms_per_pod: Option<f64>,
+    /// True when floor pods ran interleaved with the runtime's (sequential runs); the walls are
+    /// then summed per-pod times.
+    pub floor_interleaved: bool,
     pub ratios: BTreeMap<String, f64>,
 }
 
@@ -261,8 +270,19 @@ pub async fn run(
             (String::new(), String::new());
             args.pods
         ]));
-    let setup = setup_phase(&client, &args, &samples, &ids).await?;
-    let teardown = teardown_phase(&client, &args, &samples, &ids).await?;
+    // Sequential runs interleave the floor pod by pod; concurrent ones measure it afterwards.
+    let paired = match args.floor && !args.host_network && args.concurrency <= 1 {
+        true => Some(Arc::new(floor::Paired::new(floor::Floor::new(&args)?))),
+        false => None,
+    };
+    let runtime_pid = crate::density::server_pid(std::path::Path::new(&endpoint)).ok();
+    let cpu_before = runtime_pid.and_then(crate::density::cpu_time);
+    let mut setup = setup_phase(&client, &args, &samples, &ids, paired.clone()).await?;
+    let mut teardown = teardown_phase(&client, &args, &samples, &ids, paired.clone()).await?;
+    if let Some(p) = &paired {
+        setup = p.runtime_wall(floor::Phase::Setup);
+        teardown = p.runtime_wall(floor::Phase::Teardown);
+    }
     let rpcs: BTreeMap<String, Stats> = samples
         .lock()
         .await
@@ -270,10 +290,19 @@ pub async fn run(
         .iter()
         .map(|(k, v)| (k.to_string(), Stats::of(v)))
         .collect();
-    let floor = if args.floor && !args.host_network {
-        Some(floor::measure(&args).await.context("measuring the floor")?)
-    } else {
-        None
+    let cpu_after = runtime_pid.and_then(crate::density::cpu_time);
+    let per_pod = |d: Duration| d.as_secs_f64() * 1e3 / args.pods.max(1) as f64;
+    let runtime_cpu_ms_per_pod = cpu_before.zip(cpu_after).map(|(a, b)| per_pod(b - a));
+    let mut floor_cpu_ms_per_pod = None;
+    let floor = match (&paired, args.floor && !args.host_network) {
+        (Some(p), _) => Some(p.report().await),
+        (None, true) => {
+            let before = own_cpu();
+            let report = floor::measure(&args).await.context("measuring the floor")?;
+            floor_cpu_ms_per_pod = Some(per_pod(own_cpu().saturating_sub(before)));
+            Some(report)
+        }
+        (None, false) => None,
     };
     let ratios = ratios(&rpcs, floor.as_ref(), setup);
     Ok(Report {
@@ -286,53 +315,72 @@ pub async fn run(
         teardown_wall_s: teardown.as_secs_f64(),
         pods_per_s: args.pods as f64 / setup.as_secs_f64().max(1e-9),
         floor,
+        floor_interleaved: paired.is_some(),
+        runtime_cpu_ms_per_pod,
+        floor_cpu_ms_per_pod,
         ratios,
     })
 }
 
-/// RunPodSandbox + PodSandboxStatus for every pod; returns the wall time.
+/// RunPodSandbox + PodSandboxStatus (+ the container) for every pod, each paired with a floor pod
+/// when `paired`; returns the wall time.
 async fn setup_phase(
     client: &RuntimeServiceClient<Channel>,
     args: &BenchArgs,
     samples: &Shared<Samples>,
     ids: &Shared<Vec<(String, String)>>,
+    paired: Option<Arc<floor::Paired>>,
 ) -> anyhow::Result<Duration> {
     let tag = format!("{:x}", crust::events::now_ns());
     let (client, samples, ids, args2) =
         (client.clone(), samples.clone(), ids.clone(), args.clone());
     in_parallel(args.pods, args.concurrency, "run", move |i| {
-        let (mut c, samples, ids, config) = (
+        let (c, samples, ids, args, paired) = (
             client.clone(),
             samples.clone(),
             ids.clone(),
-            pod_config(&args2, i, &tag),
+            args2.clone(),
+            paired.clone(),
         );
-        let (args3, config2) = (args2.clone(), config.clone());
+        let config = pod_config(&args, i, &tag);
         async move {
-            let req = RunPodSandboxRequest {
-                config: Some(config),
-                runtime_handler: String::new(),
+            let work = setup_pod(c, &samples, &args, config);
+            let pod = match &paired {
+                Some(p) => p.run(i, floor::Phase::Setup, work).await?,
+                None => work.await?,
             };
-            let id = timed(&samples, "RunPodSandbox", c.run_pod_sandbox(req))
-                .await?
-                .into_inner()
-                .pod_sandbox_id;
-            let status = PodSandboxStatusRequest {
-                pod_sandbox_id: id.clone(),
-                verbose: false,
-            };
-            timed(&samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
-            let container = match &args3.container_image {
-                Some(image) => {
-                    start_container(&mut c, &samples, &args3, &id, image, config2).await?
-                }
-                None => String::new(),
-            };
-            ids.lock().await[i] = (id, container);
+            ids.lock().await[i] = pod;
             Ok(())
         }
     })
     .await
+}
+
+/// One pod (and its container, if any); returns (pod id, container id or "").
+async fn setup_pod(
+    mut c: RuntimeServiceClient<Channel>,
+    samples: &Shared<Samples>,
+    args: &BenchArgs,
+    config: PodSandboxConfig,
+) -> anyhow::Result<(String, String)> {
+    let req = RunPodSandboxRequest {
+        config: Some(config.clone()),
+        runtime_handler: String::new(),
+    };
+    let id = timed(samples, "RunPodSandbox", c.run_pod_sandbox(req))
+        .await?
+        .into_inner()
+        .pod_sandbox_id;
+    let status = PodSandboxStatusRequest {
+        pod_sandbox_id: id.clone(),
+        verbose: false,
+    };
+    timed(samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
+    let container = match &args.container_image {
+        Some(image) => start_container(&mut c, samples, args, &id, image, config).await?,
+        None => String::new(),
+    };
+    Ok((id, container))
 }
 
 /// CreateContainer + StartContainer of the pod's one container; returns its id.
@@ -372,47 +420,78 @@ async fn start_container(
     Ok(id)
 }
 
-/// StopPodSandbox + RemovePodSandbox for every pod; returns the wall time.
+/// StopPodSandbox + RemovePodSandbox (after the container's Stop/Remove) for every pod, each
+/// paired with a floor pod's teardown when `paired`; returns the wall time.
 async fn teardown_phase(
     client: &RuntimeServiceClient<Channel>,
     args: &BenchArgs,
     samples: &Shared<Samples>,
     ids: &Shared<Vec<(String, String)>>,
+    paired: Option<Arc<floor::Paired>>,
 ) -> anyhow::Result<Duration> {
     let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
     in_parallel(args.pods, args.concurrency, "stop+rm", move |i| {
-        let (mut c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
+        let (c, samples, ids, paired) =
+            (client.clone(), samples.clone(), ids.clone(), paired.clone());
         async move {
-            let (id, container) = ids.lock().await[i].clone();
-            if !container.is_empty() {
-                let stop = StopContainerRequest {
-                    container_id: container.clone(),
-                    timeout: 0,
-                };
-                timed(&samples, "StopContainer", c.stop_container(stop)).await?;
-                let remove = RemoveContainerRequest {
-                    container_id: container,
-                };
-                timed(&samples, "RemoveContainer", c.remove_container(remove)).await?;
+            let (pod, container) = ids.lock().await[i].clone();
+            let work = teardown_pod(c, &samples, pod, container);
+            match &paired {
+                Some(p) => p.run(i, floor::Phase::Teardown, work).await,
+                None => work.await,
             }
-            let started = Instant::now();
-            let stop = StopPodSandboxRequest {
-                pod_sandbox_id: id.clone(),
-            };
-            timed(&samples, "StopPodSandbox", c.stop_pod_sandbox(stop)).await?;
-            let remove = RemovePodSandboxRequest { pod_sandbox_id: id };
-            timed(&samples, "RemovePodSandbox", c.remove_pod_sandbox(remove)).await?;
-            samples
-                .lock()
-                .await
-                .by_rpc
-                .entry("Stop+Remove")
-                .or_default()
-                .push(started.elapsed());
-            Ok(())
         }
     })
     .await
+}
+
+/// Stop + Remove of one pod's container (if any), then of the pod.
+async fn teardown_pod(
+    mut c: RuntimeServiceClient<Channel>,
+    samples: &Shared<Samples>,
+    pod: String,
+    container: String,
+) -> anyhow::Result<()> {
+    if !container.is_empty() {
+        let stop = StopContainerRequest {
+            container_id: container.clone(),
+            timeout: 0,
+        };
+        timed(samples, "StopContainer", c.stop_container(stop)).await?;
+        let remove = RemoveContainerRequest {
+            container_id: container,
+        };
+        timed(samples, "RemoveContainer", c.remove_container(remove)).await?;
+    }
+    let started = Instant::now();
+    let stop = StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    };
+    timed(samples, "StopPodSandbox", c.stop_pod_sandbox(stop)).await?;
+    let remove = RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    };
+    timed(samples, "RemovePodSandbox", c.remove_pod_sandbox(remove)).await?;
+    samples
+        .lock()
+        .await
+        .by_rpc
+        .entry("Stop+Remove")
+        .or_default()
+        .push(started.elapsed());
+    Ok(())
+}
+
+/// CPU time (user + system) this process has used.
+fn own_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn mode(args: &BenchArgs) -> &'static str {
@@ -457,6 +536,11 @@ pub fn print(report: &Report) {
         "crust bench: {} pods, concurrency {}, {} against {}",
         report.pods, report.concurrency, report.mode, report.endpoint
     );
+    if report.floor_interleaved {
+        println!(
+            "floor interleaved pod by pod (alternating order); walls are summed per-pod times"
+        );
+    }
     println!(
         "{:<22} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "operation (ms)", "n", "min", "p50", "p95", "p99", "max"
@@ -483,6 +567,19 @@ pub fn print(report: &Report) {
             "floor setup wall {:.2} s, teardown wall {:.2} s",
             f.setup_wall_s, f.teardown_wall_s
         );
+        let steps: Vec<String> = f
+            .setup_steps_p50_ms
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.1}"))
+            .collect();
+        println!("floor setup steps p50 (ms): {}", steps.join(", "));
+    }
+    if let Some(cpu) = report.runtime_cpu_ms_per_pod {
+        let floor = report
+            .floor_cpu_ms_per_pod
+            .map(|f| format!(" (the floor's own process: {f:.1} ms)"))
+            .unwrap_or_default();
+        println!("runtime process CPU per pod, setup + teardown: {cpu:.1} ms{floor}");
     }
     for (name, ratio) in &report.ratios {
         println!("ratio {name}: {ratio:.2}x");

@@ -33,7 +33,12 @@ pub struct FloorReport {
     pub teardown: Stats,
     pub setup_wall_s: f64,
     pub teardown_wall_s: f64,
+    /// p50 of each setup step, in order, to compare with crustd's `RunPodSandbox step times`.
+    pub setup_steps_p50_ms: Vec<(String, f64)>,
 }
+
+/// The setup steps timed separately.
+const SETUP_STEPS: [&str; 4] = ["netns", "cni add", "runc create", "runc start"];
 
 struct Env {
     cni: Cni,
@@ -45,62 +50,161 @@ struct Env {
     tag: String,
 }
 
-/// Runs the floor for `args.pods` pods at `args.concurrency`.
-pub async fn measure(args: &BenchArgs) -> anyhow::Result<FloorReport> {
-    let env = Arc::new(prepare(args)?);
-    let pids = Arc::new(Mutex::new(vec![0i32; args.pods]));
-    let setup_samples = Arc::new(Mutex::new(Vec::new()));
-    let teardown_samples = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    run_all(args, "floor", {
-        let (env, pids, samples) = (env.clone(), pids.clone(), setup_samples.clone());
-        move |i| {
-            let (env, pids, samples) = (env.clone(), pids.clone(), samples.clone());
-            async move {
-                let t = Instant::now();
-                let pid = setup_one(&env, i).await?;
-                samples.lock().await.push(t.elapsed());
-                pids.lock().await[i] = pid;
-                Ok(())
-            }
-        }
-    })
-    .await?;
-    let setup_wall = started.elapsed();
-    let started = Instant::now();
-    run_all(args, "floor rm", {
-        let (env, pids, samples) = (env.clone(), pids.clone(), teardown_samples.clone());
-        move |i| {
-            let (env, pids, samples) = (env.clone(), pids.clone(), samples.clone());
-            async move {
-                let pid = pids.lock().await[i];
-                let t = Instant::now();
-                teardown_one(&env, i, pid).await?;
-                samples.lock().await.push(t.elapsed());
-                Ok(())
-            }
-        }
-    })
-    .await?;
-    let teardown_wall = started.elapsed();
-    let _ = std::fs::remove_dir_all(&env.work);
-    let setup = Stats::of(&setup_samples.lock().await);
-    let teardown = Stats::of(&teardown_samples.lock().await);
-    Ok(FloorReport {
-        conflist: env.list.source.clone(),
-        setup,
-        teardown,
-        setup_wall_s: setup_wall.as_secs_f64(),
-        teardown_wall_s: teardown_wall.as_secs_f64(),
-    })
+/// The floor's prepared environment and what it measured so far, pod by pod (so the bench can
+/// interleave floor pods with the runtime's pods).
+pub struct Floor {
+    env: Env,
+    pids: Mutex<Vec<i32>>,
+    setups: Mutex<Vec<[Duration; 4]>>,
+    teardowns: Mutex<Vec<Duration>>,
 }
 
-async fn run_all<F, Fut>(args: &BenchArgs, label: &str, work: F) -> anyhow::Result<Duration>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    crate::bench::in_parallel(args.pods, args.concurrency, label, work).await
+impl Floor {
+    /// Prepares the floor for `args.pods` pods (conflist, pause rootfs, a private runc root).
+    pub fn new(args: &BenchArgs) -> anyhow::Result<Floor> {
+        Ok(Floor {
+            env: prepare(args)?,
+            pids: Mutex::new(vec![0; args.pods]),
+            setups: Mutex::default(),
+            teardowns: Mutex::default(),
+        })
+    }
+
+    /// Sets up floor pod `i`; returns how long it took.
+    pub async fn setup(&self, i: usize) -> anyhow::Result<Duration> {
+        let (pid, steps) = setup_one(&self.env, i).await?;
+        self.pids.lock().await[i] = pid;
+        self.setups.lock().await.push(steps);
+        Ok(steps.iter().sum())
+    }
+
+    /// Tears down floor pod `i`; returns how long it took.
+    pub async fn teardown(&self, i: usize) -> anyhow::Result<Duration> {
+        let pid = self.pids.lock().await[i];
+        let started = Instant::now();
+        teardown_one(&self.env, i, pid).await?;
+        let took = started.elapsed();
+        self.teardowns.lock().await.push(took);
+        Ok(took)
+    }
+
+    /// The report, with the given wall times; removes the floor's work directory.
+    pub async fn report(&self, setup_wall: Duration, teardown_wall: Duration) -> FloorReport {
+        let _ = std::fs::remove_dir_all(&self.env.work);
+        let steps = self.setups.lock().await;
+        let totals: Vec<Duration> = steps.iter().map(|s| s.iter().sum()).collect();
+        let setup_steps_p50_ms = SETUP_STEPS
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let one: Vec<Duration> = steps.iter().map(|s| s[k]).collect();
+                (name.to_string(), Stats::of(&one).p50_ms)
+            })
+            .collect();
+        FloorReport {
+            conflist: self.env.list.source.clone(),
+            setup: Stats::of(&totals),
+            teardown: Stats::of(&self.teardowns.lock().await),
+            setup_wall_s: setup_wall.as_secs_f64(),
+            teardown_wall_s: teardown_wall.as_secs_f64(),
+            setup_steps_p50_ms,
+        }
+    }
+}
+
+/// The floor interleaved with the runtime pod by pod (sequential runs): pod i of the runtime and
+/// floor pod i run back to back, alternating which goes first, so both see the same machine state
+/// (pods already running, kernel netns cleanup, VM noise) and the ratio compares like with like.
+pub struct Paired {
+    floor: Floor,
+    /// Summed per-pod time of the runtime and of the floor: [setup, teardown].
+    runtime: std::sync::Mutex<[Duration; 2]>,
+    floor_sum: std::sync::Mutex<[Duration; 2]>,
+}
+
+/// Which half of the bench a paired step belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    Setup = 0,
+    Teardown = 1,
+}
+
+impl Paired {
+    pub fn new(floor: Floor) -> Paired {
+        Paired {
+            floor,
+            runtime: Default::default(),
+            floor_sum: Default::default(),
+        }
+    }
+
+    /// Runs `runtime` (the runtime's work for pod i) and the floor's pod i in alternating order.
+    pub async fn run<T>(
+        &self,
+        i: usize,
+        phase: Phase,
+        runtime: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let floor_first = i % 2 == 1;
+        if floor_first {
+            self.floor_step(i, phase).await?;
+        }
+        let started = Instant::now();
+        let out = runtime.await?;
+        add(&self.runtime, phase, started.elapsed());
+        if !floor_first {
+            self.floor_step(i, phase).await?;
+        }
+        Ok(out)
+    }
+
+    async fn floor_step(&self, i: usize, phase: Phase) -> anyhow::Result<()> {
+        let took = match phase {
+            Phase::Setup => self.floor.setup(i).await?,
+            Phase::Teardown => self.floor.teardown(i).await?,
+        };
+        add(&self.floor_sum, phase, took);
+        Ok(())
+    }
+
+    /// The runtime's summed time of `phase` (its wall time, had it run alone).
+    pub fn runtime_wall(&self, phase: Phase) -> Duration {
+        self.runtime
+            .lock()
+            .map(|t| t[phase as usize])
+            .unwrap_or_default()
+    }
+
+    /// The floor's report; its walls are its summed per-pod times.
+    pub async fn report(&self) -> FloorReport {
+        let [setup, teardown] = self.floor_sum.lock().map(|t| *t).unwrap_or_default();
+        self.floor.report(setup, teardown).await
+    }
+}
+
+fn add(sums: &std::sync::Mutex<[Duration; 2]>, phase: Phase, took: Duration) {
+    if let Ok(mut s) = sums.lock() {
+        s[phase as usize] += took;
+    }
+}
+
+/// Runs the floor on its own for `args.pods` pods at `args.concurrency`.
+pub async fn measure(args: &BenchArgs) -> anyhow::Result<FloorReport> {
+    let floor = Arc::new(Floor::new(args)?);
+    let f = floor.clone();
+    let setup_wall = crate::bench::in_parallel(args.pods, args.concurrency, "floor", move |i| {
+        let f = f.clone();
+        async move { f.setup(i).await.map(drop) }
+    })
+    .await?;
+    let f = floor.clone();
+    let teardown_wall =
+        crate::bench::in_parallel(args.pods, args.concurrency, "floor rm", move |i| {
+            let f = f.clone();
+            async move { f.teardown(i).await.map(drop) }
+        })
+        .await?;
+    Ok(floor.report(setup_wall, teardown_wall).await)
 }
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Env> {
@@ -164,13 +268,17 @@ fn container_id(env: &Env, i: usize) -> String {
     format!("crust-floor-{}-{i}", env.tag)
 }
 
-async fn setup_one(env: &Env, i: usize) -> anyhow::Result<i32> {
+/// One pod's setup; returns the pause pid and the time of each of [`SETUP_STEPS`].
+async fn setup_one(env: &Env, i: usize) -> anyhow::Result<(i32, [Duration; 4])> {
     let id = container_id(env, i);
     let netns_path = env.work.join("netns").join(&id);
+    let mut lap = Lap(Instant::now());
     netns::create(netns_path.clone()).await?;
+    let netns_time = lap.next();
     env.cni
         .add(&env.list, &runtime_conf(env, i, &netns_path))
         .await?;
+    let add_time = lap.next();
     let bundle = env.work.join("bundles").join(&id);
     std::fs::create_dir_all(&bundle)?;
     let cgroups_path = format!("{}/{id}", env.cgroup_parent);
@@ -196,8 +304,21 @@ async fn setup_one(env: &Env, i: usize) -> anyhow::Result<i32> {
         .runc
         .create(&id, &bundle, &bundle.join("runc.log"))
         .await?;
+    let create_time = lap.next();
     env.runc.start(&id).await?;
-    Ok(pid)
+    Ok((pid, [netns_time, add_time, create_time, lap.next()]))
+}
+
+/// Time since the previous lap.
+struct Lap(Instant);
+
+impl Lap {
+    fn next(&mut self) -> Duration {
+        let now = Instant::now();
+        let d = now - self.0;
+        self.0 = now;
+        d
+    }
 }
 
 async fn teardown_one(env: &Env, i: usize, pid: i32) -> anyhow::Result<()> {
