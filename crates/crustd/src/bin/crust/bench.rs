@@ -1,6 +1,7 @@
 //! `crust bench`: drives any CRI endpoint (crust, containerd, CRI-O) with N pods at concurrency C and
 //! reports min/p50/p95/p99 per RPC and throughput; `--floor` measures, in the same run, the raw cost of
-//! the work a runtime delegates (see `floor.rs`) and prints the ratios.
+//! the work a runtime delegates (see `floor.rs`), interleaved with the runtime's pods, and prints the
+//! ratios.
 
 use std::{
     collections::BTreeMap,
@@ -135,12 +136,9 @@ pub struct Report {
     /// CPU the runtime process itself (not runc or plugins) used per pod, setup and teardown, in
     /// ms; absent when its pid is not visible through the socket.
     pub runtime_cpu_ms_per_pod: Option<f64>,
-    /// CPU the floor's own process used per pod (its netns work and exec'ing runc and plugins),
-    /// when the floor ran alone.
-    pub floor_cpu_ms_per_pod: Option<f64>,
-    /// True when floor pods ran interleaved with the runtime's (sequential runs); the walls are
-    /// then summed per-pod times.
-    pub floor_interleaved: bool,
+    /// Pods per batch when the floor ran interleaved with the runtime (see floor::Paired); the
+    /// walls are then summed batch walls.
+    pub floor_batch: Option<usize>,
     pub ratios: BTreeMap<String, f64>,
 }
 
@@ -212,22 +210,36 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    in_parallel_range(0..n, c, Progress::new(label, n), work).await
+}
+
+/// Runs `work(i)` for i in `range` with at most `c` in flight, ticking `progress`; returns the
+/// wall time.
+pub(crate) async fn in_parallel_range<F, Fut>(
+    range: std::ops::Range<usize>,
+    c: usize,
+    progress: Arc<Progress>,
+    work: F,
+) -> anyhow::Result<Duration>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let work = Arc::new(work);
-    let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(range.start));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..c.max(1) {
-        let (work, next, done) = (work.clone(), next.clone(), done.clone());
-        let label = label.to_string();
+        let (work, next, progress) = (work.clone(), next.clone(), progress.clone());
+        let end = range.end;
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
+                if i >= end {
                     return Ok::<(), anyhow::Error>(());
                 }
                 work(i).await?;
-                progress(&label, done.fetch_add(1, Ordering::SeqCst) + 1, n);
+                progress.tick();
             }
         }));
     }
@@ -237,22 +249,41 @@ where
     Ok(started.elapsed())
 }
 
-/// A progress bar on stderr when it is a terminal.
-pub fn progress(label: &str, done: usize, total: usize) {
-    let mut err = std::io::stderr();
-    if !err.is_terminal() || total < 10 {
-        return;
+/// A progress bar on stderr (when it is a terminal), shared by every batch of one phase.
+pub struct Progress {
+    label: String,
+    done: AtomicUsize,
+    total: usize,
+}
+
+impl Progress {
+    pub fn new(label: &str, total: usize) -> Arc<Progress> {
+        Arc::new(Progress {
+            label: label.to_string(),
+            done: AtomicUsize::new(0),
+            total,
+        })
     }
-    let width = 30;
-    let filled = done * width / total.max(1);
-    let _ = write!(
-        err,
-        "\r{label:<10} [{}{}] {done}/{total}",
-        "=".repeat(filled),
-        " ".repeat(width - filled)
-    );
-    if done == total {
-        let _ = writeln!(err);
+
+    fn tick(&self) {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut err = std::io::stderr();
+        if !err.is_terminal() || self.total < 10 {
+            return;
+        }
+        let width = 30;
+        let filled = done * width / self.total.max(1);
+        let _ = write!(
+            err,
+            "\r{:<10} [{}{}] {done}/{}",
+            self.label,
+            "=".repeat(filled),
+            " ".repeat(width - filled),
+            self.total
+        );
+        if done == self.total {
+            let _ = writeln!(err);
+        }
     }
 }
 
@@ -270,19 +301,15 @@ pub async fn run(
             (String::new(), String::new());
             args.pods
         ]));
-    // Sequential runs interleave the floor pod by pod; concurrent ones measure it afterwards.
-    let paired = match args.floor && !args.host_network && args.concurrency <= 1 {
+    // The floor runs interleaved with the runtime, batch by batch (see floor::Paired).
+    let paired = match args.floor && !args.host_network {
         true => Some(Arc::new(floor::Paired::new(floor::Floor::new(&args)?))),
         false => None,
     };
     let runtime_pid = crate::density::server_pid(std::path::Path::new(&endpoint)).ok();
     let cpu_before = runtime_pid.and_then(crate::density::cpu_time);
-    let mut setup = setup_phase(&client, &args, &samples, &ids, paired.clone()).await?;
-    let mut teardown = teardown_phase(&client, &args, &samples, &ids, paired.clone()).await?;
-    if let Some(p) = &paired {
-        setup = p.runtime_wall(floor::Phase::Setup);
-        teardown = p.runtime_wall(floor::Phase::Teardown);
-    }
+    let setup = setup_phase(&client, &args, &samples, &ids, paired.clone()).await?;
+    let teardown = teardown_phase(&client, &args, &samples, &ids, paired.clone()).await?;
     let rpcs: BTreeMap<String, Stats> = samples
         .lock()
         .await
@@ -293,16 +320,9 @@ pub async fn run(
     let cpu_after = runtime_pid.and_then(crate::density::cpu_time);
     let per_pod = |d: Duration| d.as_secs_f64() * 1e3 / args.pods.max(1) as f64;
     let runtime_cpu_ms_per_pod = cpu_before.zip(cpu_after).map(|(a, b)| per_pod(b - a));
-    let mut floor_cpu_ms_per_pod = None;
-    let floor = match (&paired, args.floor && !args.host_network) {
-        (Some(p), _) => Some(p.report().await),
-        (None, true) => {
-            let before = own_cpu();
-            let report = floor::measure(&args).await.context("measuring the floor")?;
-            floor_cpu_ms_per_pod = Some(per_pod(own_cpu().saturating_sub(before)));
-            Some(report)
-        }
-        (None, false) => None,
+    let floor = match &paired {
+        Some(p) => Some(p.report().await),
+        None => None,
     };
     let ratios = ratios(&rpcs, floor.as_ref(), setup);
     Ok(Report {
@@ -315,9 +335,10 @@ pub async fn run(
         teardown_wall_s: teardown.as_secs_f64(),
         pods_per_s: args.pods as f64 / setup.as_secs_f64().max(1e-9),
         floor,
-        floor_interleaved: paired.is_some(),
+        floor_batch: paired
+            .is_some()
+            .then(|| floor::Paired::batch_size(args.concurrency)),
         runtime_cpu_ms_per_pod,
-        floor_cpu_ms_per_pod,
         ratios,
     })
 }
@@ -334,26 +355,35 @@ async fn setup_phase(
     let tag = format!("{:x}", crust::events::now_ns());
     let (client, samples, ids, args2) =
         (client.clone(), samples.clone(), ids.clone(), args.clone());
-    in_parallel(args.pods, args.concurrency, "run", move |i| {
-        let (c, samples, ids, args, paired) = (
-            client.clone(),
-            samples.clone(),
-            ids.clone(),
-            args2.clone(),
-            paired.clone(),
-        );
+    let work = move |i: usize| {
+        let (c, samples, ids, args) = (client.clone(), samples.clone(), ids.clone(), args2.clone());
         let config = pod_config(&args, i, &tag);
         async move {
-            let work = setup_pod(c, &samples, &args, config);
-            let pod = match &paired {
-                Some(p) => p.run(i, floor::Phase::Setup, work).await?,
-                None => work.await?,
-            };
+            let pod = setup_pod(c, &samples, &args, config).await?;
             ids.lock().await[i] = pod;
             Ok(())
         }
-    })
-    .await
+    };
+    run_phase(args, paired, floor::Phase::Setup, "run", work).await
+}
+
+/// Runs a phase's per-pod `work` for every pod, on its own or batch by batch with the floor.
+async fn run_phase<F, Fut>(
+    args: &BenchArgs,
+    paired: Option<Arc<floor::Paired>>,
+    phase: floor::Phase,
+    label: &str,
+    work: F,
+) -> anyhow::Result<Duration>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (n, c) = (args.pods, args.concurrency);
+    match paired {
+        Some(p) => p.run_phase(n, c, phase, label, work).await,
+        None => in_parallel(n, c, label, work).await,
+    }
 }
 
 /// One pod (and its container, if any); returns (pod id, container id or "").
@@ -430,19 +460,14 @@ async fn teardown_phase(
     paired: Option<Arc<floor::Paired>>,
 ) -> anyhow::Result<Duration> {
     let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
-    in_parallel(args.pods, args.concurrency, "stop+rm", move |i| {
-        let (c, samples, ids, paired) =
-            (client.clone(), samples.clone(), ids.clone(), paired.clone());
+    let work = move |i: usize| {
+        let (c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
         async move {
             let (pod, container) = ids.lock().await[i].clone();
-            let work = teardown_pod(c, &samples, pod, container);
-            match &paired {
-                Some(p) => p.run(i, floor::Phase::Teardown, work).await,
-                None => work.await,
-            }
+            teardown_pod(c, &samples, pod, container).await
         }
-    })
-    .await
+    };
+    run_phase(args, paired, floor::Phase::Teardown, "stop+rm", work).await
 }
 
 /// Stop + Remove of one pod's container (if any), then of the pod.
@@ -480,18 +505,6 @@ async fn teardown_pod(
         .or_default()
         .push(started.elapsed());
     Ok(())
-}
-
-/// CPU time (user + system) this process has used.
-fn own_cpu() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn mode(args: &BenchArgs) -> &'static str {
@@ -536,9 +549,10 @@ pub fn print(report: &Report) {
         "crust bench: {} pods, concurrency {}, {} against {}",
         report.pods, report.concurrency, report.mode, report.endpoint
     );
-    if report.floor_interleaved {
+    if let Some(batch) = report.floor_batch {
         println!(
-            "floor interleaved pod by pod (alternating order); walls are summed per-pod times"
+            "floor interleaved in batches of {batch} pod(s), alternating which goes first; \
+             walls are summed batch walls"
         );
     }
     println!(
@@ -575,11 +589,7 @@ pub fn print(report: &Report) {
         println!("floor setup steps p50 (ms): {}", steps.join(", "));
     }
     if let Some(cpu) = report.runtime_cpu_ms_per_pod {
-        let floor = report
-            .floor_cpu_ms_per_pod
-            .map(|f| format!(" (the floor's own process: {f:.1} ms)"))
-            .unwrap_or_default();
-        println!("runtime process CPU per pod, setup + teardown: {cpu:.1} ms{floor}");
+        println!("runtime process CPU per pod, setup + teardown: {cpu:.1} ms");
     }
     for (name, ratio) in &report.ratios {
         println!("ratio {name}: {ratio:.2}x");

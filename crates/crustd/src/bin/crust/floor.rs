@@ -23,7 +23,7 @@ use crust::{
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchArgs, Stats};
+use crate::bench::{in_parallel_range, BenchArgs, Progress, Stats};
 
 /// What the floor measured.
 #[derive(Debug, Clone, Serialize)]
@@ -112,17 +112,18 @@ impl Floor {
     }
 }
 
-/// The floor interleaved with the runtime pod by pod (sequential runs): pod i of the runtime and
-/// floor pod i run back to back, alternating which goes first, so both see the same machine state
-/// (pods already running, kernel netns cleanup, VM noise) and the ratio compares like with like.
+/// The floor interleaved with the runtime: the pods go in batches (one pod when sequential, 2×C
+/// pods at concurrency C), each batch run by the runtime and by the floor back to back, alternating
+/// which goes first. Both then see the same machine state (pods already running, the kernel's
+/// netns cleanup, VM noise), so ratios compare like with like; each side's wall time is the sum
+/// of its batch wall times.
 pub struct Paired {
     floor: Floor,
-    /// Summed per-pod time of the runtime and of the floor: [setup, teardown].
-    runtime: std::sync::Mutex<[Duration; 2]>,
-    floor_sum: std::sync::Mutex<[Duration; 2]>,
+    /// The floor's summed batch walls: [setup, teardown].
+    floor_walls: std::sync::Mutex<[Duration; 2]>,
 }
 
-/// Which half of the bench a paired step belongs to.
+/// Which half of the bench a batch belongs to.
 #[derive(Debug, Clone, Copy)]
 pub enum Phase {
     Setup = 0,
@@ -133,78 +134,76 @@ impl Paired {
     pub fn new(floor: Floor) -> Paired {
         Paired {
             floor,
-            runtime: Default::default(),
-            floor_sum: Default::default(),
+            floor_walls: Default::default(),
         }
     }
 
-    /// Runs `runtime` (the runtime's work for pod i) and the floor's pod i in alternating order.
-    pub async fn run<T>(
-        &self,
-        i: usize,
+    /// Pods per batch at concurrency `c`.
+    pub fn batch_size(c: usize) -> usize {
+        if c <= 1 {
+            1
+        } else {
+            2 * c
+        }
+    }
+
+    /// Runs `runtime(i)` (the runtime's work for pod i) for `n` pods at concurrency `c`, batch by
+    /// batch with the floor's pods of the same `phase`; returns the runtime's summed wall time.
+    pub async fn run_phase<F, Fut>(
+        self: &Arc<Self>,
+        n: usize,
+        c: usize,
         phase: Phase,
-        runtime: impl std::future::Future<Output = anyhow::Result<T>>,
-    ) -> anyhow::Result<T> {
-        let floor_first = i % 2 == 1;
-        if floor_first {
-            self.floor_step(i, phase).await?;
+        label: &str,
+        runtime: F,
+    ) -> anyhow::Result<Duration>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let runtime = Arc::new(runtime);
+        let progress = Progress::new(&format!("{label}+floor"), 2 * n);
+        let batch = Paired::batch_size(c);
+        let mut walls = [Duration::ZERO; 2];
+        for (k, start) in (0..n).step_by(batch).enumerate() {
+            let range = start..(start + batch).min(n);
+            let order = if k % 2 == 0 { [0, 1] } else { [1, 0] };
+            for side in order {
+                let (range, progress) = (range.clone(), progress.clone());
+                walls[side] += match side {
+                    0 => {
+                        let r = runtime.clone();
+                        in_parallel_range(range, c, progress, move |i| r(i)).await?
+                    }
+                    _ => {
+                        let me = self.clone();
+                        in_parallel_range(range, c, progress, move |i| {
+                            let me = me.clone();
+                            async move { me.floor_step(i, phase).await }
+                        })
+                        .await?
+                    }
+                };
+            }
         }
-        let started = Instant::now();
-        let out = runtime.await?;
-        add(&self.runtime, phase, started.elapsed());
-        if !floor_first {
-            self.floor_step(i, phase).await?;
+        if let Ok(mut w) = self.floor_walls.lock() {
+            w[phase as usize] = walls[1];
         }
-        Ok(out)
+        Ok(walls[0])
     }
 
     async fn floor_step(&self, i: usize, phase: Phase) -> anyhow::Result<()> {
-        let took = match phase {
-            Phase::Setup => self.floor.setup(i).await?,
-            Phase::Teardown => self.floor.teardown(i).await?,
-        };
-        add(&self.floor_sum, phase, took);
-        Ok(())
+        match phase {
+            Phase::Setup => self.floor.setup(i).await.map(drop),
+            Phase::Teardown => self.floor.teardown(i).await.map(drop),
+        }
     }
 
-    /// The runtime's summed time of `phase` (its wall time, had it run alone).
-    pub fn runtime_wall(&self, phase: Phase) -> Duration {
-        self.runtime
-            .lock()
-            .map(|t| t[phase as usize])
-            .unwrap_or_default()
-    }
-
-    /// The floor's report; its walls are its summed per-pod times.
+    /// The floor's report, with its summed batch walls.
     pub async fn report(&self) -> FloorReport {
-        let [setup, teardown] = self.floor_sum.lock().map(|t| *t).unwrap_or_default();
+        let [setup, teardown] = self.floor_walls.lock().map(|t| *t).unwrap_or_default();
         self.floor.report(setup, teardown).await
     }
-}
-
-fn add(sums: &std::sync::Mutex<[Duration; 2]>, phase: Phase, took: Duration) {
-    if let Ok(mut s) = sums.lock() {
-        s[phase as usize] += took;
-    }
-}
-
-/// Runs the floor on its own for `args.pods` pods at `args.concurrency`.
-pub async fn measure(args: &BenchArgs) -> anyhow::Result<FloorReport> {
-    let floor = Arc::new(Floor::new(args)?);
-    let f = floor.clone();
-    let setup_wall = crate::bench::in_parallel(args.pods, args.concurrency, "floor", move |i| {
-        let f = f.clone();
-        async move { f.setup(i).await.map(drop) }
-    })
-    .await?;
-    let f = floor.clone();
-    let teardown_wall =
-        crate::bench::in_parallel(args.pods, args.concurrency, "floor rm", move |i| {
-            let f = f.clone();
-            async move { f.teardown(i).await.map(drop) }
-        })
-        .await?;
-    Ok(floor.report(setup_wall, teardown_wall).await)
 }
 
 fn prepare(args: &BenchArgs) -> anyhow::Result<Env> {
