@@ -157,6 +157,7 @@ async fn density_reports_runtime_memory_and_one_process_per_pod() {
     );
     assert!(r["server_rss_kib_loaded"].as_u64().unwrap() > 0);
     assert_eq!(r["max_processes_per_pod"], 1, "only the pause: {r}");
+    assert_eq!(r["monitor_processes"], 0, "no per-pod monitor: {r}");
     let serving = r["restart_to_serving_ms"].as_f64().unwrap();
     let ready = r["restart_to_all_ready_ms"].as_f64().unwrap();
     assert!(serving > 0.0 && ready >= serving, "{r}");

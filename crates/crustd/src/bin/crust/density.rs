@@ -28,6 +28,11 @@ pub struct DensityReport {
     pub per_pod_rss_kib: f64,
     pub per_pod_pss_kib: f64,
     pub max_processes_per_pod: usize,
+    /// Per-pod monitors outside the pod cgroups (containerd shims, conmon): processes other than
+    /// the runtime whose command line names a pod id. Their count and mean RSS/PSS per pod.
+    pub monitor_processes: usize,
+    pub per_pod_monitor_rss_kib: f64,
+    pub per_pod_monitor_pss_kib: f64,
     pub setup_wall_s: f64,
     /// With --restart-cmd: from the command's start until the runtime answered Version, and until
     /// it listed every pod READY again.
@@ -126,6 +131,13 @@ pub async fn run(
     let setup_wall = started.elapsed();
     let (rss_loaded, pss_loaded) = memory_kib(pid);
     let (per_pod_rss, per_pod_pss, max_procs) = pod_memory(&args.cgroup_parent);
+    let monitors = monitors(&ids, pid, &args.cgroup_parent);
+    let (monitor_rss, monitor_pss) = monitors
+        .iter()
+        .map(|p| memory_kib(*p))
+        .fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
+    let pods = ids.len().max(1) as f64;
+    let per_pod = |kib: u64| kib as f64 / pods;
     let restart = match &args.restart_cmd {
         Some(cmd) => Some(restart_time(socket, cmd, &ids).await?),
         None => None,
@@ -147,6 +159,9 @@ pub async fn run(
         per_pod_rss_kib: per_pod_rss,
         per_pod_pss_kib: per_pod_pss,
         max_processes_per_pod: max_procs,
+        monitor_processes: monitors.len(),
+        per_pod_monitor_rss_kib: per_pod(monitor_rss),
+        per_pod_monitor_pss_kib: per_pod(monitor_pss),
         setup_wall_s: setup_wall.as_secs_f64(),
         restart_to_serving_ms: restart.map(|r| r.0),
         restart_to_all_ready_ms: restart.map(|r| r.1),
@@ -226,6 +241,29 @@ async fn start_pods(
     Ok(ids)
 }
 
+/// Processes outside the pod cgroups under `parent`, other than the runtime (`runtime`), whose
+/// command line names one of the pod ids: the per-pod monitors some runtimes keep (a containerd
+/// shim has `-id <pod id>`, conmon `-c <id>`).
+fn monitors(ids: &[String], runtime: i32, parent: &str) -> Vec<i32> {
+    let in_pods: std::collections::HashSet<i32> = pod_cgroups(parent)
+        .iter()
+        .flat_map(|cg| pids_of(cg))
+        .collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != runtime && !in_pods.contains(pid))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            ids.iter().any(|id| cmdline.contains(id.as_str()))
+        })
+        .collect()
+}
+
 /// Mean RSS and PSS (KiB) of the pods under `parent`, and the most processes any pod has.
 fn pod_memory(parent: &str) -> (f64, f64, usize) {
     let per_pod: Vec<(u64, u64, usize)> = pod_cgroups(parent)
@@ -262,6 +300,10 @@ pub fn print(r: &DensityReport) {
     println!(
         "per pod: {:.0} KiB RSS, {:.0} KiB PSS, at most {} process(es)",
         r.per_pod_rss_kib, r.per_pod_pss_kib, r.max_processes_per_pod
+    );
+    println!(
+        "per-pod monitors outside the pod cgroups (shims): {} process(es) for {} pods, {:.0} KiB RSS / {:.0} KiB PSS per pod",
+        r.monitor_processes, r.pods, r.per_pod_monitor_rss_kib, r.per_pod_monitor_pss_kib
     );
     println!("setup of {} pods took {:.2} s", r.pods, r.setup_wall_s);
     if let (Some(serving), Some(ready)) = (r.restart_to_serving_ms, r.restart_to_all_ready_ms) {

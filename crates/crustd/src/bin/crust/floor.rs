@@ -112,6 +112,16 @@ impl Floor {
     }
 }
 
+impl Drop for Floor {
+    /// A bench that failed midway still removes the floor's directory when nothing of its pods is
+    /// left in it (a floor pod still set up keeps its files, for the operator to see).
+    fn drop(&mut self) {
+        for sub in ["bundles", "netns", "runc", ""] {
+            let _ = std::fs::remove_dir(self.env.work.join(sub));
+        }
+    }
+}
+
 /// The floor interleaved with the runtime: the pods go in batches (one pod when sequential, 2×C
 /// pods at concurrency C), each batch run by the runtime and by the floor back to back, alternating
 /// which goes first. Both then see the same machine state (pods already running, the kernel's
