@@ -258,11 +258,12 @@ impl CniNetwork {
     ) -> Result<CachedAttachment, NetworkError> {
         let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || {
-            match sync {
-                true => cache.write(&entry),
-                false => cache.write_unsynced(&entry),
-            }
-            .map(|()| entry)
+            let written = if sync {
+                cache.write(&entry)
+            } else {
+                cache.write_unsynced(&entry)
+            };
+            written.map(|()| entry)
         })
         .await
         .map_err(|e| NetworkError::Cache(std::io::Error::other(e.to_string())))?

@@ -121,12 +121,12 @@ impl SandboxManager {
         &self.options.netns_dir
     }
 
-    /// The pod network (NetworkReady, pod CIDR).
+    /// The sandbox controller (for recovery).
     pub(super) fn controller(&self) -> &Arc<dyn SandboxController> {
         &self.controller
     }
 
-    /// The pod network.
+    /// The pod network (NetworkReady, pod CIDR).
     pub fn network(&self) -> &Arc<CniNetwork> {
         &self.network
     }
@@ -308,7 +308,24 @@ impl SandboxManager {
             .map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
         fail("run:after_persist", RunStep::Persist).await?;
         times.lap(RunStep::Persist);
-        // Steps 5 and 6: the netns, and the files and shm, are independent: made side by side.
+        self.make_local(sandbox, &paths, undo).await?;
+        times.lap(RunStep::Files);
+        self.start_in_order(sandbox, &paths, undo, &mut times)
+            .await?;
+        self.finish(sandbox).await?;
+        times.lap(RunStep::Finish);
+        tracing::debug!(id = %sandbox.id, steps_us = %times.summary(), "RunPodSandbox step times");
+        Ok(())
+    }
+
+    /// Steps 5 and 6: the netns, and the files and shm, are independent, so they are made side
+    /// by side (all three undo steps are declared first; each undo is idempotent).
+    async fn make_local(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        paths: &SandboxPaths,
+        undo: &mut Rollback<Undo>,
+    ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
         let cni = record.network_mode == NetworkMode::Cni;
         let shm = needs_shm(&record.config);
@@ -319,38 +336,49 @@ impl SandboxManager {
         if cni {
             self.mark(undo, Undo::Netns);
         }
-        let (local, ns) = tokio::join!(self.write_files_and_shm(sandbox, &paths, shm), async {
-            match cni {
-                true => self.create_netns(sandbox).await,
-                false => Ok(()),
+        let netns = async {
+            if cni {
+                self.create_netns(sandbox).await
+            } else {
+                Ok(())
             }
-        });
-        local.and(ns)?;
+        };
+        let (local, netns) = tokio::join!(self.write_files_and_shm(sandbox, paths, shm), netns);
+        local.and(netns)?;
         fail("run:after_files", RunStep::Files).await?;
         if cni {
             fail("run:after_netns", RunStep::Netns).await?;
         }
-        times.lap(RunStep::Files);
-        // Step 7: the order, per pod.
-        let first = network_first(&record.config);
-        if record.network_mode == NetworkMode::Cni && first {
+        Ok(())
+    }
+
+    /// Step 7: create and start the pause, and set up the network before (network-first pods) or
+    /// after (the default) starting it.
+    async fn start_in_order(
+        self: &Arc<Self>,
+        sandbox: &Arc<Sandbox>,
+        paths: &SandboxPaths,
+        undo: &mut Rollback<Undo>,
+        times: &mut StepTimes,
+    ) -> Result<(), SandboxError> {
+        let record = sandbox.snapshot();
+        let cni = record.network_mode == NetworkMode::Cni;
+        let net_first = cni && network_first(&record.config);
+        if net_first {
             self.setup_network(sandbox, undo).await?;
             times.lap(RunStep::Network);
         }
-        self.create_pause(sandbox, &paths, undo).await?;
+        self.create_pause(sandbox, paths, undo).await?;
         times.lap(RunStep::Create);
-        if record.network_mode == NetworkMode::Cni && !first {
+        if cni && !net_first {
             self.write_sandbox_key(sandbox);
         }
         self.start_pause(sandbox).await?;
         times.lap(RunStep::Start);
-        if record.network_mode == NetworkMode::Cni && !first {
+        if cni && !net_first {
             self.setup_network(sandbox, undo).await?;
             times.lap(RunStep::Network);
         }
-        self.finish(sandbox).await?;
-        times.lap(RunStep::Finish);
-        tracing::debug!(id = %sandbox.id, steps_us = %times.summary(), "RunPodSandbox step times");
         Ok(())
     }
 
