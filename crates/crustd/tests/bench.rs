@@ -45,28 +45,34 @@ async fn bench_reports_every_rpc_and_the_floor() {
     }
 }
 
+/// `crust bench --pods 4 --floor` at `concurrency` on this daemon's network and cgroup parent.
+fn bench_floor_cmd(d: &Daemon, concurrency: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(d.crust_cli());
+    cmd.args([
+        "bench",
+        "--pods",
+        "4",
+        "--concurrency",
+        concurrency,
+        "--floor",
+        "--conflist",
+    ])
+    .arg(d.net.conf_dir.join("10-test.conflist"))
+    .arg("--cni-bin-dirs")
+    .arg(format!("{}:/usr/lib/cni", d.net.bin_dir.display()))
+    .arg("--crust-root")
+    .arg(&d.root)
+    .arg("--crust-state")
+    .arg(&d.state)
+    .arg("--cgroup-parent")
+    .arg(&d.cgroup_parent);
+    cmd
+}
+
 /// `crust bench --pods 4 --floor` at `concurrency`; returns the JSON report.
 async fn bench_with_floor(d: &Daemon, concurrency: &str) -> serde_json::Value {
     let json = d.dir.path().join(format!("bench-{concurrency}.json"));
-    let out = tokio::process::Command::from(d.crust_cli())
-        .args([
-            "bench",
-            "--pods",
-            "4",
-            "--concurrency",
-            concurrency,
-            "--floor",
-            "--conflist",
-        ])
-        .arg(d.net.conf_dir.join("10-test.conflist"))
-        .arg("--cni-bin-dirs")
-        .arg(format!("{}:/usr/lib/cni", d.net.bin_dir.display()))
-        .arg("--crust-root")
-        .arg(&d.root)
-        .arg("--crust-state")
-        .arg(&d.state)
-        .arg("--cgroup-parent")
-        .arg(&d.cgroup_parent)
+    let out = bench_floor_cmd(d, concurrency)
         .arg("--json")
         .arg(&json)
         .output()
@@ -208,5 +214,43 @@ async fn bench_with_one_container_per_pod() {
     ] {
         assert_eq!(report["rpcs"][rpc]["n"], 3, "{rpc}: {report}");
     }
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn a_failed_bench_removes_the_pods_it_made_and_the_floors() {
+    let d = Daemon::start().await;
+    // Sequential and interleaved: crust pod 0, floor pod 0, floor pod 1 get their network; the
+    // fourth ADD (crust pod 1) fails, crustd rolls that pod back and the bench stops.
+    d.net.fail("portmap", "ADD.after", "3");
+    let out = bench_floor_cmd(&d, "1").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the bench should fail: {stderr}");
+    assert!(stderr.contains("injected ADD failure"), "{stderr}");
+    let adds = d.net.calls("portmap");
+    assert_eq!(
+        adds.iter().filter(|c| c.starts_with("ADD")).count(),
+        4,
+        "{adds:?}"
+    );
+    let mut c = d.client().await;
+    assert!(
+        common::list(&mut c).await.is_empty(),
+        "crust's pod 0 was removed"
+    );
+    assert!(
+        d.net.allocated_ips().is_empty(),
+        "the floor's two pods released their IPs"
+    );
+    // The floor's directory (runc root, netns pins, bundles) is gone with its pods.
+    let floor_dir = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cleaned up the floor's pods in "))
+        .unwrap_or_else(|| panic!("no floor cleanup reported: {stderr}"));
+    assert!(
+        !std::path::Path::new(floor_dir).exists(),
+        "{floor_dir} is left"
+    );
+    d.net.clear_failpoints();
     d.assert_no_leaks().await;
 }

@@ -308,8 +308,18 @@ pub async fn run(
     };
     let runtime_pid = crate::density::server_pid(std::path::Path::new(&endpoint)).ok();
     let cpu_before = runtime_pid.and_then(crate::density::cpu_time);
-    let setup = setup_phase(&client, &args, &samples, &ids, paired.clone()).await?;
-    let teardown = teardown_phase(&client, &args, &samples, &ids, paired.clone()).await?;
+    let phases = async {
+        let setup = setup_phase(&client, &args, &samples, &ids, paired.clone()).await?;
+        let teardown = teardown_phase(&client, &args, &samples, &ids, paired.clone()).await?;
+        anyhow::Ok((setup, teardown))
+    };
+    let (setup, teardown) = match phases.await {
+        Ok(walls) => walls,
+        Err(e) => {
+            clean_up(&client, &ids, paired.as_deref()).await;
+            return Err(e);
+        }
+    };
     let rpcs: BTreeMap<String, Stats> = samples
         .lock()
         .await
@@ -358,11 +368,7 @@ async fn setup_phase(
     let work = move |i: usize| {
         let (c, samples, ids, args) = (client.clone(), samples.clone(), ids.clone(), args2.clone());
         let config = pod_config(&args, i, &tag);
-        async move {
-            let pod = setup_pod(c, &samples, &args, config).await?;
-            ids.lock().await[i] = pod;
-            Ok(())
-        }
+        async move { setup_pod(c, &samples, &args, config, &ids, i).await }
     };
     run_phase(args, paired, floor::Phase::Setup, "run", work).await
 }
@@ -386,13 +392,16 @@ where
     }
 }
 
-/// One pod (and its container, if any); returns (pod id, container id or "").
+/// One pod (and its container, if any), noted in `ids[i]` as (pod id, container id or "") as soon
+/// as each exists.
 async fn setup_pod(
     mut c: RuntimeServiceClient<Channel>,
     samples: &Shared<Samples>,
     args: &BenchArgs,
     config: PodSandboxConfig,
-) -> anyhow::Result<(String, String)> {
+    ids: &Shared<Vec<(String, String)>>,
+    i: usize,
+) -> anyhow::Result<()> {
     let req = RunPodSandboxRequest {
         config: Some(config.clone()),
         runtime_handler: String::new(),
@@ -401,20 +410,44 @@ async fn setup_pod(
         .await?
         .into_inner()
         .pod_sandbox_id;
+    ids.lock().await[i].0 = id.clone();
     let status = PodSandboxStatusRequest {
         pod_sandbox_id: id.clone(),
         verbose: false,
     };
     timed(samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
-    let container = match &args.container_image {
-        Some(image) => start_container(&mut c, samples, args, &id, image, config).await?,
-        None => String::new(),
-    };
-    Ok((id, container))
+    if let Some(image) = &args.container_image {
+        let container = create_container(&mut c, samples, args, &id, image, config).await?;
+        ids.lock().await[i].1 = container.clone();
+        let start = StartContainerRequest {
+            container_id: container,
+        };
+        timed(samples, "StartContainer", c.start_container(start)).await?;
+    }
+    Ok(())
 }
 
-/// CreateContainer + StartContainer of the pod's one container; returns its id.
-async fn start_container(
+/// After a failed bench: Stop + Remove of every pod (and container) it created, and the floor's
+/// leftovers. Best effort: a pod already removed is fine (both verbs are idempotent).
+async fn clean_up(
+    client: &RuntimeServiceClient<Channel>,
+    ids: &Shared<Vec<(String, String)>>,
+    paired: Option<&floor::Paired>,
+) {
+    let scratch: Shared<Samples> = Arc::default();
+    let ids = ids.lock().await.clone();
+    for (pod, container) in ids.into_iter().filter(|(pod, _)| !pod.is_empty()) {
+        if let Err(e) = teardown_pod(client.clone(), &scratch, pod.clone(), container).await {
+            eprintln!("pod {pod}: cleanup: {e:#}");
+        }
+    }
+    if let Some(p) = paired {
+        p.clean_up().await;
+    }
+}
+
+/// CreateContainer of the pod's one container; returns its id.
+async fn create_container(
     c: &mut RuntimeServiceClient<Channel>,
     samples: &Shared<Samples>,
     args: &BenchArgs,
@@ -439,15 +472,10 @@ async fn start_container(
         config: Some(config),
         sandbox_config: Some(sandbox_config),
     };
-    let id = timed(samples, "CreateContainer", c.create_container(req))
+    Ok(timed(samples, "CreateContainer", c.create_container(req))
         .await?
         .into_inner()
-        .container_id;
-    let start = StartContainerRequest {
-        container_id: id.clone(),
-    };
-    timed(samples, "StartContainer", c.start_container(start)).await?;
-    Ok(id)
+        .container_id)
 }
 
 /// StopPodSandbox + RemovePodSandbox (after the container's Stop/Remove) for every pod, each

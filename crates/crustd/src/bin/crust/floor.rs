@@ -55,6 +55,8 @@ struct Env {
 pub struct Floor {
     env: Env,
     pids: Mutex<Vec<i32>>,
+    /// Pods whose setup was attempted and that were not torn down yet (for cleanup on failure).
+    live: Mutex<Vec<bool>>,
     setups: Mutex<Vec<[Duration; 4]>>,
     teardowns: Mutex<Vec<Duration>>,
 }
@@ -65,6 +67,7 @@ impl Floor {
         Ok(Floor {
             env: prepare(args)?,
             pids: Mutex::new(vec![0; args.pods]),
+            live: Mutex::new(vec![false; args.pods]),
             setups: Mutex::default(),
             teardowns: Mutex::default(),
         })
@@ -72,6 +75,7 @@ impl Floor {
 
     /// Sets up floor pod `i`; returns how long it took.
     pub async fn setup(&self, i: usize) -> anyhow::Result<Duration> {
+        self.live.lock().await[i] = true;
         let (pid, steps) = setup_one(&self.env, i).await?;
         self.pids.lock().await[i] = pid;
         self.setups.lock().await.push(steps);
@@ -84,8 +88,23 @@ impl Floor {
         let started = Instant::now();
         teardown_one(&self.env, i, pid).await?;
         let took = started.elapsed();
+        self.live.lock().await[i] = false;
         self.teardowns.lock().await.push(took);
         Ok(took)
+    }
+
+    /// After a failed bench: removes what every floor pod still holds (forced runc delete, CNI DEL,
+    /// netns), whatever state its setup or teardown stopped in. Best effort; failures are printed.
+    pub async fn clean_up(&self) {
+        let live: Vec<usize> = (self.live.lock().await.iter().enumerate())
+            .filter_map(|(i, live)| live.then_some(i))
+            .collect();
+        for i in live {
+            if let Err(e) = clean_up_one(&self.env, i).await {
+                eprintln!("floor pod {i}: cleanup: {e:#}");
+            }
+        }
+        eprintln!("cleaned up the floor's pods in {}", self.env.work.display());
     }
 
     /// The report, with the given wall times; removes the floor's work directory.
@@ -209,6 +228,11 @@ impl Paired {
         }
     }
 
+    /// See [`Floor::clean_up`].
+    pub async fn clean_up(&self) {
+        self.floor.clean_up().await;
+    }
+
     /// The floor's report, with its summed batch walls.
     pub async fn report(&self) -> FloorReport {
         let [setup, teardown] = self.floor_walls.lock().map(|t| *t).unwrap_or_default();
@@ -328,6 +352,34 @@ impl Lap {
         self.0 = now;
         d
     }
+}
+
+/// Forced teardown of floor pod `i` in whatever state it is; every step is tried.
+async fn clean_up_one(env: &Env, i: usize) -> anyhow::Result<()> {
+    let id = container_id(env, i);
+    let deleted = env.runc.delete(&id, true).await;
+    let netns_path = env.work.join("netns").join(&id);
+    let del = env
+        .cni
+        .del(&env.list, &runtime_conf(env, i, &netns_path), None)
+        .await;
+    let removed = if netns_path.exists() {
+        netns::remove(&netns_path)
+    } else {
+        Ok(())
+    };
+    let bundle = env.work.join("bundles").join(&id);
+    let bundle_removed = match std::fs::remove_dir_all(&bundle) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    match deleted {
+        Err(e) if !e.is_not_found() => return Err(e.into()),
+        _ => {}
+    }
+    del?;
+    removed?;
+    Ok(bundle_removed?)
 }
 
 async fn teardown_one(env: &Env, i: usize, pid: i32) -> anyhow::Result<()> {
