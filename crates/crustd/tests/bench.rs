@@ -254,3 +254,28 @@ async fn a_failed_bench_removes_the_pods_it_made_and_the_floors() {
     d.net.clear_failpoints();
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn a_failed_density_run_removes_the_pods_it_started() {
+    let d = Daemon::start().await;
+    // Pods 0 and 1 get their network, pod 2's ADD fails: the run stops and removes 0 and 1.
+    d.net.fail("portmap", "ADD.after", "2");
+    let out = tokio::process::Command::from(d.crust_cli())
+        .args(["bench", "--density", "4", "--concurrency", "1"])
+        .arg("--cgroup-parent")
+        .arg(&d.cgroup_parent)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run should fail: {stderr}");
+    assert!(stderr.contains("injected ADD failure"), "{stderr}");
+    let mut c = d.client().await;
+    assert!(
+        common::list(&mut c).await.is_empty(),
+        "pods 0 and 1 removed"
+    );
+    assert!(d.net.allocated_ips().is_empty());
+    d.net.clear_failpoints();
+    d.assert_no_leaks().await;
+}

@@ -5,6 +5,7 @@
 use std::{
     os::fd::AsRawFd,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -127,7 +128,13 @@ pub async fn run(
     let pid = server_pid(socket)?;
     let (rss_idle, pss_idle) = memory_kib(pid);
     let started = Instant::now();
-    let ids = start_pods(&client, args).await?;
+    let started_ids = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let outcome = start_pods(&client, args, started_ids.clone()).await;
+    let ids = std::mem::take(&mut *started_ids.lock().await);
+    if let Err(e) = outcome {
+        let _ = remove_pods(&client, &ids).await;
+        return Err(e);
+    }
     let setup_wall = started.elapsed();
     let (rss_loaded, pss_loaded) = memory_kib(pid);
     let (per_pod_rss, per_pod_pss, max_procs) = pod_memory(&args.cgroup_parent);
@@ -139,16 +146,13 @@ pub async fn run(
     let pods = ids.len().max(1) as f64;
     let per_pod = |kib: u64| kib as f64 / pods;
     let restart = match &args.restart_cmd {
-        Some(cmd) => Some(restart_time(socket, cmd, &ids).await?),
+        Some(cmd) => Some(restart_time(socket, cmd, &ids).await),
         None => None,
-    };
-    for id in ids {
-        let mut c = client.clone();
-        let req = cri_api::v1::RemovePodSandboxRequest { pod_sandbox_id: id };
-        c.remove_pod_sandbox(req)
-            .await
-            .context("RemovePodSandbox")?;
     }
+    .transpose();
+    let removed = remove_pods(&client, &ids).await;
+    let restart = restart?;
+    removed?;
     Ok(DensityReport {
         pods: args.pods,
         server_pid: pid,
@@ -212,13 +216,14 @@ async fn restart_time(socket: &Path, cmd: &str, ids: &[String]) -> anyhow::Resul
     anyhow::bail!("the runtime did not come back with every pod READY within 60 s")
 }
 
+/// Starts the pods, pushing each id to `ids` as soon as it exists (so a failure can remove them).
 async fn start_pods(
     client: &RuntimeServiceClient<Channel>,
     args: &BenchArgs,
-) -> anyhow::Result<Vec<String>> {
+    ids: Arc<tokio::sync::Mutex<Vec<String>>>,
+) -> anyhow::Result<()> {
     let tag = format!("{:x}", crust::events::now_ns());
-    let ids = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    let (client, shared, args2) = (client.clone(), ids.clone(), args.clone());
+    let (client, shared, args2) = (client.clone(), ids, args.clone());
     crate::bench::in_parallel(args.pods, args.concurrency, "density", move |i| {
         let (mut c, ids, config) = (client.clone(), shared.clone(), pod_config(&args2, i, &tag));
         async move {
@@ -236,9 +241,23 @@ async fn start_pods(
             Ok(())
         }
     })
-    .await?;
-    let ids = std::mem::take(&mut *ids.lock().await);
-    Ok(ids)
+    .await
+    .map(drop)
+}
+
+/// RemovePodSandbox for every pod in `ids` (all are tried; the first error is returned).
+async fn remove_pods(client: &RuntimeServiceClient<Channel>, ids: &[String]) -> anyhow::Result<()> {
+    let mut first_error = None;
+    for id in ids {
+        let req = cri_api::v1::RemovePodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        };
+        if let Err(e) = client.clone().remove_pod_sandbox(req).await {
+            first_error
+                .get_or_insert(anyhow::Error::new(e).context(format!("RemovePodSandbox {id}")));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Processes outside the pod cgroups under `parent`, other than the runtime (`runtime`), whose
