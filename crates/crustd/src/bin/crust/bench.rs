@@ -147,6 +147,16 @@ struct Samples {
     by_rpc: BTreeMap<&'static str, Vec<Duration>>,
 }
 
+impl Samples {
+    /// Percentiles per RPC.
+    fn stats(&self) -> BTreeMap<String, Stats> {
+        self.by_rpc
+            .iter()
+            .map(|(k, v)| (k.to_string(), Stats::of(v)))
+            .collect()
+    }
+}
+
 pub(crate) fn pod_config(args: &BenchArgs, i: usize, run_tag: &str) -> PodSandboxConfig {
     let network = if args.host_network {
         NamespaceMode::Node
@@ -302,34 +312,18 @@ pub async fn run(
             args.pods
         ]));
     // The floor runs interleaved with the runtime, batch by batch (see floor::Paired).
-    let paired = match args.floor && !args.host_network {
-        true => Some(Arc::new(floor::Paired::new(floor::Floor::new(&args)?))),
-        false => None,
+    let paired = if args.floor && !args.host_network {
+        Some(Arc::new(floor::Paired::new(floor::Floor::new(&args)?)))
+    } else {
+        None
     };
     let runtime_pid = crate::density::server_pid(std::path::Path::new(&endpoint)).ok();
     let cpu_before = runtime_pid.and_then(crate::density::cpu_time);
-    let phases = async {
-        let setup = setup_phase(&client, &args, &samples, &ids, paired.clone()).await?;
-        let teardown = teardown_phase(&client, &args, &samples, &ids, paired.clone()).await?;
-        anyhow::Ok((setup, teardown))
-    };
-    let (setup, teardown) = match phases.await {
-        Ok(walls) => walls,
-        Err(e) => {
-            clean_up(&client, &ids, paired.as_deref()).await;
-            return Err(e);
-        }
-    };
-    let rpcs: BTreeMap<String, Stats> = samples
-        .lock()
-        .await
-        .by_rpc
-        .iter()
-        .map(|(k, v)| (k.to_string(), Stats::of(v)))
-        .collect();
+    let (setup, teardown) = run_phases(&client, &args, &samples, &ids, paired.clone()).await?;
     let cpu_after = runtime_pid.and_then(crate::density::cpu_time);
     let per_pod = |d: Duration| d.as_secs_f64() * 1e3 / args.pods.max(1) as f64;
     let runtime_cpu_ms_per_pod = cpu_before.zip(cpu_after).map(|(a, b)| per_pod(b - a));
+    let rpcs = samples.lock().await.stats();
     let floor = match &paired {
         Some(p) => Some(p.report().await),
         None => None,
@@ -351,6 +345,26 @@ pub async fn run(
         runtime_cpu_ms_per_pod,
         ratios,
     })
+}
+
+/// Setup then teardown of every pod; returns their walls. On failure, what was made is removed.
+async fn run_phases(
+    client: &RuntimeServiceClient<Channel>,
+    args: &BenchArgs,
+    samples: &Shared<Samples>,
+    ids: &Shared<Vec<(String, String)>>,
+    paired: Option<Arc<floor::Paired>>,
+) -> anyhow::Result<(Duration, Duration)> {
+    let phases = async {
+        let setup = setup_phase(client, args, samples, ids, paired.clone()).await?;
+        let teardown = teardown_phase(client, args, samples, ids, paired.clone()).await?;
+        anyhow::Ok((setup, teardown))
+    };
+    let walls = phases.await;
+    if walls.is_err() {
+        clean_up(client, ids, paired.as_deref()).await;
+    }
+    walls
 }
 
 /// RunPodSandbox + PodSandboxStatus (+ the container) for every pod, each paired with a floor pod
