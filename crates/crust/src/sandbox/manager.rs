@@ -528,11 +528,11 @@ impl SandboxManager {
         let done = tokio::task::spawn_blocking(move || {
             files::write_files(&files_paths, &record.config, record.network_mode)
                 .map_err(|e| (RunStep::Files, files_paths.state_dir.clone(), e))?;
-            match shm {
-                true => files::mount_shm(&files_paths.shm())
-                    .map_err(|e| (RunStep::Shm, files_paths.shm(), e)),
-                false => Ok(()),
+            if shm {
+                files::mount_shm(&files_paths.shm())
+                    .map_err(|e| (RunStep::Shm, files_paths.shm(), e))?;
             }
+            Ok(())
         })
         .await
         .map_err(|e| SandboxError::Task(e.to_string()).at(RunStep::Files))?;
