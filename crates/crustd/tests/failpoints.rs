@@ -93,6 +93,16 @@ async fn r3_a_crash_at_every_step_leaves_a_removable_notready_pod() {
                 "{label} {step}"
             );
             let id = items[0].id.clone();
+            // Once the pause exists its pid is only staged until READY: recovery finds it through
+            // runc (and Stop/Remove below then kill and delete it).
+            let pause_made = ["run:after_create", "run:before_start", "run:after_start"]
+                .contains(&step)
+                || (label == "cni-start-first" && step == "run:after_network");
+            assert_eq!(
+                d.log_text().contains("found the pause through the runtime"),
+                pause_made,
+                "{label} {step}"
+            );
             // The name stays with the NOTREADY pod (never two sandboxes for one name)...
             let retry = run(&mut c, make(&d)).await;
             assert_eq!(
