@@ -343,7 +343,8 @@ impl SandboxManager {
                 Ok(())
             }
         };
-        let (local, netns) = tokio::join!(self.write_files_and_shm(sandbox, paths, shm), netns);
+        let local = write_files_and_shm(record, paths.clone(), shm);
+        let (local, netns) = tokio::join!(local, netns);
         local.and(netns)?;
         fail("run:after_files", RunStep::Files).await?;
         if cni {
@@ -513,36 +514,6 @@ impl SandboxManager {
     /// on disk: the first record declares every resource the run may create.)
     fn mark(&self, undo: &mut Rollback<Undo>, step: Undo) {
         undo.push(step);
-    }
-
-    /// Step 6: hostname, hosts, resolv.conf, then the shm tmpfs when the pod needs one.
-    async fn write_files_and_shm(
-        &self,
-        sandbox: &Sandbox,
-        paths: &SandboxPaths,
-        shm: bool,
-    ) -> Result<(), SandboxError> {
-        let record = sandbox.snapshot();
-        let files_paths = paths.clone();
-        // One trip to a blocking thread for both; the error names the step that failed.
-        let done = tokio::task::spawn_blocking(move || {
-            files::write_files(&files_paths, &record.config, record.network_mode)
-                .map_err(|e| (RunStep::Files, files_paths.state_dir.clone(), e))?;
-            if shm {
-                files::mount_shm(&files_paths.shm())
-                    .map_err(|e| (RunStep::Shm, files_paths.shm(), e))?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| SandboxError::Task(e.to_string()).at(RunStep::Files))?;
-        done.map_err(|(step, path, source)| {
-            let what = match step {
-                RunStep::Shm => "mount shm",
-                _ => "write files in",
-            };
-            SandboxError::Io { what, path, source }.at(step)
-        })
     }
 
     /// Undoes the steps in reverse on a fresh deadline. Returns the error to report when something
@@ -933,6 +904,32 @@ fn held(held: &Held, step: Undo) -> bool {
         Undo::Network => held.network,
         Undo::Forget => false,
     }
+}
+
+/// Step 6: hostname, hosts, resolv.conf, then the shm tmpfs when the pod needs one.
+async fn write_files_and_shm(
+    record: SandboxRecord,
+    paths: SandboxPaths,
+    shm: bool,
+) -> Result<(), SandboxError> {
+    // One trip to a blocking thread for both; the error names the step that failed.
+    let done = tokio::task::spawn_blocking(move || {
+        files::write_files(&paths, &record.config, record.network_mode)
+            .map_err(|e| (RunStep::Files, paths.state_dir.clone(), e))?;
+        if shm {
+            files::mount_shm(&paths.shm()).map_err(|e| (RunStep::Shm, paths.shm(), e))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| SandboxError::Task(e.to_string()).at(RunStep::Files))?;
+    done.map_err(|(step, path, source)| {
+        let what = match step {
+            RunStep::Shm => "mount shm",
+            _ => "write files in",
+        };
+        SandboxError::Io { what, path, source }.at(step)
+    })
 }
 
 /// Runs blocking file-system work (mounts, writes) off the async workers.

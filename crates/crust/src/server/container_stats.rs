@@ -2,9 +2,9 @@
 //! writable layer; the CRI conversions of usage samples live here too.
 
 use cri_api::v1::{
-    ContainerAttributes, ContainerStats, ContainerStatsRequest, ContainerStatsResponse, CpuUsage,
-    FilesystemIdentifier, FilesystemUsage, ListContainerStatsRequest, ListContainerStatsResponse,
-    MemoryUsage, UInt64Value,
+    ContainerAttributes, ContainerFilter, ContainerStats, ContainerStatsRequest,
+    ContainerStatsResponse, CpuUsage, FilesystemIdentifier, FilesystemUsage,
+    ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage, UInt64Value,
 };
 use tonic::{Request, Response, Status};
 
@@ -78,21 +78,13 @@ pub(super) async fn list(
     req: Request<ListContainerStatsRequest>,
 ) -> Result<Response<ListContainerStatsResponse>, Status> {
     let filter = req.into_inner().filter.unwrap_or_default();
-    let records: Vec<ContainerRecord> = svc
-        .containers
-        .list(None)
-        .into_iter()
-        .filter(|r| filter.id.is_empty() || r.id.starts_with(&filter.id))
-        .filter(|r| {
-            filter.pod_sandbox_id.is_empty() || r.sandbox_id.starts_with(&filter.pod_sandbox_id)
-        })
-        .filter(|r| {
-            filter
-                .label_selector
-                .iter()
-                .all(|(k, v)| r.config.labels.get(k) == Some(v))
-        })
-        .collect();
+    // The same matching as ListContainers, without a state.
+    let records = svc.containers.list(Some(&ContainerFilter {
+        id: filter.id,
+        state: None,
+        pod_sandbox_id: filter.pod_sandbox_id,
+        label_selector: filter.label_selector,
+    }));
     let stats = blocking(svc, move |svc| {
         records.iter().map(|r| container_stats(svc, r)).collect()
     })

@@ -3,7 +3,7 @@
 
 use cri_api::v1::{
     LinuxPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse,
-    NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes, PodSandboxStats,
+    NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes, PodSandboxFilter, PodSandboxStats,
     PodSandboxStatsRequest, PodSandboxStatsResponse, ProcessUsage, UInt64Value,
 };
 use tonic::{Request, Response, Status};
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     container::stats::network_usage,
-    sandbox::{NetworkMode, SandboxRecord},
+    sandbox::{status, NetworkMode, SandboxRecord},
 };
 
 fn interface(i: &crate::container::stats::InterfaceUsage) -> NetworkInterfaceUsage {
@@ -89,19 +89,19 @@ pub(super) async fn list(
     req: Request<ListPodSandboxStatsRequest>,
 ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
     let filter = req.into_inner().filter.unwrap_or_default();
+    // The same matching as ListPodSandbox, without a state.
+    let filter = PodSandboxFilter {
+        id: filter.id,
+        state: None,
+        label_selector: filter.label_selector,
+    };
     let pods: Vec<SandboxRecord> = svc
         .sandboxes
         .store()
         .all()
         .iter()
         .map(|s| s.snapshot())
-        .filter(|p| filter.id.is_empty() || p.id.starts_with(&filter.id))
-        .filter(|p| {
-            filter
-                .label_selector
-                .iter()
-                .all(|(k, v)| p.config.labels.get(k) == Some(v))
-        })
+        .filter(|p| super::sandbox_list::matches(&filter, &status::pod(p)))
         .collect();
     let stats = blocking(svc, move |svc| {
         pods.iter().map(|p| pod_stats(svc, p)).collect()

@@ -299,31 +299,44 @@ impl Progress {
 
 type Shared<T> = Arc<tokio::sync::Mutex<T>>;
 
+/// What the phases of one bench run share: the client, the options, the samples, the (pod id,
+/// container id or "") of every pod as soon as each exists, and the floor when interleaved.
+#[derive(Clone)]
+struct Bench {
+    client: RuntimeServiceClient<Channel>,
+    args: Arc<BenchArgs>,
+    samples: Shared<Samples>,
+    ids: Shared<Vec<(String, String)>>,
+    paired: Option<Arc<floor::Paired>>,
+}
+
 /// The bench against the endpoint behind `client`.
 pub async fn run(
     client: RuntimeServiceClient<Channel>,
     endpoint: String,
     args: BenchArgs,
 ) -> anyhow::Result<Report> {
-    let samples: Shared<Samples> = Arc::default();
-    let ids: Shared<Vec<(String, String)>> =
-        Arc::new(tokio::sync::Mutex::new(vec![
-            (String::new(), String::new());
-            args.pods
-        ]));
     // The floor runs interleaved with the runtime, batch by batch (see floor::Paired).
     let paired = if args.floor && !args.host_network {
         Some(Arc::new(floor::Paired::new(floor::Floor::new(&args)?)))
     } else {
         None
     };
+    let bench = Bench {
+        client,
+        ids: Arc::new(tokio::sync::Mutex::new(vec![Default::default(); args.pods])),
+        args: Arc::new(args),
+        samples: Arc::default(),
+        paired: paired.clone(),
+    };
+    let args = bench.args.clone();
     let runtime_pid = crate::density::server_pid(std::path::Path::new(&endpoint)).ok();
     let cpu_before = runtime_pid.and_then(crate::density::cpu_time);
-    let (setup, teardown) = run_phases(&client, &args, &samples, &ids, paired.clone()).await?;
+    let (setup, teardown) = bench.phases().await?;
     let cpu_after = runtime_pid.and_then(crate::density::cpu_time);
     let per_pod = |d: Duration| d.as_secs_f64() * 1e3 / args.pods.max(1) as f64;
     let runtime_cpu_ms_per_pod = cpu_before.zip(cpu_after).map(|(a, b)| per_pod(b - a));
-    let rpcs = samples.lock().await.stats();
+    let rpcs = bench.samples.lock().await.stats();
     let floor = match &paired {
         Some(p) => Some(p.report().await),
         None => None,
@@ -347,116 +360,138 @@ pub async fn run(
     })
 }
 
-/// Setup then teardown of every pod; returns their walls. On failure, what was made is removed.
-async fn run_phases(
-    client: &RuntimeServiceClient<Channel>,
-    args: &BenchArgs,
-    samples: &Shared<Samples>,
-    ids: &Shared<Vec<(String, String)>>,
-    paired: Option<Arc<floor::Paired>>,
-) -> anyhow::Result<(Duration, Duration)> {
-    let phases = async {
-        let setup = setup_phase(client, args, samples, ids, paired.clone()).await?;
-        let teardown = teardown_phase(client, args, samples, ids, paired.clone()).await?;
-        anyhow::Ok((setup, teardown))
-    };
-    let walls = phases.await;
-    if walls.is_err() {
-        clean_up(client, ids, paired.as_deref()).await;
-    }
-    walls
-}
-
-/// RunPodSandbox + PodSandboxStatus (+ the container) for every pod, each paired with a floor pod
-/// when `paired`; returns the wall time.
-async fn setup_phase(
-    client: &RuntimeServiceClient<Channel>,
-    args: &BenchArgs,
-    samples: &Shared<Samples>,
-    ids: &Shared<Vec<(String, String)>>,
-    paired: Option<Arc<floor::Paired>>,
-) -> anyhow::Result<Duration> {
-    let tag = format!("{:x}", crust::events::now_ns());
-    let (client, samples, ids, args2) =
-        (client.clone(), samples.clone(), ids.clone(), args.clone());
-    let work = move |i: usize| {
-        let (c, samples, ids, args) = (client.clone(), samples.clone(), ids.clone(), args2.clone());
-        let config = pod_config(&args, i, &tag);
-        async move { setup_pod(c, &samples, &args, config, &ids, i).await }
-    };
-    run_phase(args, paired, floor::Phase::Setup, "run", work).await
-}
-
-/// Runs a phase's per-pod `work` for every pod, on its own or batch by batch with the floor.
-async fn run_phase<F, Fut>(
-    args: &BenchArgs,
-    paired: Option<Arc<floor::Paired>>,
-    phase: floor::Phase,
-    label: &str,
-    work: F,
-) -> anyhow::Result<Duration>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let (n, c) = (args.pods, args.concurrency);
-    match paired {
-        Some(p) => p.run_phase(n, c, phase, label, work).await,
-        None => in_parallel(n, c, label, work).await,
-    }
-}
-
-/// One pod (and its container, if any), noted in `ids[i]` as (pod id, container id or "") as soon
-/// as each exists.
-async fn setup_pod(
-    mut c: RuntimeServiceClient<Channel>,
-    samples: &Shared<Samples>,
-    args: &BenchArgs,
-    config: PodSandboxConfig,
-    ids: &Shared<Vec<(String, String)>>,
-    i: usize,
-) -> anyhow::Result<()> {
-    let req = RunPodSandboxRequest {
-        config: Some(config.clone()),
-        runtime_handler: String::new(),
-    };
-    let id = timed(samples, "RunPodSandbox", c.run_pod_sandbox(req))
-        .await?
-        .into_inner()
-        .pod_sandbox_id;
-    ids.lock().await[i].0 = id.clone();
-    let status = PodSandboxStatusRequest {
-        pod_sandbox_id: id.clone(),
-        verbose: false,
-    };
-    timed(samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
-    if let Some(image) = &args.container_image {
-        let container = create_container(&mut c, samples, args, &id, image, config).await?;
-        ids.lock().await[i].1 = container.clone();
-        let start = StartContainerRequest {
-            container_id: container,
+impl Bench {
+    /// Setup then teardown of every pod; returns their walls. On failure, what was made is removed.
+    async fn phases(&self) -> anyhow::Result<(Duration, Duration)> {
+        let phases = async {
+            let setup = self.setup().await?;
+            anyhow::Ok((setup, self.teardown().await?))
         };
-        timed(samples, "StartContainer", c.start_container(start)).await?;
+        let walls = phases.await;
+        if walls.is_err() {
+            self.clean_up().await;
+        }
+        walls
     }
-    Ok(())
-}
 
-/// After a failed bench: Stop + Remove of every pod (and container) it created, and the floor's
-/// leftovers. Best effort: a pod already removed is fine (both verbs are idempotent).
-async fn clean_up(
-    client: &RuntimeServiceClient<Channel>,
-    ids: &Shared<Vec<(String, String)>>,
-    paired: Option<&floor::Paired>,
-) {
-    let scratch: Shared<Samples> = Arc::default();
-    let ids = ids.lock().await.clone();
-    for (pod, container) in ids.into_iter().filter(|(pod, _)| !pod.is_empty()) {
-        if let Err(e) = teardown_pod(client.clone(), &scratch, pod.clone(), container).await {
-            eprintln!("pod {pod}: cleanup: {e:#}");
+    /// RunPodSandbox + PodSandboxStatus (+ the container) for every pod; returns the wall time.
+    async fn setup(&self) -> anyhow::Result<Duration> {
+        let tag = format!("{:x}", crust::events::now_ns());
+        let bench = self.clone();
+        let work = move |i: usize| {
+            let (bench, config) = (bench.clone(), pod_config(&bench.args, i, &tag));
+            async move { bench.setup_pod(i, config).await }
+        };
+        self.run_phase(floor::Phase::Setup, "run", work).await
+    }
+
+    /// Stop + Remove of every pod's container (if any) and of the pod; returns the wall time.
+    async fn teardown(&self) -> anyhow::Result<Duration> {
+        let bench = self.clone();
+        let work = move |i: usize| {
+            let bench = bench.clone();
+            async move {
+                let (pod, container) = bench.ids.lock().await[i].clone();
+                bench.teardown_pod(pod, container).await
+            }
+        };
+        self.run_phase(floor::Phase::Teardown, "stop+rm", work)
+            .await
+    }
+
+    /// Runs a phase's per-pod `work` for every pod, on its own or batch by batch with the floor.
+    async fn run_phase<F, Fut>(
+        &self,
+        phase: floor::Phase,
+        label: &str,
+        work: F,
+    ) -> anyhow::Result<Duration>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (n, c) = (self.args.pods, self.args.concurrency);
+        match &self.paired {
+            Some(p) => p.run_phase(n, c, phase, label, work).await,
+            None => in_parallel(n, c, label, work).await,
         }
     }
-    if let Some(p) = paired {
-        p.clean_up().await;
+
+    /// Pod `i` (and its container, if any), noted in `ids[i]` as soon as each exists.
+    async fn setup_pod(&self, i: usize, config: PodSandboxConfig) -> anyhow::Result<()> {
+        let (mut c, samples) = (self.client.clone(), &self.samples);
+        let req = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        };
+        let id = timed(samples, "RunPodSandbox", c.run_pod_sandbox(req))
+            .await?
+            .into_inner()
+            .pod_sandbox_id;
+        self.ids.lock().await[i].0 = id.clone();
+        let status = PodSandboxStatusRequest {
+            pod_sandbox_id: id.clone(),
+            verbose: false,
+        };
+        timed(samples, "PodSandboxStatus", c.pod_sandbox_status(status)).await?;
+        if let Some(image) = &self.args.container_image {
+            let container =
+                create_container(&mut c, samples, &self.args, &id, image, config).await?;
+            self.ids.lock().await[i].1 = container.clone();
+            let start = StartContainerRequest {
+                container_id: container,
+            };
+            timed(samples, "StartContainer", c.start_container(start)).await?;
+        }
+        Ok(())
+    }
+
+    /// Stop + Remove of one pod's container (if any), then of the pod.
+    async fn teardown_pod(&self, pod: String, container: String) -> anyhow::Result<()> {
+        let (mut c, samples) = (self.client.clone(), &self.samples);
+        if !container.is_empty() {
+            let stop = StopContainerRequest {
+                container_id: container.clone(),
+                timeout: 0,
+            };
+            timed(samples, "StopContainer", c.stop_container(stop)).await?;
+            let remove = RemoveContainerRequest {
+                container_id: container,
+            };
+            timed(samples, "RemoveContainer", c.remove_container(remove)).await?;
+        }
+        let started = Instant::now();
+        let stop = StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        };
+        timed(samples, "StopPodSandbox", c.stop_pod_sandbox(stop)).await?;
+        let remove = RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        };
+        timed(samples, "RemovePodSandbox", c.remove_pod_sandbox(remove)).await?;
+        let took = started.elapsed();
+        samples
+            .lock()
+            .await
+            .by_rpc
+            .entry("Stop+Remove")
+            .or_default()
+            .push(took);
+        Ok(())
+    }
+
+    /// After a failed bench: Stop + Remove of every pod (and container) it created, and the
+    /// floor's leftovers. Best effort: a pod already removed is fine (both verbs are idempotent).
+    async fn clean_up(&self) {
+        let ids = self.ids.lock().await.clone();
+        for (pod, container) in ids.into_iter().filter(|(pod, _)| !pod.is_empty()) {
+            if let Err(e) = self.teardown_pod(pod.clone(), container).await {
+                eprintln!("pod {pod}: cleanup: {e:#}");
+            }
+        }
+        if let Some(p) = &self.paired {
+            p.clean_up().await;
+        }
     }
 }
 
@@ -490,63 +525,6 @@ async fn create_container(
         .await?
         .into_inner()
         .container_id)
-}
-
-/// StopPodSandbox + RemovePodSandbox (after the container's Stop/Remove) for every pod, each
-/// paired with a floor pod's teardown when `paired`; returns the wall time.
-async fn teardown_phase(
-    client: &RuntimeServiceClient<Channel>,
-    args: &BenchArgs,
-    samples: &Shared<Samples>,
-    ids: &Shared<Vec<(String, String)>>,
-    paired: Option<Arc<floor::Paired>>,
-) -> anyhow::Result<Duration> {
-    let (client, samples, ids) = (client.clone(), samples.clone(), ids.clone());
-    let work = move |i: usize| {
-        let (c, samples, ids) = (client.clone(), samples.clone(), ids.clone());
-        async move {
-            let (pod, container) = ids.lock().await[i].clone();
-            teardown_pod(c, &samples, pod, container).await
-        }
-    };
-    run_phase(args, paired, floor::Phase::Teardown, "stop+rm", work).await
-}
-
-/// Stop + Remove of one pod's container (if any), then of the pod.
-async fn teardown_pod(
-    mut c: RuntimeServiceClient<Channel>,
-    samples: &Shared<Samples>,
-    pod: String,
-    container: String,
-) -> anyhow::Result<()> {
-    if !container.is_empty() {
-        let stop = StopContainerRequest {
-            container_id: container.clone(),
-            timeout: 0,
-        };
-        timed(samples, "StopContainer", c.stop_container(stop)).await?;
-        let remove = RemoveContainerRequest {
-            container_id: container,
-        };
-        timed(samples, "RemoveContainer", c.remove_container(remove)).await?;
-    }
-    let started = Instant::now();
-    let stop = StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    };
-    timed(samples, "StopPodSandbox", c.stop_pod_sandbox(stop)).await?;
-    let remove = RemovePodSandboxRequest {
-        pod_sandbox_id: pod,
-    };
-    timed(samples, "RemovePodSandbox", c.remove_pod_sandbox(remove)).await?;
-    samples
-        .lock()
-        .await
-        .by_rpc
-        .entry("Stop+Remove")
-        .or_default()
-        .push(started.elapsed());
-    Ok(())
 }
 
 fn mode(args: &BenchArgs) -> &'static str {

@@ -54,9 +54,9 @@ struct Env {
 /// interleave floor pods with the runtime's pods).
 pub struct Floor {
     env: Env,
-    pids: Mutex<Vec<i32>>,
-    /// Pods whose setup was attempted and that were not torn down yet (for cleanup on failure).
-    live: Mutex<Vec<bool>>,
+    /// Per pod: `None` when it holds nothing, `Some(0)` once its setup began, `Some(pid)` once
+    /// its pause runs; back to `None` when torn down (so a failed bench knows what to clean).
+    pods: Mutex<Vec<Option<i32>>>,
     setups: Mutex<Vec<[Duration; 4]>>,
     teardowns: Mutex<Vec<Duration>>,
 }
@@ -66,8 +66,7 @@ impl Floor {
     pub fn new(args: &BenchArgs) -> anyhow::Result<Floor> {
         Ok(Floor {
             env: prepare(args)?,
-            pids: Mutex::new(vec![0; args.pods]),
-            live: Mutex::new(vec![false; args.pods]),
+            pods: Mutex::new(vec![None; args.pods]),
             setups: Mutex::default(),
             teardowns: Mutex::default(),
         })
@@ -75,20 +74,20 @@ impl Floor {
 
     /// Sets up floor pod `i`; returns how long it took.
     pub async fn setup(&self, i: usize) -> anyhow::Result<Duration> {
-        self.live.lock().await[i] = true;
+        self.pods.lock().await[i] = Some(0);
         let (pid, steps) = setup_one(&self.env, i).await?;
-        self.pids.lock().await[i] = pid;
+        self.pods.lock().await[i] = Some(pid);
         self.setups.lock().await.push(steps);
         Ok(steps.iter().sum())
     }
 
     /// Tears down floor pod `i`; returns how long it took.
     pub async fn teardown(&self, i: usize) -> anyhow::Result<Duration> {
-        let pid = self.pids.lock().await[i];
+        let pid = self.pods.lock().await[i].unwrap_or(0);
         let started = Instant::now();
         teardown_one(&self.env, i, pid).await?;
         let took = started.elapsed();
-        self.live.lock().await[i] = false;
+        self.pods.lock().await[i] = None;
         self.teardowns.lock().await.push(took);
         Ok(took)
     }
@@ -96,8 +95,8 @@ impl Floor {
     /// After a failed bench: removes what every floor pod still holds (forced runc delete, CNI DEL,
     /// netns), whatever state its setup or teardown stopped in. Best effort; failures are printed.
     pub async fn clean_up(&self) {
-        let live: Vec<usize> = (self.live.lock().await.iter().enumerate())
-            .filter_map(|(i, live)| live.then_some(i))
+        let live: Vec<usize> = (self.pods.lock().await.iter().enumerate())
+            .filter_map(|(i, pod)| pod.map(|_| i))
             .collect();
         for i in live {
             if let Err(e) = clean_up_one(&self.env, i).await {
@@ -354,45 +353,40 @@ impl Lap {
     }
 }
 
-/// Forced teardown of floor pod `i` in whatever state it is; every step is tried.
+/// Forced teardown of floor pod `i` in whatever state its setup or teardown stopped in, bundle
+/// included.
 async fn clean_up_one(env: &Env, i: usize) -> anyhow::Result<()> {
+    let released = release(env, i, true).await;
+    let bundle = env.work.join("bundles").join(container_id(env, i));
+    match std::fs::remove_dir_all(&bundle) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => released,
+    }
+}
+
+async fn teardown_one(env: &Env, i: usize, pid: i32) -> anyhow::Result<()> {
+    if let Some(process) = Process::open(pid, None)? {
+        process.signal(libc::SIGKILL)?;
+        process.exited().await?;
+    }
+    release(env, i, false).await
+}
+
+/// runc delete (`force`: kill it too, and a container runc does not know is fine), CNI DEL and
+/// netns removal of floor pod `i`; every step is tried, the first error returned.
+async fn release(env: &Env, i: usize, force: bool) -> anyhow::Result<()> {
     let id = container_id(env, i);
-    let deleted = env.runc.delete(&id, true).await;
+    let deleted = match env.runc.delete(&id, force).await {
+        Err(e) if force && e.is_not_found() => Ok(()),
+        other => other,
+    };
     let netns_path = env.work.join("netns").join(&id);
     let del = env
         .cni
         .del(&env.list, &runtime_conf(env, i, &netns_path), None)
         .await;
-    let removed = if netns_path.exists() {
-        netns::remove(&netns_path)
-    } else {
-        Ok(())
-    };
-    let bundle = env.work.join("bundles").join(&id);
-    let bundle_removed = match std::fs::remove_dir_all(&bundle) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    };
-    match deleted {
-        Err(e) if !e.is_not_found() => return Err(e.into()),
-        _ => {}
-    }
+    let removed = netns::remove(&netns_path);
+    deleted?;
     del?;
-    removed?;
-    Ok(bundle_removed?)
-}
-
-async fn teardown_one(env: &Env, i: usize, pid: i32) -> anyhow::Result<()> {
-    let id = container_id(env, i);
-    if let Some(process) = Process::open(pid, None)? {
-        process.signal(libc::SIGKILL)?;
-        process.exited().await?;
-    }
-    env.runc.delete(&id, false).await?;
-    let netns_path = env.work.join("netns").join(&id);
-    env.cni
-        .del(&env.list, &runtime_conf(env, i, &netns_path), None)
-        .await?;
-    netns::remove(&netns_path)?;
-    Ok(())
+    Ok(removed?)
 }
