@@ -112,7 +112,17 @@ impl Attach {
                 }
             }
         });
-        if left && self.stdin_once {
+        if left {
+            self.session_ended();
+        }
+    }
+
+    /// A client went (it closed, failed, or could not keep up): with stdin_once the first
+    /// session's end closes stdin, whichever way it ended. A client that wrote and closed at
+    /// once may be dropped by [`Attach::broadcast`] (its write fails) before its EOF is read,
+    /// so both paths come here.
+    fn session_ended(&mut self) {
+        if self.stdin_once {
             self.stdin = None; // the container reads EOF
         }
     }
@@ -126,7 +136,11 @@ impl Attach {
         frame.push(stream as u8 + 1);
         frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
         frame.extend_from_slice(data);
+        let before = self.clients.len();
         self.clients.retain_mut(|c| c.write_all(&frame).is_ok());
+        if self.clients.len() < before {
+            self.session_ended();
+        }
     }
 }
 
@@ -162,6 +176,42 @@ mod tests {
         let mut got = [0u8; 5];
         File::from(r).read_exact(&mut got).unwrap();
         assert_eq!(&got, b"input");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The race CI hit: a stdin_once client writes and closes; the container echoes the input
+    /// before the shim reads the client's EOF, so the echo's broadcast drops the client first.
+    /// stdin must close all the same.
+    #[test]
+    fn stdin_once_closes_when_the_broadcast_drops_the_first_client() {
+        let dir = std::env::temp_dir().join(format!("crust-shim-once-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors owned from here on.
+        let (r, w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        let mut attach = Attach::bind(&dir, Some(w), true).unwrap();
+        let d = File::open(&dir).unwrap();
+        let mut client = UnixStream::connect(short_path(&d, SOCKET)).unwrap();
+        attach.serve(&attach.fds()); // accepted
+        client.write_all(b"only once\n").unwrap();
+        drop(client);
+        std::thread::sleep(Duration::from_millis(20));
+        let ready = attach.fds();
+        attach.serve(&ready); // reads the input (EOF not read yet)
+        attach.broadcast(0, b"only once\n"); // the echo: the write to the closed peer fails
+        attach.broadcast(0, b"more\n");
+        assert!(attach.clients.is_empty());
+        // SAFETY: r is an open descriptor.
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut got = Vec::new();
+        // EOF (not EWOULDBLOCK): nobody holds stdin's write end any more.
+        File::from(r).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"only once\n");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

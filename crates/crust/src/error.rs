@@ -53,10 +53,11 @@ fn container_code(e: &ContainerError) -> Code {
             Code::InvalidArgument
         }
         ContainerError::Lookup(l) | ContainerError::Sandbox(l) => lookup_code(l),
-        ContainerError::SandboxNotReady { .. } | ContainerError::WrongState { .. } => {
-            Code::FailedPrecondition
-        }
-        ContainerError::ImageNotFound(_) => Code::NotFound,
+        ContainerError::SandboxNotReady { .. }
+        | ContainerError::WrongState { .. }
+        | ContainerError::Precondition { .. }
+        | ContainerError::ImageFile(_) => Code::FailedPrecondition,
+        ContainerError::ImageNotFound(_) | ContainerError::NotFound { .. } => Code::NotFound,
         ContainerError::NameTaken { .. } => Code::AlreadyExists,
         ContainerError::Runtime(_)
         | ContainerError::Shim(_)

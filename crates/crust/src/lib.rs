@@ -15,6 +15,7 @@ pub mod memory;
 pub mod network;
 pub mod oci_runtime;
 pub mod rollback;
+pub mod safe_fs;
 pub mod sandbox;
 pub mod server;
 pub mod store;

@@ -15,13 +15,16 @@ use std::{
 use cri_api::v1::{ContainerConfig, ContainerFilter};
 
 use super::{
-    exec,
+    caps, exec,
     record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
     seccomp,
     shim::{self, ShimArgs},
-    spec::{container_spec, SpecInput},
+    spec::{container_spec, Device, ResolvedUser, SpecInput},
     state::ContainerState,
-    stats, user, ContainerError,
+    stats,
+    user::{self, ImageAccounts},
+    validate::{self, invalid},
+    ContainerError,
 };
 use crate::{
     events::{now_ns, Event, EventBus, EventKind},
@@ -82,10 +85,48 @@ fn io<'a>(
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ContainerError {
-    ContainerError::InvalidArgument {
-        field,
-        reason: reason.into(),
+fn task(e: tokio::task::JoinError) -> ContainerError {
+    ContainerError::Task(e.to_string())
+}
+
+/// What the spec needs from the host and the image, gathered on a blocking thread.
+struct HostFacts {
+    user: ResolvedUser,
+    seccomp: Option<serde_json::Value>,
+    devices: Vec<Device>,
+    caps: Vec<String>,
+}
+
+impl HostFacts {
+    /// Mount sources made and checked, the image's accounts read safely, the Localhost seccomp
+    /// profile and the device nodes looked up. Blocking.
+    fn gather(
+        config: &ContainerConfig,
+        image_user: &str,
+        root: &Path,
+    ) -> Result<HostFacts, ContainerError> {
+        let sc = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.clone())
+            .unwrap_or_default();
+        validate::prepare_mount_sources(config)?;
+        let accounts = ImageAccounts::load(root)?;
+        let user = user::resolve(&sc, image_user, &accounts)
+            .map_err(|reason| invalid("config.linux.security_context", reason))?;
+        let seccomp_field = "config.linux.security_context.seccomp";
+        let choice = seccomp::choice(&sc).map_err(|reason| invalid(seccomp_field, reason))?;
+        let seccomp = seccomp::profile(&choice).map_err(|reason| invalid(seccomp_field, reason))?;
+        let devices = super::spec::host_devices(config)
+            .map_err(|reason| invalid("config.devices", reason))?;
+        let caps = caps::capabilities(&sc, caps::host_bounding_set())
+            .map_err(|reason| invalid("config.linux.security_context.capabilities", reason))?;
+        Ok(HostFacts {
+            user,
+            seccomp,
+            devices,
+            caps,
+        })
     }
 }
 
@@ -253,7 +294,8 @@ impl ContainerManager {
         image_ref: String,
         attempt: u32,
     ) -> Result<String, ContainerError> {
-        check_guards(pod, &config)?;
+        validate::check_config(pod, &config)?;
+        self.pid_target(pod, &config)?;
         let image = self
             .images
             .find(&image_ref)
@@ -330,7 +372,19 @@ impl ContainerManager {
             .map_err(|e| ContainerError::Task(e.to_string()))?
             .map_err(io("mount rootfs in", &dir))?;
         let record = c.snapshot();
-        let spec = self.spec(&record, pod, image_config, &root)?;
+        let (config, image_user, rootfs) = (
+            record.config.clone(),
+            image_config["config"]["User"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            root.clone(),
+        );
+        let facts =
+            tokio::task::spawn_blocking(move || HostFacts::gather(&config, &image_user, &rootfs))
+                .await
+                .map_err(task)??;
+        let spec = self.spec(&record, pod, image_config, &root, &facts)?;
         let file = dir.join("config.json");
         std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
         let (binary, runtime_root) = self.runtime(&record.runtime_handler)?.binary_and_root();
@@ -366,25 +420,16 @@ impl ContainerManager {
         pod: &SandboxRecord,
         image_config: &serde_json::Value,
         root: &Path,
+        facts: &HostFacts,
     ) -> Result<serde_json::Value, ContainerError> {
-        let sc = record
-            .config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.clone())
-            .unwrap_or_default();
-        let image_user = image_config["config"]["User"].as_str().unwrap_or("");
-        let user = user::resolve(&sc, image_user, root)
-            .map_err(|reason| invalid("config.linux.security_context", reason))?;
         let paths = self.sandboxes.paths(&pod.id);
         let pause_pid = pod.pause.as_ref().map_or(0, |p| p.pid);
         let shm = paths.shm();
         let cgroups_path = record.cgroups_path.clone();
-        let target_pid = self.target_pid(&record.config);
-        let seccomp = seccomp::profile(&seccomp::choice(&sc))
-            .map_err(|reason| invalid("config.linux.security_context.seccomp", reason))?;
-        let devices = super::spec::host_devices(&record.config)
-            .map_err(|reason| invalid("config.devices", reason))?;
+        let target_pid = match self.pid_target(pod, &record.config)? {
+            Some(target) => Some(self.init_pid(&target)?),
+            None => None,
+        };
         let input = SpecInput {
             rootfs: root,
             image_config,
@@ -396,35 +441,77 @@ impl ContainerManager {
             hostname: &paths.hostname(),
             shm: pod.held.shm.then_some(shm.as_path()),
             cgroups_path: &cgroups_path,
-            user: &user,
+            user: &facts.user,
             target_pid,
-            seccomp: seccomp.as_ref(),
-            devices: &devices,
+            seccomp: facts.seccomp.as_ref(),
+            devices: &facts.devices,
+            caps: &facts.caps,
         };
         Ok(container_spec(&record.config, &input))
     }
 
-    /// For `pid = TARGET`: the target container's init pid (from runc's pid file).
-    fn target_pid(&self, config: &ContainerConfig) -> Option<i32> {
-        let target = config
+    /// For `namespace_options.pid = TARGET`: the target, which must be a running container of
+    /// the same pod (an unknown one is NotFound, another pod's InvalidArgument, a stopped one
+    /// FailedPrecondition).
+    fn pid_target(
+        &self,
+        pod: &SandboxRecord,
+        config: &ContainerConfig,
+    ) -> Result<Option<String>, ContainerError> {
+        let field = "config.linux.security_context.namespace_options.target_id";
+        let Some(ns) = config
             .linux
-            .as_ref()?
-            .security_context
-            .as_ref()?
-            .namespace_options
-            .as_ref()?
-            .target_id
-            .clone();
-        let c = self.containers.lookup(&target).ok()?;
-        std::fs::read_to_string(self.dir(&c.id).join("init.pid"))
-            .ok()?
-            .trim()
-            .parse()
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref())
+            .filter(|ns| ns.pid == cri_api::v1::NamespaceMode::Target as i32)
+        else {
+            return Ok(None);
+        };
+        let target = match self.containers.lookup(&ns.target_id) {
+            Ok(c) => c.snapshot(),
+            Err(crate::store::LookupError::NotFound(_)) => {
+                return Err(ContainerError::NotFound {
+                    what: "pid namespace target container",
+                    id: ns.target_id.clone(),
+                })
+            }
+            Err(e) => return Err(invalid(field, e.to_string())),
+        };
+        if target.sandbox_id != pod.id {
+            return Err(invalid(
+                field,
+                format!(
+                    "container {} belongs to pod {}, not to pod {}: a pid namespace is shared only within a pod",
+                    target.id, target.sandbox_id, pod.id
+                ),
+            ));
+        }
+        if target.state != ContainerState::Running {
+            return Err(ContainerError::Precondition {
+                field,
+                reason: format!(
+                    "container {} is {:?}; only a running container's pid namespace can be joined",
+                    target.id, target.state
+                ),
+            });
+        }
+        Ok(Some(target.id))
+    }
+
+    /// The init pid of container `id` (from runc's pid file).
+    fn init_pid(&self, id: &str) -> Result<i32, ContainerError> {
+        std::fs::read_to_string(self.dir(id).join("init.pid"))
             .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| ContainerError::Precondition {
+                field: "config.linux.security_context.namespace_options.target_id",
+                reason: format!("container {id} has no running init process"),
+            })
     }
 
     /// Watches the shim; its exit is the container's exit (a shim already gone or a zombie
-    /// counts as exited at once).
+    /// counts as exited at once). The exit is settled under the container's operation lock.
     fn watch(&self, c: &Arc<Container>, shim: &ShimProcess) {
         let watch = match Process::open(shim.pid, Some(shim.start_time)) {
             Ok(Some(process)) => Some(process.watch()),
@@ -440,6 +527,10 @@ impl ContainerManager {
                 let mut rx = watch.subscribe();
                 let _ = rx.wait_for(|exited| *exited).await;
             }
+            // After the verb that holds the container (StartContainer publishing STARTED, a
+            // Stop that settles the exit itself): a container that exits at once is STOPPED
+            // after it was STARTED, never before, however busy the machine is.
+            let _op = container.op.clone().lock_owned().await;
             if mark_exited(&container, &exit_file) {
                 note_oom(&container);
                 if let Err(e) = persist(&container, record_path).await {
@@ -588,9 +679,7 @@ impl ContainerManager {
         cmd: &[String],
         timeout_s: i64,
     ) -> Result<exec::ExecOutput, ContainerError> {
-        if cmd.is_empty() {
-            return Err(invalid("cmd", "is required"));
-        }
+        validate::check_argv(cmd)?;
         let c = self.running(key, "exec needs a running container")?;
         let record = c.snapshot();
         let (binary, root) = self.runtime(&record.runtime_handler)?.binary_and_root();
@@ -870,51 +959,6 @@ fn log_path(pod: &SandboxRecord, config: &ContainerConfig) -> String {
         return String::new();
     }
     Path::new(dir).join(&config.log_path).display().to_string()
-}
-
-/// CreateContainer's guards (issue #5 §3).
-fn check_guards(pod: &SandboxRecord, config: &ContainerConfig) -> Result<(), ContainerError> {
-    let sc = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.clone())
-        .unwrap_or_default();
-    let pod_privileged = pod
-        .config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .is_some_and(|s| s.privileged);
-    if sc.privileged && !pod_privileged {
-        return Err(invalid(
-            "config.linux.security_context.privileged",
-            "a privileged container needs a privileged pod sandbox",
-        ));
-    }
-    if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
-        return Err(invalid(
-            "config.linux.security_context.run_as_group",
-            "run_as_group needs run_as_user or run_as_username",
-        ));
-    }
-    let rel = Path::new(&config.log_path);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(invalid(
-            "config.log_path",
-            format!(
-                "{:?} must stay inside the pod's log directory",
-                config.log_path
-            ),
-        ));
-    }
-    if !pod.config.log_directory.is_empty() && !Path::new(&pod.config.log_directory).is_absolute() {
-        return Err(invalid("pod log_directory", "must be absolute"));
-    }
-    Ok(())
 }
 
 /// The container's cgroup: a sibling of the pause's under the pod's cgroup parent.

@@ -2,6 +2,7 @@
 //! ([`spec`], [`user`]), the per-container crust-shim ([`shim`]) and the manager that runs the CRI
 //! verbs ([`manager`]), including what StopPodSandbox/RemovePodSandbox need of a pod's containers.
 
+pub mod caps;
 pub mod exec;
 pub mod manager;
 pub mod record;
@@ -12,6 +13,7 @@ pub mod state;
 pub mod stats;
 pub mod status;
 pub mod user;
+pub mod validate;
 
 pub use manager::{ContainerManager, ContainerOptions};
 
@@ -22,6 +24,15 @@ use crate::{oci_runtime::OciError, store::LookupError};
 pub enum ContainerError {
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// The request is well formed but the host or another object is not in the state it needs.
+    #[error("invalid {field}: {reason}")]
+    Precondition { field: &'static str, reason: String },
+    /// An object the request names (a pid namespace target) does not exist.
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The image's own files cannot be used (e.g. /etc/passwd is a FIFO).
+    #[error("image file unusable: {0}")]
+    ImageFile(#[from] crate::safe_fs::SafeReadError),
     #[error("container {0}")]
     Lookup(#[from] LookupError),
     #[error("pod sandbox {0}")]

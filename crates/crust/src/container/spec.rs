@@ -11,24 +11,6 @@ use cri_api::v1::{
 };
 use serde_json::{json, Value};
 
-/// Docker's and containerd's default capability set.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 const MASKED: [&str; 10] = [
     "/proc/acpi",
     "/proc/asound",
@@ -73,6 +55,8 @@ pub struct SpecInput<'a> {
     pub seccomp: Option<&'a Value>,
     /// `linux.devices` and their cgroup rules (from the host's device nodes).
     pub devices: &'a [Device],
+    /// The process's capabilities (bounding, effective, permitted), from [`super::caps`].
+    pub caps: &'a [String],
 }
 
 /// A host device node given to the container.
@@ -187,81 +171,6 @@ fn security(config: &ContainerConfig) -> LinuxContainerSecurityContext {
         .unwrap_or_default()
 }
 
-/// The capability set: defaults, `ALL` dropped or added, then individual adds and drops.
-pub fn capabilities(sc: &LinuxContainerSecurityContext) -> Vec<String> {
-    let norm = |c: &String| {
-        let up = c.to_uppercase();
-        if up.starts_with("CAP_") {
-            up
-        } else {
-            format!("CAP_{up}")
-        }
-    };
-    let caps = sc.capabilities.clone().unwrap_or_default();
-    if sc.privileged || caps.add_capabilities.iter().any(|c| norm(c) == "CAP_ALL") {
-        return all_caps();
-    }
-    let mut set: Vec<String> = if caps.drop_capabilities.iter().any(|c| norm(c) == "CAP_ALL") {
-        Vec::new()
-    } else {
-        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
-    };
-    for add in caps.add_capabilities.iter().map(norm) {
-        if !set.contains(&add) {
-            set.push(add);
-        }
-    }
-    let drops: Vec<String> = caps.drop_capabilities.iter().map(norm).collect();
-    set.retain(|c| !drops.contains(c));
-    set
-}
-
-fn all_caps() -> Vec<String> {
-    [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn pod_ns_mode(pod: &PodSandboxConfig) -> (i32, i32, i32) {
     let ns = pod
         .linux
@@ -356,6 +265,19 @@ fn mounts(config: &ContainerConfig, input: &SpecInput<'_>, privileged: bool) -> 
     out
 }
 
+/// The rootfs propagation that lets the mounts' propagation work (as containerd sets it): a
+/// bidirectional mount needs a shared rootfs, a host-to-container one a slave (or shared) one.
+fn rootfs_propagation(config: &ContainerConfig) -> Option<&'static str> {
+    let has = |p: MountPropagation| config.mounts.iter().any(|m| m.propagation == p as i32);
+    if has(MountPropagation::PropagationBidirectional) {
+        Some("rshared")
+    } else if has(MountPropagation::PropagationHostToContainer) {
+        Some("rslave")
+    } else {
+        None
+    }
+}
+
 /// OCI LinuxResources of the config (devices rule included).
 pub fn resources(config: &ContainerConfig) -> Value {
     let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
@@ -391,7 +313,7 @@ pub fn resources(config: &ContainerConfig) -> Value {
 pub fn container_spec(config: &ContainerConfig, input: &SpecInput<'_>) -> Value {
     let sc = security(config);
     let privileged = sc.privileged;
-    let caps = capabilities(&sc);
+    let caps = input.caps;
     let cwd = if !config.working_dir.is_empty() {
         config.working_dir.clone()
     } else {
@@ -446,6 +368,9 @@ pub fn container_spec(config: &ContainerConfig, input: &SpecInput<'_>) -> Value 
     } else {
         spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     }
+    if let Some(p) = rootfs_propagation(config) {
+        spec["linux"]["rootfsPropagation"] = json!(p);
+    }
     if let Some(profile) = input.seccomp {
         spec["linux"]["seccomp"] = profile.clone();
     }
@@ -485,7 +410,7 @@ pub fn container_spec(config: &ContainerConfig, input: &SpecInput<'_>) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cri_api::v1::{Capability, KeyValue, LinuxContainerConfig, Mount};
+    use cri_api::v1::{KeyValue, LinuxContainerConfig, Mount};
 
     fn image() -> Value {
         json!({"config": {"Entrypoint": ["/ep"], "Cmd": ["c1", "c2"], "Env": ["A=1", "PATH=/x"], "WorkingDir": "/w"}})
@@ -516,30 +441,6 @@ mod tests {
         assert!(environment(&c, &json!({}))[0].starts_with("PATH=/usr/local/sbin"));
     }
 
-    #[test]
-    fn capability_rules() {
-        let mut sc = LinuxContainerSecurityContext::default();
-        assert_eq!(capabilities(&sc).len(), DEFAULT_CAPS.len());
-        sc.capabilities = Some(Capability {
-            add_capabilities: vec!["NET_ADMIN".into()],
-            drop_capabilities: vec!["CAP_KILL".into(), "chown".into()],
-            ..Default::default()
-        });
-        let caps = capabilities(&sc);
-        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
-        assert!(
-            !caps.contains(&"CAP_KILL".to_string()) && !caps.contains(&"CAP_CHOWN".to_string())
-        );
-        sc.capabilities = Some(Capability {
-            add_capabilities: vec!["NET_BIND_SERVICE".into()],
-            drop_capabilities: vec!["ALL".into()],
-            ..Default::default()
-        });
-        assert_eq!(capabilities(&sc), ["CAP_NET_BIND_SERVICE"]);
-        sc.privileged = true;
-        assert!(capabilities(&sc).contains(&"CAP_SYS_ADMIN".to_string()));
-    }
-
     fn input_for<'a>(
         pod: &'a PodSandboxConfig,
         user: &'a ResolvedUser,
@@ -560,8 +461,11 @@ mod tests {
             target_pid: Some(99),
             seccomp: None,
             devices: &[],
+            caps: &CAPS,
         }
     }
+
+    static CAPS: [String; 0] = [];
 
     fn with_sc(sc: LinuxContainerSecurityContext) -> ContainerConfig {
         ContainerConfig {
@@ -638,10 +542,13 @@ mod tests {
             !sys["options"].as_array().unwrap().contains(&json!("ro")),
             "privileged: /sys writable"
         );
-        assert!(privileged["process"]["capabilities"]["bounding"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("CAP_SYS_ADMIN")));
+        let caps = ["CAP_SYS_ADMIN".to_string()];
+        let with_caps = SpecInput {
+            caps: &caps,
+            ..input.clone()
+        };
+        let spec = container_spec(&with_sc(Default::default()), &with_caps);
+        assert_eq!(spec["process"]["capabilities"]["bounding"], json!(caps));
         let target = container_spec(
             &with_sc(LinuxContainerSecurityContext {
                 namespace_options: Some(cri_api::v1::NamespaceOption {
@@ -738,6 +645,7 @@ mod tests {
             target_pid: None,
             seccomp: None,
             devices: &[],
+            caps: &[],
         };
         let config = ContainerConfig {
             linux: Some(LinuxContainerConfig {
@@ -771,6 +679,7 @@ mod tests {
             .any(|m| m["destination"] == "/dev/shm" && m["source"] == "/s/shm"));
         let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
         assert_eq!(data["options"], json!(["rbind", "rslave", "ro"]));
+        assert_eq!(spec["linux"]["rootfsPropagation"], "rslave");
         assert_eq!(spec["linux"]["maskedPaths"][0], "/proc/acpi");
         assert_eq!(spec["linux"]["cgroupsPath"], "/crust/c");
     }

@@ -1,12 +1,40 @@
 //! The container process's uid, gid and additional gids: the security context's run_as_user /
 //! run_as_username / run_as_group / supplemental_groups, else the image's `User`, resolved against
 //! the image's own /etc/passwd and /etc/group (group memberships defined in the image count).
+//! Those files are read by [`ImageAccounts::load`] through [`crate::safe_fs`]: resolved inside the
+//! rootfs (a symlink cannot lead to the host's users), regular files only, at most
+//! [`ACCOUNT_FILE_LIMIT`] bytes, on a blocking thread.
 
 use std::path::Path;
 
 use cri_api::v1::LinuxContainerSecurityContext;
 
 use super::spec::ResolvedUser;
+use crate::safe_fs::{self, SafeReadError};
+
+/// The most of an image's /etc/passwd or /etc/group that is read.
+pub const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
+
+/// The image's /etc/passwd and /etc/group text (empty where the image has none).
+#[derive(Debug, Clone, Default)]
+pub struct ImageAccounts {
+    pub passwd: String,
+    pub group: String,
+}
+
+impl ImageAccounts {
+    /// Reads both files from the mounted rootfs. Blocking.
+    pub fn load(rootfs: &Path) -> Result<ImageAccounts, SafeReadError> {
+        let read = |file: &str| -> Result<String, SafeReadError> {
+            let bytes = safe_fs::read_in_root(rootfs, Path::new(file), ACCOUNT_FILE_LIMIT)?;
+            Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+        };
+        Ok(ImageAccounts {
+            passwd: read("/etc/passwd")?,
+            group: read("/etc/group")?,
+        })
+    }
+}
 
 struct Passwd {
     name: String,
@@ -14,9 +42,9 @@ struct Passwd {
     gid: u32,
 }
 
-fn passwd(rootfs: &Path) -> Vec<Passwd> {
-    std::fs::read_to_string(rootfs.join("etc/passwd"))
-        .unwrap_or_default()
+fn passwd(accounts: &ImageAccounts) -> Vec<Passwd> {
+    accounts
+        .passwd
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -30,9 +58,9 @@ fn passwd(rootfs: &Path) -> Vec<Passwd> {
 }
 
 /// (name, gid, members) of each /etc/group line.
-fn groups(rootfs: &Path) -> Vec<(String, u32, Vec<String>)> {
-    std::fs::read_to_string(rootfs.join("etc/group"))
-        .unwrap_or_default()
+fn groups(accounts: &ImageAccounts) -> Vec<(String, u32, Vec<String>)> {
+    accounts
+        .group
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -51,9 +79,9 @@ fn groups(rootfs: &Path) -> Vec<(String, u32, Vec<String>)> {
 pub fn resolve(
     sc: &LinuxContainerSecurityContext,
     image_user: &str,
-    rootfs: &Path,
+    accounts: &ImageAccounts,
 ) -> Result<ResolvedUser, String> {
-    let users = passwd(rootfs);
+    let users = passwd(accounts);
     let by_uid = |uid: u32| users.iter().find(|p| p.uid == uid);
     let (user_part, group_part) = match image_user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -95,7 +123,7 @@ pub fn resolve(
             .ok_or_else(|| format!("image user {user_part:?} not found in its /etc/passwd"))?;
         (p.uid, p.gid, Some(p.name.clone()))
     };
-    let all_groups = groups(rootfs);
+    let all_groups = groups(accounts);
     if let Some(g) = group_part.filter(|_| sc.run_as_group.is_none()) {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
@@ -138,7 +166,19 @@ mod tests {
     use super::*;
     use cri_api::v1::Int64Value;
 
-    fn rootfs() -> tempfile::TempDir {
+    /// A rootfs dir and the accounts read from it.
+    struct Root {
+        _dir: tempfile::TempDir,
+        accounts: ImageAccounts,
+    }
+
+    impl Root {
+        fn path(&self) -> &ImageAccounts {
+            &self.accounts
+        }
+    }
+
+    fn rootfs() -> Root {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("etc")).unwrap();
         std::fs::write(
@@ -151,7 +191,44 @@ mod tests {
             "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
         )
         .unwrap();
-        t
+        let accounts = ImageAccounts::load(t.path()).unwrap();
+        Root { _dir: t, accounts }
+    }
+
+    #[test]
+    fn hostile_account_files() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        // An absolute symlink to a host file resolves inside the rootfs: no users at all.
+        let host = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(host.path(), "root:x:0:0::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink(host.path(), t.path().join("etc/passwd")).unwrap();
+        let fifo = t.path().join("etc/group");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let e = ImageAccounts::load(t.path()).unwrap_err();
+        assert!(e.to_string().contains("/etc/group is a FIFO"), "{e}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &fifo).unwrap();
+        assert!(
+            ImageAccounts::load(t.path()).is_ok(),
+            "/dev/zero inside is absent"
+        );
+        let accounts = ImageAccounts::load(t.path()).unwrap();
+        assert!(accounts.passwd.is_empty());
+        let sc = LinuxContainerSecurityContext {
+            run_as_username: "root".into(),
+            ..Default::default()
+        };
+        assert!(resolve(&sc, "", &accounts).is_err());
+        std::fs::write(
+            t.path().join("big"),
+            vec![b'a'; ACCOUNT_FILE_LIMIT as usize + 1],
+        )
+        .unwrap();
+        std::fs::remove_file(t.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/big", t.path().join("etc/passwd")).unwrap();
+        let e = ImageAccounts::load(t.path()).unwrap_err();
+        assert!(matches!(e, SafeReadError::TooLarge { .. }), "{e}");
     }
 
     #[test]

@@ -100,6 +100,69 @@ pub fn check_config(config: &PodSandboxConfig) -> Result<(), SandboxError> {
         if !linux.cgroup_parent.is_empty() {
             check_abs_clean("config.linux.cgroup_parent", &linux.cgroup_parent)?;
         }
+        let ns = linux
+            .security_context
+            .as_ref()
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
+        for (name, value) in &linux.sysctls {
+            check_sysctl(name, value, &ns).map_err(|r| invalid("config.linux.sysctls", r))?;
+        }
+    }
+    Ok(())
+}
+
+/// The longest sysctl value accepted (a page, as /proc/sys writes take).
+pub const MAX_SYSCTL_VALUE: usize = 4096;
+
+/// A sysctl a container may set: a well-formed name of a namespaced sysctl (as runc's list has
+/// them: IPC ones need the pod's own IPC namespace, `net.*` its own network namespace,
+/// `kernel.hostname`/`kernel.domainname` its own UTS namespace) and a one-line value.
+pub fn check_sysctl(
+    name: &str,
+    value: &str,
+    ns: &cri_api::v1::NamespaceOption,
+) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    if name.len() > 253 || !name.replace('/', ".").split('.').all(label_ok) {
+        return Err(format!("{name:?} is not a sysctl name"));
+    }
+    if value.is_empty() || value.len() > MAX_SYSCTL_VALUE || value.contains(['\n', '\0']) {
+        return Err(format!(
+            "{name} = {value:?}: a value is one line of 1 to {MAX_SYSCTL_VALUE} bytes"
+        ));
+    }
+    let dotted = name.replace('/', ".");
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let host = |mode: i32| mode == NamespaceMode::Node as i32;
+    let (needs, shared) = if ipc.contains(&dotted.as_str()) || dotted.starts_with("fs.mqueue.") {
+        ("IPC", host(ns.ipc))
+    } else if dotted.starts_with("net.") {
+        ("network", host(ns.network))
+    } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
+        ("UTS", host(ns.network))
+    } else {
+        return Err(format!(
+            "{name} is not a namespaced sysctl: setting it would change the whole node"
+        ));
+    };
+    if shared {
+        return Err(format!(
+            "{name} needs the pod's own {needs} namespace, but the pod shares the node's"
+        ));
     }
     Ok(())
 }
@@ -114,6 +177,37 @@ pub fn check_abs_clean(field: &'static str, path: &str) -> Result<(), SandboxErr
         return Err(invalid(field, format!("{path:?} contains '..'")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod sysctl_tests {
+    use super::*;
+    use cri_api::v1::NamespaceOption;
+
+    #[test]
+    fn sysctls() {
+        let pod_ns = NamespaceOption::default();
+        let host_net = NamespaceOption {
+            network: NamespaceMode::Node as i32,
+            ..Default::default()
+        };
+        assert!(check_sysctl("net.core.somaxconn", "1024", &pod_ns).is_ok());
+        assert!(check_sysctl("net/ipv4/ip_unprivileged_port_start", "0", &pod_ns).is_ok());
+        assert!(check_sysctl("kernel.shm_rmid_forced", "1", &pod_ns).is_ok());
+        assert!(check_sysctl("fs.mqueue.msg_max", "20", &pod_ns).is_ok());
+        for (name, value, ns, why) in [
+            ("kernel.panic", "1", &pod_ns, "not a namespaced"),
+            ("vm.swappiness", "1", &pod_ns, "not a namespaced"),
+            ("net.core.somaxconn", "1", &host_net, "network namespace"),
+            ("Net.Core", "1", &pod_ns, "not a sysctl name"),
+            ("net..core", "1", &pod_ns, "not a sysctl name"),
+            ("net.core.somaxconn", "1\n2", &pod_ns, "one line"),
+            ("net.core.somaxconn", "", &pod_ns, "one line"),
+        ] {
+            let e = check_sysctl(name, value, ns).unwrap_err();
+            assert!(e.contains(why), "{name}={value:?}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

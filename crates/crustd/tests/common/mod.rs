@@ -2,6 +2,7 @@
 //! generated tonic CRI client over the unix socket, and checks that nothing of a test is left behind.
 #![allow(dead_code)]
 
+pub mod ctr;
 pub mod registry;
 
 use std::{

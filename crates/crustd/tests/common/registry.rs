@@ -627,6 +627,17 @@ impl TarBuilder {
         self
     }
 
+    pub fn fifo(mut self, path: &str) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Fifo);
+        h.set_mode(0o644);
+        h.set_size(0);
+        self.b()
+            .append_data(&mut h, path, std::io::empty())
+            .unwrap();
+        self
+    }
+
     /// An entry whose name is written raw (bypassing the tar crate's `..` check).
     pub fn raw_file(mut self, name: &str, data: &[u8]) -> Self {
         let mut h = tar::Header::new_old();
