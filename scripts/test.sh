@@ -5,6 +5,20 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 install_deps "${CRUST_TEST_APT_PACKAGES[@]}"
 
+# No test may write into the source tree: what git sees now must be what it sees after the tests
+# (a test once wrote a file named `--pid-file` into crates/runc). target/ is ignored.
+tree_state() { git status --porcelain --untracked-files=all 2>/dev/null | sort; }
+tree_before=$(tree_state)
+check_tree() {
+    local after
+    after=$(tree_state)
+    if [ "$after" != "$tree_before" ]; then
+        echo "!! the tests changed the source tree:" >&2
+        diff <(echo "$tree_before") <(echo "$after") >&2 || true
+        exit 1
+    fi
+}
+
 echo ">> cargo fmt --check"
 cargo fmt --all --check
 echo ">> cargo clippy"
@@ -12,6 +26,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked --workspace --all-targets --features crustd/failpoints -- -D warnings
 echo ">> cargo test (unit, end-to-end, failpoints)"
 cargo test --locked --workspace --features crustd/failpoints
+check_tree
 
 echo ">> independent client: Python grpcio"
 venv=target/pyvenv
@@ -23,4 +38,5 @@ stubs=target/pystubs
 mkdir -p "$stubs"
 "$venv/bin/python" -m grpc_tools.protoc -I crates/cri-api/proto \
     --python_out="$stubs" --grpc_python_out="$stubs" crates/cri-api/proto/api.proto
-CRUSTD=target/debug/crustd PYTHONPATH="$stubs" "$venv/bin/pytest" -q tests/python
+PYTHONDONTWRITEBYTECODE=1 CRUSTD=target/debug/crustd PYTHONPATH="$stubs" "$venv/bin/pytest" -q -p no:cacheprovider tests/python
+check_tree

@@ -90,12 +90,30 @@ impl Cache {
         }
     }
 
-    /// Removes an attachment (idempotent).
+    /// Removes an attachment and any temp file of it a crash mid-write left (idempotent).
     pub fn remove(&self, network: &str, container_id: &str, if_name: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(network, container_id, if_name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let path = self.path(network, container_id, if_name);
+        for file in [path.with_extension("tmp"), path] {
+            match std::fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
+    }
+
+    /// Removes every temp file in the cache (a write cut between create and rename leaves one);
+    /// returns how many went. Call at start, before any write.
+    pub fn sweep_temp(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tmp"))
+            .filter(|p| std::fs::remove_file(p).is_ok())
+            .count()
     }
 
     /// The readable attachments of `container_id` (corrupt ones are skipped and logged).
@@ -157,5 +175,22 @@ mod tests {
         cache.remove("net", "abc", "eth0").unwrap();
         cache.remove("net", "abc", "eth0").unwrap();
         assert!(cache.entries_for("abc").is_empty());
+    }
+
+    #[test]
+    fn temp_files_of_a_cut_write_go_with_the_entry_and_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        // What a kill between create and rename leaves.
+        std::fs::write(dir.path().join("net-abc-eth0.tmp"), b"{\"kind\"").unwrap();
+        std::fs::write(dir.path().join("net-def-eth0.tmp"), b"").unwrap();
+        std::fs::write(dir.path().join("net-def-eth0.json"), b"{}").unwrap();
+        cache.remove("net", "abc", "eth0").unwrap();
+        assert!(
+            cache.entries_for("abc").is_empty(),
+            "the pod's temp entry went with it"
+        );
+        assert_eq!(cache.sweep_temp(), 1);
+        assert_eq!(cache.entries_for("def").len(), 1, "complete entries stay");
     }
 }

@@ -98,10 +98,18 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     };
     let registrar = Arc::new(Registrar::default());
     let store = SandboxStore::new(sandboxes_root.clone(), Arc::clone(&registrar));
+    let network = cni_network(&config);
+    let swept = network.cache().sweep_temp();
+    if swept > 0 {
+        tracing::info!(swept, "removed CNI cache temp files a crash left");
+    }
+    // The embedded network is written now (when the conf dir is empty), not at the first pod:
+    // tools reading the node's CNI config (crust bench --floor) find it as soon as crustd serves.
+    let _ = network.networks();
     let manager = Arc::new(SandboxManager::new(
         store,
         Arc::new(controller),
-        Arc::new(cni_network(&config)),
+        Arc::new(network),
         events.clone(),
         options,
     ));

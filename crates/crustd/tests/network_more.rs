@@ -304,7 +304,11 @@ async fn embedded_default_network_when_the_conf_dir_is_empty() {
     std::fs::write(&d.config, cfg).unwrap();
     let mut d = d;
     d.stop_graceful();
+    let _ = std::fs::remove_dir_all(d.state.join("cni/net.d"));
     d.restart().await;
+    // Written as soon as crustd serves, before any pod (crust bench --floor reads it).
+    let conflist = d.state.join("cni/net.d/10-crust.conflist");
+    assert!(conflist.exists(), "the embedded network exists at start");
     let mut c = d.client().await;
     let id = d.run_config(&mut c, d.net_pod("embedded", false)).await;
     let ip = pod_ip(&mut c, &id).await;
@@ -380,5 +384,44 @@ async fn stale_netns_files_are_removed_at_start() {
         .contains(&stale.display().to_string()));
     d.restart().await;
     assert!(!stale.exists(), "a netns no record owns is removed");
+    d.assert_no_leaks().await;
+}
+
+/// What a SIGKILL between an atomic write's create and its rename leaves (the CNI cache entry,
+/// sandbox, container and image records) is gone after the restart; the pod stays READY and
+/// its Stop/Remove leaves nothing.
+#[tokio::test]
+async fn temp_files_a_kill_left_are_swept_at_start() {
+    let mut d = Daemon::start().await;
+    let mut c = d.client().await;
+    let id = d.run_config(&mut c, d.net_pod("swept", false)).await;
+    d.kill9();
+    let results = d.root.join("cni/results");
+    let left = [
+        results.join(format!("{}-{id}-eth1.tmp", d.net.name)),
+        results.join("other-net-0123-eth0.tmp"),
+        d.root.join("sandboxes").join(&id).join(".sandbox.json.tmp"),
+        d.root.join("images/metadata/.abc.json.tmp"),
+    ];
+    for f in &left {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"{\"trunc").unwrap();
+    }
+    d.restart().await;
+    for f in &left {
+        assert!(!f.exists(), "{} swept", f.display());
+    }
+    let mut c = d.client().await;
+    let pods = common::list(&mut c).await;
+    assert_eq!(pods.len(), 1);
+    assert_eq!(
+        pods[0].state,
+        cri_api::v1::PodSandboxState::SandboxReady as i32
+    );
+    // A temp entry written after the start (a later cut write) goes with its pod.
+    let late = results.join(format!("{}-{id}-eth0.tmp", d.net.name));
+    std::fs::write(&late, b"").unwrap();
+    stop_remove(&mut c, &id).await;
+    assert!(!late.exists(), "the pod's temp CNI entry went with the pod");
     d.assert_no_leaks().await;
 }

@@ -379,8 +379,12 @@ mod tests {
     #[tokio::test]
     async fn create_reads_pid_file_and_log_on_error() {
         let dir = tempfile::tempdir().unwrap();
-        // args: --root R --log-format json --log L create --bundle B --pid-file P ID (P is $11)
-        let ok = fake_runc(dir.path(), "echo 1234 > \"${11}\"");
+        // The pid file is the argument after --pid-file, wherever it is (a positional guess
+        // once wrote a file named `--pid-file` into the source tree).
+        let ok = fake_runc(
+            dir.path(),
+            "while [ $# -gt 0 ]; do [ \"$1\" = --pid-file ] && echo 1234 > \"$2\"; shift; done",
+        );
         let log = dir.path().join("log");
         let pid = Runc::new(ok, "/r")
             .create("c", dir.path(), &log)
@@ -389,7 +393,7 @@ mod tests {
         assert_eq!(pid, 1234);
         let bad = fake_runc(
             dir.path(),
-            "echo '{\"level\":\"error\",\"msg\":\"cannot create\"}' > \"$6\"; exit 1",
+            "while [ $# -gt 0 ]; do [ \"$1\" = --log ] && echo '{\"level\":\"error\",\"msg\":\"cannot create\"}' > \"$2\"; shift; done; exit 1",
         );
         let err = Runc::new(bad, "/r")
             .create("c", dir.path(), &log)

@@ -785,6 +785,7 @@ impl ContainerManager {
         let entries = std::fs::read_dir(root).map_err(io("read", root))?;
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
+            crate::store::sweep_temp(&entry.path());
             let path = entry.path().join("container.json");
             let record = match load_record::<ContainerRecord>(&path, RECORD_VERSION) {
                 Ok(r) => r,

@@ -147,6 +147,7 @@ impl ImageStore {
 
     fn load(&self) -> Result<(), ImageStoreError> {
         let dir = self.root.join("metadata");
+        crate::store::sweep_temp(&dir);
         let mut images = self.images.write().unwrap_or_else(|p| p.into_inner());
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
             match load_record::<ImageRecord>(&entry.path(), IMAGE_RECORD_VERSION) {

@@ -34,6 +34,7 @@ impl SandboxManager {
                 continue;
             }
             let id = entry.file_name().to_string_lossy().into_owned();
+            crate::store::sweep_temp(&entry.path());
             let path = entry.path().join("sandbox.json");
             match load_record::<SandboxRecord>(&path, RECORD_VERSION) {
                 Ok(record) => self.recover_one(record, path.clone(), &mut report).await,

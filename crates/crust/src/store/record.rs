@@ -69,6 +69,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
+/// Removes the temp files [`write_atomic`] leaves in `dir` when the process dies between
+/// creating one and its rename (`.<name>.tmp`); returns how many went. Call before the files in
+/// `dir` are written again (at start, before recovery).
+pub fn sweep_temp(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .inspect(|e| tracing::info!(path = %e.path().display(), "removed a temp file a crash left"))
+        .count()
+}
+
 /// Serialises `body` with a `version` field and writes it atomically.
 pub fn write_record<T: Serialize>(path: &Path, version: u32, body: &T) -> Result<(), RecordError> {
     let bytes = serde_json::to_vec_pretty(&EnvelopeRef { version, body }).map_err(|source| {
