@@ -74,8 +74,9 @@ pub struct CniConfig {
 }
 
 /// Per-registry settings: mirrors tried in order, then the host itself when `fallback` (default
-/// true); `insecure` allows plain http and unverified TLS; an extra CA; credentials.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// true); `insecure` allows plain http and unverified TLS; an extra CA; credentials. Its Debug
+/// form never shows the password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     pub mirrors: Vec<String>,
@@ -84,6 +85,52 @@ pub struct RegistryConfig {
     pub ca_file: String,
     pub username: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field(
+                "mirrors",
+                &self
+                    .mirrors
+                    .iter()
+                    .map(|m| redact_url(m))
+                    .collect::<Vec<_>>(),
+            )
+            .field("fallback", &self.fallback)
+            .field("insecure", &self.insecure)
+            .field("ca_file", &self.ca_file)
+            .field("username", &self.username)
+            .field("password", &redact(&self.password))
+            .finish()
+    }
+}
+
+/// What is printed in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+fn redact(secret: &str) -> String {
+    if secret.is_empty() {
+        String::new()
+    } else {
+        REDACTED.to_string()
+    }
+}
+
+/// A mirror URL without the password of its userinfo (`https://user:pass@host` -> `user:<redacted>`).
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let prefix = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{prefix}{user}:{REDACTED}@{host}")
 }
 
 /// Streaming server (Exec/Attach/PortForward) settings.
@@ -190,9 +237,29 @@ impl Config {
         Ok(())
     }
 
-    /// The effective configuration as TOML.
+    /// The configuration with every secret (registry passwords, passwords in mirror URLs)
+    /// replaced by [`REDACTED`]: what may be printed, logged or returned by Status.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        for r in shown.registries.values_mut() {
+            r.password = redact(&r.password);
+            r.mirrors = r.mirrors.iter().map(|m| redact_url(m)).collect();
+        }
+        shown
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`crustd config`).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        toml::to_string_pretty(&self.redacted())
+            .unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// The effective configuration as JSON, secrets redacted (verbose Status, as `crictl info`
+    /// parses it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.redacted()).unwrap_or_else(|e| {
+            serde_json::json!({ "error": format!("cannot render config: {e}") }).to_string()
+        })
     }
 }
 
@@ -238,6 +305,31 @@ insecure = true
     fn default_runtime_must_exist() {
         let err = Config::from_toml("default_runtime = \"kata\"\n", Path::new("c")).unwrap_err();
         assert!(matches!(err, ConfigError::UnknownDefaultRuntime(_)));
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let text = r#"
+[registries."r.example"]
+username = "bob"
+password = "hunter2-secret"
+mirrors = ["https://bob:mirror-secret@m.example", "http://plain.example"]
+"#;
+        let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
+        for shown in [c.to_toml(), c.to_json(), format!("{c:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("mirror-secret"),
+                "{shown}"
+            );
+            assert!(shown.contains("bob") && shown.contains(REDACTED), "{shown}");
+            assert!(shown.contains("http://plain.example"), "{shown}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(json["registries"]["r.example"]["password"], REDACTED);
+        assert_eq!(
+            c.registries["r.example"].password, "hunter2-secret",
+            "kept for use"
+        );
     }
 
     #[test]

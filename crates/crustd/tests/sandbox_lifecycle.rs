@@ -41,14 +41,27 @@ async fn run_status_list_stop_remove_with_events() {
     let status = st.status.unwrap();
     assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
     assert_eq!(status.metadata.unwrap().name, "web");
-    assert_eq!(status.labels["io.kubernetes.container.name"], "POD");
-    assert_eq!(status.labels["app"], "web");
+    // Exactly the labels and annotations the client gave (crust's own stay in its records and
+    // the pause's OCI spec).
+    let given = d.pod("web");
+    assert_eq!(status.labels, given.labels);
+    assert_eq!(status.annotations, given.annotations);
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            d.state
+                .join("sandboxes")
+                .join(&id)
+                .join("bundle/config.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
-        status.annotations["io.kubernetes.cri.container-type"],
+        spec["annotations"]["io.kubernetes.cri.container-type"],
         "sandbox"
     );
-    assert_eq!(status.annotations["io.kubernetes.cri.sandbox-name"], "web");
-    assert_eq!(status.annotations["test/annotation"], "yes");
+    assert_eq!(spec["annotations"]["io.kubernetes.cri.sandbox-name"], "web");
+    assert_eq!(spec["annotations"]["test/annotation"], "yes");
     assert_eq!(status.runtime_handler, "runc");
     assert!(
         st.info["info"].contains("\"state\":\"ready\""),

@@ -182,7 +182,11 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
 
 #[tokio::test]
 async fn runtime_rpcs_and_unimplemented_ones() {
-    let d = Daemon::start().await;
+    let secret = "s3cr3t-registry-password";
+    let registry = format!(
+        "[registries.\"r.example\"]\nusername = \"bob\"\npassword = \"{secret}\"\nmirrors = [\"https://bob:{secret}@m.example\"]\n"
+    );
+    let d = Daemon::start_with(&registry, &[]).await;
     let mut c = d.client().await;
     let v = c
         .version(VersionRequest::default())
@@ -205,10 +209,29 @@ async fn runtime_rpcs_and_unimplemented_ones() {
         network.status,
         "the harness gives crustd a CNI config: {network:?}"
     );
+    // crictl info parses every value as JSON; secrets never show.
+    for (key, value) in &st.info {
+        serde_json::from_str::<serde_json::Value>(value)
+            .unwrap_or_else(|e| panic!("info[{key}] is not JSON ({e}): {value}"));
+        assert!(!value.contains(secret), "info[{key}] shows the password");
+    }
+    let config: serde_json::Value = serde_json::from_str(&st.info["config"]).unwrap();
     assert!(
-        st.info["config"].contains("[runtimes.failing]"),
-        "{:?}",
-        st.info
+        config["runtimes"]["failing"]["path"].is_string(),
+        "{config}"
+    );
+    assert_eq!(config["registries"]["r.example"]["username"], "bob");
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_crustd"))
+        .arg("--config")
+        .arg(&d.config)
+        .arg("config")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("[registries.\"r.example\"]"), "{printed}");
+    assert!(
+        !printed.contains(secret),
+        "crustd config shows the password"
     );
 
     let rc = c
@@ -230,6 +253,7 @@ async fn runtime_rpcs_and_unimplemented_ones() {
     };
     c.update_runtime_config(update).await.unwrap();
     assert!(d.log_text().contains("10.250.0.0/24"));
+    assert!(!d.log_text().contains(secret), "the log shows the password");
 
     let err = c
         .exec(cri_api::v1::ExecRequest::default())

@@ -33,14 +33,13 @@ use crate::{
 
 use super::store::SandboxStore;
 
-/// Label and annotation keys crust adds to the stored config.
-pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// Annotation keys crust gives the pause's OCI spec (as containerd does, for runtimes such as
+/// runsc and Kata that read them); the client's labels and annotations stay exactly as given.
 pub const ANNOTATION_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 pub const ANNOTATION_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 pub const ANNOTATION_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
 pub const ANNOTATION_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 pub const ANNOTATION_SANDBOX_ATTEMPT: &str = "io.kubernetes.cri.sandbox-attempt";
-pub const ANNOTATION_CHECKPOINT: &str = "io.crust.sandbox.checkpoint";
 
 /// What the manager needs to know about its surroundings.
 #[derive(Debug, Clone)]
@@ -218,7 +217,7 @@ impl SandboxManager {
             held: intended_resources(&config, cni),
             id,
             name,
-            config: stored_config(&config, &checkpoint),
+            config: config.clone(),
             requested: config,
             runtime_handler: handler,
             network_mode,
@@ -817,27 +816,6 @@ impl SandboxManager {
 enum Admitted {
     New(Arc<Sandbox>, tokio::sync::OwnedMutexGuard<()>),
     Existing(String),
-}
-
-/// The request plus crust's own labels and annotations (visible in List/Status).
-fn stored_config(config: &PodSandboxConfig, checkpoint: &str) -> PodSandboxConfig {
-    let mut stored = config.clone();
-    let meta = config.metadata.clone().unwrap_or_default();
-    stored
-        .labels
-        .insert(LABEL_CONTAINER_NAME.into(), "POD".into());
-    let annotations = [
-        (ANNOTATION_CONTAINER_TYPE, "sandbox".to_string()),
-        (ANNOTATION_SANDBOX_NAME, meta.name),
-        (ANNOTATION_SANDBOX_NAMESPACE, meta.namespace),
-        (ANNOTATION_SANDBOX_UID, meta.uid),
-        (ANNOTATION_SANDBOX_ATTEMPT, meta.attempt.to_string()),
-        (ANNOTATION_CHECKPOINT, checkpoint.to_string()),
-    ];
-    for (k, v) in annotations {
-        stored.annotations.insert(k.to_string(), v);
-    }
-    stored
 }
 
 /// The pod annotation choosing the network-first order (exactly "true").

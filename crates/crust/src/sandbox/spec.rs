@@ -60,7 +60,33 @@ pub fn pause_spec(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Valu
     if input.network != NetworkMode::Host && !config.hostname.is_empty() {
         spec["hostname"] = json!(config.hostname);
     }
+    spec["annotations"] = annotations(config);
     spec
+}
+
+/// The pod's annotations plus the CRI ones naming it as a sandbox (for the runtime only; the
+/// client's view of its annotations is not changed).
+fn annotations(config: &PodSandboxConfig) -> Value {
+    use super::manager::{
+        ANNOTATION_CONTAINER_TYPE, ANNOTATION_SANDBOX_ATTEMPT, ANNOTATION_SANDBOX_NAME,
+        ANNOTATION_SANDBOX_NAMESPACE, ANNOTATION_SANDBOX_UID,
+    };
+    let meta = config.metadata.clone().unwrap_or_default();
+    let mut out: serde_json::Map<String, Value> = config
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    for (k, v) in [
+        (ANNOTATION_CONTAINER_TYPE, "sandbox".to_string()),
+        (ANNOTATION_SANDBOX_NAME, meta.name),
+        (ANNOTATION_SANDBOX_NAMESPACE, meta.namespace),
+        (ANNOTATION_SANDBOX_UID, meta.uid),
+        (ANNOTATION_SANDBOX_ATTEMPT, meta.attempt.to_string()),
+    ] {
+        out.insert(k.to_string(), json!(v));
+    }
+    Value::Object(out)
 }
 
 fn run_as(config: &PodSandboxConfig) -> (i64, i64) {

@@ -35,7 +35,8 @@ pub(super) async fn handle(
         network_condition(svc),
     ];
     let info = if req.get_ref().verbose {
-        HashMap::from([("config".to_string(), svc.config.to_toml())])
+        // Every value is a JSON document (crictl info parses them); secrets are redacted.
+        HashMap::from([("config".to_string(), svc.config.to_json())])
     } else {
         HashMap::new()
     };
