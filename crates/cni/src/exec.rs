@@ -267,13 +267,23 @@ fn interpret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
+    /// Writes an executable script. The write happens in a child `sh`, never through a
+    /// descriptor of this (multi-threaded) test process: a descriptor open for writing here
+    /// would be inherited by another test's fork between its fork and exec, and exec'ing the
+    /// script then fails with ETXTBSY ("Text file busy"), as CI saw.
     fn plugin(dir: &Path, name: &str, script: &str) {
         let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let text = format!("#!/bin/sh\n{script}\n");
+        std::io::Write::write_all(&mut sh.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        assert!(sh.wait().unwrap().success());
     }
 
     fn list(text: &str) -> NetworkConfigList {

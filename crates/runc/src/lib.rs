@@ -309,12 +309,22 @@ pub fn error_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
+    /// Writes an executable script. The write happens in a child `sh`, never through a
+    /// descriptor of this (multi-threaded) test process: a descriptor open for writing here
+    /// would be inherited by another test's fork between its fork and exec, and exec'ing the
+    /// script then fails with ETXTBSY ("Text file busy"), as CI saw.
     fn fake_runc(dir: &Path, script: &str) -> PathBuf {
         let path = dir.join("fake-runc");
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let text = format!("#!/bin/sh\n{script}\n");
+        std::io::Write::write_all(&mut sh.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        assert!(sh.wait().unwrap().success());
         path
     }
 
