@@ -13,6 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
         )
         .enum_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]")
+        // Environment values are bytes since v0.34; configs write them as text.
+        .field_attribute(
+            ".runtime.v1.KeyValue.value",
+            "#[serde(with = \"crate::text_bytes\")]",
+        )
+        // The registry secrets (`debug_redact` in the proto) never show in Debug output.
+        .skip_debug([".runtime.v1.AuthConfig"])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -281,3 +281,49 @@ def test_container_lifecycle_over_grpcio(daemon, registry):
     stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
     assert stub.ListContainers(pb.ListContainersRequest()).containers == []
     channel.close()
+
+
+def test_v036_streaming_lists_stop_signal_and_verbose_status(daemon, registry):
+    """The RPCs and fields cri-api v0.36.3 added, through stubs generated from that file."""
+    import json
+    stub, d, cgroup = daemon
+    socket = os.path.join(d, "crust.sock")
+    channel = grpc.insecure_channel("unix://" + socket, options=[("grpc.default_authority", socket)])
+    images = rpc.ImageServiceStub(channel)
+    push_image(registry, "py/busybox", "2.0")
+    ref = f"{registry}/py/busybox:2.0"
+    images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref)))
+    pods = [stub.RunPodSandbox(pb.RunPodSandboxRequest(config=host_pod(f"py-s{i}", cgroup))).pod_sandbox_id
+            for i in range(3)]
+    streamed = [p.id for m in stub.StreamPodSandboxes(pb.StreamPodSandboxesRequest()) for p in m.pod_sandboxes]
+    assert sorted(streamed) == sorted(pods)
+    one = [p.id for m in stub.StreamPodSandboxes(pb.StreamPodSandboxesRequest(
+        filter=pb.PodSandboxFilter(label_selector={"app": "py-s1"}))) for p in m.pod_sandboxes]
+    assert one == [pods[1]]
+    status = stub.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pods[0])).status
+    assert dict(status.labels) == {"app": "py-s0"}, "exactly the client's labels"
+    cfg = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="sig"), image=pb.ImageSpec(image=ref),
+        command=["/bin/busybox", "sleep", "1000"], stop_signal=pb.SIGINT,
+        envs=[pb.KeyValue(key="RAW", value=b"bytes-value")])
+    ctr = stub.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pods[0], config=cfg)).container_id
+    assert stub.ContainerStatus(pb.ContainerStatusRequest(container_id=ctr)).status.stop_signal == pb.SIGINT
+    stub.StartContainer(pb.StartContainerRequest(container_id=ctr))
+    out = stub.ExecSync(pb.ExecSyncRequest(container_id=ctr, cmd=["/bin/busybox", "sh", "-c", "echo $RAW"], timeout=10))
+    assert out.stdout == b"bytes-value\n"
+    ctrs = [c.id for m in stub.StreamContainers(pb.StreamContainersRequest()) for c in m.containers]
+    assert ctrs == [ctr]
+    stats = [s for m in stub.StreamContainerStats(pb.StreamContainerStatsRequest()) for s in m.container_stats]
+    assert [s.attributes.id for s in stats] == [ctr]
+    pod_stats = [s for m in stub.StreamPodSandboxStats(pb.StreamPodSandboxStatsRequest())
+                 for s in m.pod_sandbox_stats]
+    assert sorted(s.attributes.id for s in pod_stats) == sorted(pods)
+    imgs = [i for m in images.StreamImages(pb.StreamImagesRequest()) for i in m.images]
+    assert any(ref in i.repo_tags for i in imgs)
+    info = stub.Status(pb.StatusRequest(verbose=True)).info
+    assert info and all(json.loads(v) is not None for v in info.values())
+    for p in pods:
+        stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=p))
+        stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p))
+    assert list(stub.StreamPodSandboxes(pb.StreamPodSandboxesRequest())) == []
+    channel.close()

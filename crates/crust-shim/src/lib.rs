@@ -220,6 +220,20 @@ fn setup(args: &Args) -> Result<Setup, String> {
     if console.is_some() {
         cmd.arg("--console-socket").arg(&console_path);
     }
+    // The container must not inherit the shim's blocked signals (they arrive on its
+    // signalfd): runc passes its starting mask on to the container's init, which then never
+    // sees e.g. a SIGUSR1 stop signal. The child starts with an empty mask and SIGPIPE default.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let result = cmd
         .arg("--bundle")
         .arg(&args.bundle)

@@ -19,6 +19,7 @@ use super::{
     record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
     seccomp,
     shim::{self, ShimArgs},
+    signal,
     spec::{container_spec, Device, ResolvedUser, SpecInput},
     state::ContainerState,
     stats,
@@ -329,6 +330,11 @@ impl ContainerManager {
             message: String::new(),
             shim: None,
             cgroups_path: container_cgroups_path(pod, &id),
+            stop_signal: 0,
+        };
+        let record = ContainerRecord {
+            stop_signal: stop_signal(&self.images, &record),
+            ..record
         };
         let container = Arc::new(Container::new(record));
         match self.build(&container, pod, &image.config, lowers).await {
@@ -586,7 +592,7 @@ impl ContainerManager {
         };
         let runtime = self.runtime(&record.runtime_handler)?;
         if timeout_s > 0 {
-            let signal = stop_signal(&self.images, &record.image_id);
+            let signal = stop_signal(&self.images, &record);
             if let Err(e) = runtime.kill(&c.id, signal).await {
                 tracing::debug!(id = %c.id, error = %e, "stop signal not delivered");
             }
@@ -908,39 +914,27 @@ fn unknown_record(id: &str, error: &str) -> ContainerRecord {
         log_path: String::new(),
         shim: None,
         cgroups_path: String::new(),
+        stop_signal: 0,
     }
 }
 
-/// The image's StopSignal (name or number), else SIGTERM.
-fn stop_signal(images: &ImageStore, image_id: &str) -> i32 {
-    let name = images
-        .find(image_id)
+/// The signal StopContainer sends first: the config's `stop_signal`, else the image's
+/// StopSignal (name or number), else SIGTERM.
+pub fn stop_signal(images: &ImageStore, record: &ContainerRecord) -> i32 {
+    if record.stop_signal > 0 {
+        return record.stop_signal;
+    }
+    if let Some(n) = signal::from_cri(record.config.stop_signal) {
+        return n;
+    }
+    images
+        .find(&record.image_id)
         .and_then(|i| {
             i.config["config"]["StopSignal"]
                 .as_str()
-                .map(str::to_string)
+                .and_then(signal::by_name)
         })
-        .unwrap_or_default();
-    signal_number(&name).unwrap_or(libc::SIGTERM)
-}
-
-fn signal_number(name: &str) -> Option<i32> {
-    if let Ok(n) = name.parse::<i32>() {
-        return Some(n);
-    }
-    let bare = name.trim_start_matches("SIG");
-    let table = [
-        ("HUP", libc::SIGHUP),
-        ("INT", libc::SIGINT),
-        ("QUIT", libc::SIGQUIT),
-        ("KILL", libc::SIGKILL),
-        ("USR1", libc::SIGUSR1),
-        ("USR2", libc::SIGUSR2),
-        ("TERM", libc::SIGTERM),
-        ("WINCH", libc::SIGWINCH),
-        ("STOP", libc::SIGSTOP),
-    ];
-    table.iter().find(|(n, _)| *n == bare).map(|(_, s)| *s)
+        .unwrap_or(libc::SIGTERM)
 }
 
 /// kubelet's container name: `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>`.
@@ -980,17 +974,4 @@ fn matches(r: &ContainerRecord, f: &ContainerFilter) -> bool {
         && f.label_selector
             .iter()
             .all(|(k, v)| r.config.labels.get(k) == Some(v))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_by_name_or_number() {
-        assert_eq!(signal_number("SIGQUIT"), Some(libc::SIGQUIT));
-        assert_eq!(signal_number("USR1"), Some(libc::SIGUSR1));
-        assert_eq!(signal_number("9"), Some(9));
-        assert_eq!(signal_number("SIGBOGUS"), None);
-    }
 }

@@ -8,6 +8,7 @@ pub mod manager;
 pub mod record;
 pub mod seccomp;
 pub mod shim;
+pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod stats;

@@ -44,6 +44,10 @@ pub struct ContainerRecord {
     /// Its cgroup (cgroupfs path), for stats.
     #[serde(default)]
     pub cgroups_path: String,
+    /// The signal StopContainer sends first, fixed at create: the config's `stop_signal`, else
+    /// the image's StopSignal, else SIGTERM (0 in records written before it existed).
+    #[serde(default)]
+    pub stop_signal: i32,
 }
 
 /// A container in memory: its record, an operation lock, and its exit watch while it runs.

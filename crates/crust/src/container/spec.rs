@@ -158,7 +158,7 @@ pub fn environment(config: &ContainerConfig, image: &Value) -> Vec<String> {
     for kv in &config.envs {
         let prefix = format!("{}=", kv.key);
         env.retain(|e| !e.starts_with(&prefix));
-        env.push(format!("{}={}", kv.key, kv.value));
+        env.push(format!("{}={}", kv.key, String::from_utf8_lossy(&kv.value)));
     }
     env
 }

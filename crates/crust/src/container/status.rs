@@ -34,5 +34,6 @@ pub fn to_cri(r: &ContainerRecord) -> ContainerStatus {
         resources: None,
         image_id: r.image_id.clone(),
         user: None,
+        stop_signal: super::signal::to_cri(r.stop_signal) as i32,
     }
 }

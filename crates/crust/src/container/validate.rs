@@ -45,6 +45,7 @@ pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> Contain
 pub fn check_config(pod: &SandboxRecord, config: &ContainerConfig) -> Result<(), ContainerError> {
     check_guards(pod, config)?;
     check_security(config)?;
+    check_envs(config)?;
     for m in &config.mounts {
         check_mount(m)?;
     }
@@ -135,6 +136,32 @@ fn check_security(config: &ContainerConfig) -> Result<(), ContainerError> {
                 "config.linux.security_context.namespace_options.target_id",
                 "is required with pid = TARGET",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Environment entries the OCI spec can carry: a key without `=` or NUL, a UTF-8 value without
+/// NUL (values are bytes on the wire since CRI v0.34).
+fn check_envs(config: &ContainerConfig) -> Result<(), ContainerError> {
+    for kv in &config.envs {
+        if kv.key.is_empty() || kv.key.contains(['=', '\0']) {
+            return Err(invalid(
+                "config.envs",
+                format!("{:?} is not an environment variable name", kv.key),
+            ));
+        }
+        match std::str::from_utf8(&kv.value) {
+            Ok(v) if !v.contains('\0') => {}
+            _ => {
+                return Err(invalid(
+                    "config.envs",
+                    format!(
+                        "the value of {} is not UTF-8 text without NUL bytes",
+                        kv.key
+                    ),
+                ))
+            }
         }
     }
     Ok(())

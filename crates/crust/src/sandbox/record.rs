@@ -61,7 +61,7 @@ pub struct PauseProcess {
 pub struct SandboxRecord {
     pub id: String,
     pub name: String,
-    /// The stored PodSandboxConfig (request plus crust's labels/annotations), protobuf in base64.
+    /// The PodSandboxConfig as the client gave it, protobuf in base64.
     #[serde(with = "crate::store::proto_b64")]
     pub config: PodSandboxConfig,
     /// The config as the client sent it, to recognise kubelet's same-name retry.

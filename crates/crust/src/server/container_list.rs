@@ -1,23 +1,35 @@
 //! ListContainers (filters: id prefix, state, pod, labels) and the CRI view of a container.
 
-use cri_api::v1::{Container, ListContainersRequest, ListContainersResponse};
+use cri_api::v1::{
+    Container, ContainerFilter, ListContainersRequest, ListContainersResponse,
+    StreamContainersRequest, StreamContainersResponse,
+};
 use tonic::{Request, Response, Status};
 
-use super::CriService;
+use super::{batch, CriService};
 use crate::container::{record::ContainerRecord, status::image_spec};
 
 pub(super) async fn handle(
     svc: &CriService,
     req: Request<ListContainersRequest>,
 ) -> Result<Response<ListContainersResponse>, Status> {
-    let filter = req.into_inner().filter;
-    let containers = svc
-        .containers
-        .list(filter.as_ref())
-        .iter()
-        .map(to_cri)
-        .collect();
+    let containers = items(svc, req.into_inner().filter.as_ref());
     Ok(Response::new(ListContainersResponse { containers }))
+}
+
+/// StreamContainers: the same containers, in batches.
+pub(super) async fn stream(
+    svc: &CriService,
+    req: Request<StreamContainersRequest>,
+) -> Result<Response<batch::BatchStream<StreamContainersResponse>>, Status> {
+    let containers = items(svc, req.into_inner().filter.as_ref());
+    Ok(Response::new(batch::stream(containers, |containers| {
+        StreamContainersResponse { containers }
+    })))
+}
+
+fn items(svc: &CriService, filter: Option<&ContainerFilter>) -> Vec<Container> {
+    svc.containers.list(filter).iter().map(to_cri).collect()
 }
 
 fn to_cri(r: &ContainerRecord) -> Container {

@@ -2,13 +2,14 @@
 //! writable layer; the CRI conversions of usage samples live here too.
 
 use cri_api::v1::{
-    ContainerAttributes, ContainerFilter, ContainerStats, ContainerStatsRequest,
-    ContainerStatsResponse, CpuUsage, FilesystemIdentifier, FilesystemUsage,
-    ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage, UInt64Value,
+    ContainerAttributes, ContainerFilter, ContainerStats, ContainerStatsFilter,
+    ContainerStatsRequest, ContainerStatsResponse, CpuUsage, FilesystemIdentifier, FilesystemUsage,
+    ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage,
+    StreamContainerStatsRequest, StreamContainerStatsResponse, UInt64Value,
 };
 use tonic::{Request, Response, Status};
 
-use super::CriService;
+use super::{batch, CriService};
 use crate::container::{manager::Usage, record::ContainerRecord};
 
 fn value(v: Option<u64>) -> Option<UInt64Value> {
@@ -21,6 +22,7 @@ pub fn cpu(u: &Usage) -> Option<CpuUsage> {
         timestamp: u.timestamp_ns,
         usage_core_nano_seconds: value(u.cgroup.cpu_ns),
         usage_nano_cores: value(u.nano_cores),
+        psi: None,
     })
 }
 
@@ -34,6 +36,7 @@ pub fn memory(u: &Usage) -> Option<MemoryUsage> {
         rss_bytes: value(u.cgroup.rss),
         page_faults: value(u.cgroup.page_faults),
         major_page_faults: value(u.cgroup.major_page_faults),
+        psi: None,
     })
 }
 
@@ -58,6 +61,7 @@ pub fn container_stats(svc: &CriService, r: &ContainerRecord) -> ContainerStats 
             inodes_used: Some(UInt64Value { value: inodes }),
         }),
         swap: None,
+        io: None,
     }
 }
 
@@ -77,7 +81,25 @@ pub(super) async fn list(
     svc: &CriService,
     req: Request<ListContainerStatsRequest>,
 ) -> Result<Response<ListContainerStatsResponse>, Status> {
-    let filter = req.into_inner().filter.unwrap_or_default();
+    let stats = items(svc, req.into_inner().filter.unwrap_or_default()).await?;
+    Ok(Response::new(ListContainerStatsResponse { stats }))
+}
+
+/// StreamContainerStats: the same stats, in batches.
+pub(super) async fn stream(
+    svc: &CriService,
+    req: Request<StreamContainerStatsRequest>,
+) -> Result<Response<batch::BatchStream<StreamContainerStatsResponse>>, Status> {
+    let stats = items(svc, req.into_inner().filter.unwrap_or_default()).await?;
+    Ok(Response::new(batch::stream(stats, |container_stats| {
+        StreamContainerStatsResponse { container_stats }
+    })))
+}
+
+async fn items(
+    svc: &CriService,
+    filter: ContainerStatsFilter,
+) -> Result<Vec<ContainerStats>, Status> {
     // The same matching as ListContainers, without a state.
     let records = svc.containers.list(Some(&ContainerFilter {
         id: filter.id,
@@ -85,11 +107,10 @@ pub(super) async fn list(
         pod_sandbox_id: filter.pod_sandbox_id,
         label_selector: filter.label_selector,
     }));
-    let stats = blocking(svc, move |svc| {
+    blocking(svc, move |svc| {
         records.iter().map(|r| container_stats(svc, r)).collect()
     })
-    .await?;
-    Ok(Response::new(ListContainerStatsResponse { stats }))
+    .await
 }
 
 /// Runs the (file-reading) stats work on a blocking thread.

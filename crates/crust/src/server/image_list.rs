@@ -1,18 +1,35 @@
 //! ListImages (filter by image reference) and the CRI view of an image record.
 
-use cri_api::v1::{Image, ImageSpec, ListImagesRequest, ListImagesResponse};
+use cri_api::v1::{
+    Image, ImageFilter, ImageSpec, ListImagesRequest, ListImagesResponse, StreamImagesRequest,
+    StreamImagesResponse,
+};
 use tonic::{Request, Response, Status};
 
-use super::CriService;
+use super::{batch, CriService};
 use crate::image::store::ImageRecord;
 
 pub(super) async fn handle(
     svc: &CriService,
     req: Request<ListImagesRequest>,
 ) -> Result<Response<ListImagesResponse>, Status> {
-    let wanted = req
-        .into_inner()
-        .filter
+    let images = items(svc, req.into_inner().filter);
+    Ok(Response::new(ListImagesResponse { images }))
+}
+
+/// StreamImages: the same images, in batches.
+pub(super) async fn stream(
+    svc: &CriService,
+    req: Request<StreamImagesRequest>,
+) -> Result<Response<batch::BatchStream<StreamImagesResponse>>, Status> {
+    let images = items(svc, req.into_inner().filter);
+    Ok(Response::new(batch::stream(images, |images| {
+        StreamImagesResponse { images }
+    })))
+}
+
+fn items(svc: &CriService, filter: Option<ImageFilter>) -> Vec<Image> {
+    let wanted = filter
         .and_then(|f| f.image)
         .map(|s| s.image)
         .filter(|s| !s.is_empty());
@@ -20,12 +37,10 @@ pub(super) async fn handle(
         Some(key) => svc.images.find(&key).into_iter().collect(),
         None => svc.images.list(),
     };
-    Ok(Response::new(ListImagesResponse {
-        images: images
-            .iter()
-            .map(|r| to_cri(r, svc.sandboxes.sandbox_image().is(&r.id)))
-            .collect(),
-    }))
+    images
+        .iter()
+        .map(|r| to_cri(r, svc.sandboxes.sandbox_image().is(&r.id)))
+        .collect()
 }
 
 /// The CRI `Image` for a record (uid or username from the config's `User`).

@@ -3,6 +3,7 @@
 //! manager, convert back). RPCs not built yet answer UNIMPLEMENTED naming the RPC.
 
 pub mod admin_import;
+mod batch;
 mod container_create;
 mod container_list;
 mod container_remove;
@@ -80,6 +81,46 @@ impl CriService {
 #[tonic::async_trait]
 impl RuntimeService for CriService {
     type GetContainerEventsStream = events::EventStream;
+    type StreamPodSandboxesStream = batch::BatchStream<StreamPodSandboxesResponse>;
+    type StreamContainersStream = batch::BatchStream<StreamContainersResponse>;
+    type StreamContainerStatsStream = batch::BatchStream<StreamContainerStatsResponse>;
+    type StreamPodSandboxStatsStream = batch::BatchStream<StreamPodSandboxStatsResponse>;
+    type StreamPodSandboxMetricsStream = batch::BatchStream<StreamPodSandboxMetricsResponse>;
+
+    async fn stream_pod_sandboxes(
+        &self,
+        req: Request<StreamPodSandboxesRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
+        instrument::call("StreamPodSandboxes", sandbox_list::stream(self, req)).await
+    }
+
+    async fn stream_containers(
+        &self,
+        req: Request<StreamContainersRequest>,
+    ) -> Result<Response<Self::StreamContainersStream>, Status> {
+        instrument::call("StreamContainers", container_list::stream(self, req)).await
+    }
+
+    async fn stream_container_stats(
+        &self,
+        req: Request<StreamContainerStatsRequest>,
+    ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
+        instrument::call("StreamContainerStats", container_stats::stream(self, req)).await
+    }
+
+    async fn stream_pod_sandbox_stats(
+        &self,
+        req: Request<StreamPodSandboxStatsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
+        instrument::call("StreamPodSandboxStats", pod_stats::stream(self, req)).await
+    }
+
+    async fn stream_pod_sandbox_metrics(
+        &self,
+        _req: Request<StreamPodSandboxMetricsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
+        instrument::unimplemented("StreamPodSandboxMetrics")
+    }
 
     async fn version(
         &self,
@@ -291,6 +332,15 @@ impl RuntimeService for CriService {
 
 #[tonic::async_trait]
 impl ImageService for CriService {
+    type StreamImagesStream = batch::BatchStream<StreamImagesResponse>;
+
+    async fn stream_images(
+        &self,
+        req: Request<StreamImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        instrument::call("StreamImages", image_list::stream(self, req)).await
+    }
+
     async fn list_images(
         &self,
         req: Request<ListImagesRequest>,

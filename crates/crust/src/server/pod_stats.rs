@@ -4,7 +4,8 @@
 use cri_api::v1::{
     LinuxPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse,
     NetworkInterfaceUsage, NetworkUsage, PodSandboxAttributes, PodSandboxFilter, PodSandboxStats,
-    PodSandboxStatsRequest, PodSandboxStatsResponse, ProcessUsage, UInt64Value,
+    PodSandboxStatsFilter, PodSandboxStatsRequest, PodSandboxStatsResponse, ProcessUsage,
+    StreamPodSandboxStatsRequest, StreamPodSandboxStatsResponse, UInt64Value,
 };
 use tonic::{Request, Response, Status};
 
@@ -64,6 +65,7 @@ fn pod_stats(svc: &CriService, pod: &SandboxRecord) -> PodSandboxStats {
                 process_count: u.cgroup.processes.map(|value| UInt64Value { value }),
             }),
             containers,
+            io: None,
         }),
         windows: None,
     }
@@ -88,7 +90,26 @@ pub(super) async fn list(
     svc: &CriService,
     req: Request<ListPodSandboxStatsRequest>,
 ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
-    let filter = req.into_inner().filter.unwrap_or_default();
+    let stats = items(svc, req.into_inner().filter.unwrap_or_default()).await?;
+    Ok(Response::new(ListPodSandboxStatsResponse { stats }))
+}
+
+/// StreamPodSandboxStats: the same stats, in batches.
+pub(super) async fn stream(
+    svc: &CriService,
+    req: Request<StreamPodSandboxStatsRequest>,
+) -> Result<Response<super::batch::BatchStream<StreamPodSandboxStatsResponse>>, Status> {
+    let stats = items(svc, req.into_inner().filter.unwrap_or_default()).await?;
+    Ok(Response::new(super::batch::stream(
+        stats,
+        |pod_sandbox_stats| StreamPodSandboxStatsResponse { pod_sandbox_stats },
+    )))
+}
+
+async fn items(
+    svc: &CriService,
+    filter: PodSandboxStatsFilter,
+) -> Result<Vec<PodSandboxStats>, Status> {
     // The same matching as ListPodSandbox, without a state.
     let filter = PodSandboxFilter {
         id: filter.id,
@@ -103,9 +124,8 @@ pub(super) async fn list(
         .map(|s| s.snapshot())
         .filter(|p| super::sandbox_list::matches(&filter, &status::pod(p)))
         .collect();
-    let stats = blocking(svc, move |svc| {
+    blocking(svc, move |svc| {
         pods.iter().map(|p| pod_stats(svc, p)).collect()
     })
-    .await?;
-    Ok(Response::new(ListPodSandboxStatsResponse { stats }))
+    .await
 }

@@ -1,26 +1,45 @@
 //! ListPodSandbox with its filters: id (exact or prefix), state, label selector (all must match).
 
-use cri_api::v1::{ListPodSandboxRequest, ListPodSandboxResponse, PodSandbox, PodSandboxFilter};
+use cri_api::v1::{
+    ListPodSandboxRequest, ListPodSandboxResponse, PodSandbox, PodSandboxFilter,
+    StreamPodSandboxesRequest, StreamPodSandboxesResponse,
+};
 use tonic::{Request, Response, Status};
 
-use super::CriService;
+use super::{batch, CriService};
 use crate::sandbox::status;
 
 pub(super) async fn handle(
     svc: &CriService,
     req: Request<ListPodSandboxRequest>,
 ) -> Result<Response<ListPodSandboxResponse>, Status> {
-    let filter = req.into_inner().filter;
+    let items = items(svc, req.into_inner().filter.as_ref());
+    Ok(Response::new(ListPodSandboxResponse { items }))
+}
+
+/// StreamPodSandboxes: the same pods, in batches.
+pub(super) async fn stream(
+    svc: &CriService,
+    req: Request<StreamPodSandboxesRequest>,
+) -> Result<Response<batch::BatchStream<StreamPodSandboxesResponse>>, Status> {
+    let items = items(svc, req.into_inner().filter.as_ref());
+    Ok(Response::new(batch::stream(items, |pod_sandboxes| {
+        StreamPodSandboxesResponse { pod_sandboxes }
+    })))
+}
+
+/// The pods passing `filter`, newest first.
+fn items(svc: &CriService, filter: Option<&PodSandboxFilter>) -> Vec<PodSandbox> {
     let mut items: Vec<PodSandbox> = svc
         .sandboxes
         .store()
         .all()
         .iter()
         .map(|s| status::pod(&s.snapshot()))
-        .filter(|p| filter.as_ref().is_none_or(|f| matches(f, p)))
+        .filter(|p| filter.is_none_or(|f| matches(f, p)))
         .collect();
     items.sort_by_key(|p| std::cmp::Reverse(p.created_at));
-    Ok(Response::new(ListPodSandboxResponse { items }))
+    items
 }
 
 /// True when `pod` passes every part of `filter`.

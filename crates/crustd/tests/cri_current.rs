@@ -1,0 +1,262 @@
+//! The CRI v1 surface of cri-api v0.36.3 through the generated tonic client: the streaming list
+//! RPCs (batched, 2,000 pods whose List answer is over gRPC's default 4 MiB), the config's
+//! stop signal used by StopContainer and reported in ContainerStatus, environment values as
+//! bytes. Real runc, images from a real local registry, the leak check after each test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    ctr::{busybox, create, ctr, start, status},
+    Client, Daemon,
+};
+use cri_api::v1::{
+    image_service_client::ImageServiceClient, ContainerStatsFilter, ListPodSandboxRequest,
+    PodSandboxFilter, PodSandboxStatsFilter, Signal, StopContainerRequest,
+    StreamContainerStatsRequest, StreamContainersRequest, StreamImagesRequest,
+    StreamPodSandboxStatsRequest, StreamPodSandboxesRequest,
+};
+use prost::Message as _;
+use tonic::Code;
+
+/// gRPC's default limit for one received message.
+const DEFAULT_MAX: usize = 4 << 20;
+
+/// Copies the record of the stopped pod `id` into `n` new NOTREADY pods (ids and names of
+/// their own), while crustd is down: 2,000 pods without 2,000 pause processes.
+fn clone_records(d: &Daemon, id: &str, n: usize) -> Vec<String> {
+    let dir = d.root.join("sandboxes");
+    let text = std::fs::read_to_string(dir.join(id).join("sandbox.json")).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let name = record["name"].as_str().unwrap().to_string();
+    (0..n)
+        .map(|i| {
+            let clone = format!("{:0>64x}", 0xc10e_0000_u64 + i as u64);
+            record["id"] = clone.clone().into();
+            record["name"] = format!("{name}-{i}").into();
+            std::fs::create_dir_all(dir.join(&clone)).unwrap();
+            std::fs::write(dir.join(&clone).join("sandbox.json"), record.to_string()).unwrap();
+            clone
+        })
+        .collect()
+}
+
+async fn stream_pods(c: &mut Client, filter: Option<PodSandboxFilter>) -> Vec<(usize, usize)> {
+    let mut s = c
+        .stream_pod_sandboxes(StreamPodSandboxesRequest { filter })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut batches = Vec::new();
+    while let Some(m) = s.message().await.unwrap() {
+        batches.push((m.pod_sandboxes.len(), m.encoded_len()));
+    }
+    batches
+}
+
+#[tokio::test]
+async fn streaming_lists_send_2000_pods_in_batches_under_the_message_limit() {
+    let mut d = Daemon::start().await;
+    let mut c = d.client().await;
+    let mut config = d.pod("stream-big");
+    // ~3 KB of labels a pod: 2,000 of them are ~6 MB, more than one default gRPC message.
+    for i in 0..3 {
+        config.labels.insert(format!("big-{i}"), "x".repeat(1000));
+    }
+    let id = d.run_config(&mut c, config).await;
+    c.stop_pod_sandbox(cri_api::v1::StopPodSandboxRequest {
+        pod_sandbox_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    d.stop_graceful();
+    let clones = clone_records(&d, &id, 1999);
+    d.restart().await;
+    let mut c = d.client().await;
+
+    // ListPodSandbox of them all does not fit one default-sized message; the stream does.
+    let err = c
+        .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let started = Instant::now();
+    let batches = stream_pods(&mut c, None).await;
+    let total: usize = batches.iter().map(|b| b.0).sum();
+    assert_eq!(total, 2000);
+    assert!(batches.len() >= 6, "{batches:?}");
+    assert!(batches.iter().all(|b| b.1 < DEFAULT_MAX / 2), "{batches:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The same filters as ListPodSandbox.
+    let one = stream_pods(
+        &mut c,
+        Some(PodSandboxFilter {
+            id: clones[7].clone(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(one.iter().map(|b| b.0).sum::<usize>(), 1);
+    let ready = stream_pods(
+        &mut c,
+        Some(PodSandboxFilter {
+            state: Some(cri_api::v1::PodSandboxStateValue {
+                state: cri_api::v1::PodSandboxState::SandboxReady as i32,
+            }),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert!(ready.is_empty(), "all are NOTREADY: no message at all");
+    let mut stats = c
+        .stream_pod_sandbox_stats(StreamPodSandboxStatsRequest {
+            filter: Some(PodSandboxStatsFilter {
+                id: id.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(m) = stats.message().await.unwrap() {
+        n += m.pod_sandbox_stats.len();
+    }
+    assert_eq!(n, 1);
+    for pod in std::iter::once(&id).chain(&clones) {
+        c.remove_pod_sandbox(cri_api::v1::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    assert!(stream_pods(&mut c, None).await.is_empty());
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn streamed_containers_stats_and_images_match_their_lists() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-ctr")).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = create(
+            &mut c,
+            &pod,
+            ctr(&format!("s{i}"), &env.image, "exec sleep 100"),
+        )
+        .await
+        .unwrap();
+        start(&mut c, &id).await;
+        ids.push(id);
+    }
+    let mut s = c
+        .stream_containers(StreamContainersRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = Vec::new();
+    while let Some(m) = s.message().await.unwrap() {
+        streamed.extend(m.containers.into_iter().map(|c| c.id));
+    }
+    streamed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(streamed, want);
+    let mut s = c
+        .stream_container_stats(StreamContainerStatsRequest {
+            filter: Some(ContainerStatsFilter {
+                id: ids[1].clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let m = s.message().await.unwrap().unwrap();
+    assert_eq!(m.container_stats.len(), 1);
+    let stats = &m.container_stats[0];
+    assert_eq!(stats.attributes.as_ref().unwrap().id, ids[1]);
+    assert!(stats.memory.as_ref().unwrap().working_set_bytes.is_some());
+    assert!(s.message().await.unwrap().is_none());
+    let mut images = ImageServiceClient::new(d.channel().await.unwrap());
+    let mut s = images
+        .stream_images(StreamImagesRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let m = s.message().await.unwrap().unwrap();
+    assert!(
+        m.images.iter().any(|i| i.repo_tags.contains(&env.image)),
+        "{m:?}"
+    );
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn the_configs_stop_signal_is_sent_first_and_reported() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let (pod, logs) = common::ctr::pod_with_logs(&d, &mut c, "stop-signal").await;
+    let script = "trap 'echo got-usr1; exit 7' USR1; echo ready; while true; do sleep 0.1; done";
+    let mut config = ctr("usr1", &env.image, script);
+    config.stop_signal = Signal::Sigusr1 as i32;
+    let id = create(&mut c, &pod, config).await.unwrap();
+    assert_eq!(
+        status(&mut c, &id).await.stop_signal,
+        Signal::Sigusr1 as i32
+    );
+    start(&mut c, &id).await;
+    let log = logs.join("usr1.log");
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let log = log.clone();
+            async move { std::fs::read_to_string(&log).is_ok_and(|t| t.contains("ready")) }
+        })
+        .await
+    );
+    // The container's init blocks no signal (crust-shim's own blocked set once leaked into it,
+    // and a SIGUSR1 stop signal then never arrived).
+    let (_, out, _) = common::ctr::exec(&mut c, &id, "grep SigBlk /proc/1/status", 5)
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), "SigBlk:\t0000000000000000");
+    let started = Instant::now();
+    c.stop_container(StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 30,
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "USR1, not the 30 s deadline"
+    );
+    let s = status(&mut c, &id).await;
+    assert_eq!(s.exit_code, 7, "the trap ran");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("got-usr1"));
+    // Without one: the image has no StopSignal, so SIGTERM is reported.
+    let plain = create(&mut c, &pod, ctr("plain", &env.image, "true"))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&mut c, &plain).await.stop_signal,
+        Signal::Sigterm as i32
+    );
+    // Environment values are bytes: text works, bytes that are not UTF-8 are refused.
+    let mut bad = ctr("bad-env", &env.image, "true");
+    bad.envs = vec![cri_api::v1::KeyValue {
+        key: "B".into(),
+        value: vec![0xff, 0xfe],
+    }];
+    let err = create(&mut c, &pod, bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("config.envs"), "{}", err.message());
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
