@@ -260,3 +260,241 @@ async fn the_configs_stop_signal_is_sent_first_and_reported() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn update_pod_sandbox_resources_is_kept_across_a_restart() {
+    let mut d = Daemon::start().await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("resize")).await;
+    let resources = cri_api::v1::LinuxContainerResources {
+        cpu_shares: 512,
+        memory_limit_in_bytes: 256 << 20,
+        ..Default::default()
+    };
+    let request = |id: &str| cri_api::v1::UpdatePodSandboxResourcesRequest {
+        pod_sandbox_id: id.to_string(),
+        overhead: Some(cri_api::v1::LinuxContainerResources {
+            cpu_shares: 2,
+            ..Default::default()
+        }),
+        resources: Some(resources.clone()),
+    };
+    c.update_pod_sandbox_resources(request(&pod)).await.unwrap();
+    let err = c
+        .update_pod_sandbox_resources(request(&"e".repeat(64)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let shown = |c: &mut Client, id: &str| {
+        let (mut c, id) = (c.clone(), id.to_string());
+        async move {
+            let r = c
+                .pod_sandbox_status(cri_api::v1::PodSandboxStatusRequest {
+                    pod_sandbox_id: id,
+                    verbose: true,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let info: serde_json::Value = serde_json::from_str(&r.info["info"]).unwrap();
+            info["podResources"].clone()
+        }
+    };
+    let before = shown(&mut c, &pod).await;
+    assert_eq!(
+        before["resources"]["memory_limit_in_bytes"],
+        256 << 20,
+        "{before}"
+    );
+    assert_eq!(before["overhead"]["cpu_shares"], 2, "{before}");
+    d.kill9();
+    d.restart().await;
+    let mut c = d.client().await;
+    assert_eq!(shown(&mut c, &pod).await, before, "kept across a kill -9");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// A runc wrapper without a `features` subcommand (as old runtimes are): written by a child
+/// `sh`, so no descriptor of this process holds it open for writing when it is exec'd.
+fn featureless_runtime(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("no-features-runc");
+    let script =
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = features ] && exit 1; done\nexec runc \"$@\"\n";
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut sh.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    assert!(sh.wait().unwrap().success());
+    path
+}
+
+#[tokio::test]
+async fn handlers_report_their_features_and_recursive_read_only_mounts_follow_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let old = featureless_runtime(scratch.path());
+    let d = Daemon::start_with(
+        &format!("[runtimes.old]\npath = \"{}\"\n", old.display()),
+        &[],
+    )
+    .await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let runtime_status = c
+        .status(cri_api::v1::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    let rro = |name: &str| {
+        runtime_status
+            .runtime_handlers
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", runtime_status.runtime_handlers))
+            .features
+            .as_ref()
+            .unwrap()
+            .recursive_read_only_mounts
+    };
+    assert!(rro(""), "the default (runc 1.1.5 lists rro)");
+    assert!(rro("runc"));
+    assert!(!rro("old"), "no features output: none");
+    assert!(
+        !runtime_status.runtime_handlers[0]
+            .features
+            .as_ref()
+            .unwrap()
+            .user_namespaces
+    );
+
+    // A host dir with a tmpfs inside: rro makes the submount read-only too.
+    let host = d.root.parent().unwrap().join("rro-src");
+    std::fs::create_dir_all(host.join("sub")).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "rro-test"])
+        .arg(host.join("sub"))
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let mount = |rro: bool| cri_api::v1::Mount {
+        container_path: "/data".into(),
+        host_path: host.display().to_string(),
+        readonly: true,
+        recursive_read_only: rro,
+        ..Default::default()
+    };
+    let pod = d.run_config(&mut c, d.pod("rro")).await;
+    let script = "exec sleep 100";
+    let mut plain = ctr("plain-ro", &env.image, script);
+    plain.mounts = vec![mount(false)];
+    let mut recursive = ctr("rro", &env.image, script);
+    recursive.mounts = vec![mount(true)];
+    for config in [plain, recursive] {
+        let id = create(&mut c, &pod, config).await.unwrap();
+        start(&mut c, &id).await;
+    }
+    let ids: Vec<String> = c
+        .list_containers(cri_api::v1::ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        let name = status(&mut c, id).await.metadata.unwrap().name;
+        let (_, out, _) = common::ctr::exec(
+            &mut c,
+            id,
+            "touch /data/sub/y 2>/dev/null && echo writable || echo readonly",
+            10,
+        )
+        .await
+        .unwrap();
+        let want = if name == "rro" {
+            "readonly"
+        } else {
+            "writable"
+        };
+        assert_eq!(out.trim(), want, "{name}");
+    }
+    // Not read-only, not private, or a handler without rro: InvalidArgument.
+    let mut not_ro = ctr("not-ro", &env.image, "true");
+    not_ro.mounts = vec![cri_api::v1::Mount {
+        readonly: false,
+        ..mount(true)
+    }];
+    let err = create(&mut c, &pod, not_ro).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("readonly"), "{}", err.message());
+    common::stop_remove(&mut c, &pod).await;
+    let old_pod = c
+        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(d.pod("rro-old")),
+            runtime_handler: "old".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let mut on_old = ctr("on-old", &env.image, "true");
+    on_old.mounts = vec![mount(true)];
+    let err = create(&mut c, &old_pod, on_old).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("\"old\""), "{}", err.message());
+    common::stop_remove(&mut c, &old_pod).await;
+    let _ = std::process::Command::new("umount")
+        .arg(host.join("sub"))
+        .status();
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn image_ref_picks_the_image_and_is_reported_and_psi_is_absent_on_v1() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("image-ref")).await;
+    let mut images = ImageServiceClient::new(d.channel().await.unwrap());
+    let id = images
+        .image_status(cri_api::v1::ImageStatusRequest {
+            image: Some(cri_api::v1::ImageSpec {
+                image: env.image.clone(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .image
+        .unwrap()
+        .id;
+    let mut config = ctr("by-ref", "name/that-was-never:pulled", "exec sleep 100");
+    config.image.as_mut().unwrap().image_ref = id.clone();
+    let ctr_id = create(&mut c, &pod, config).await.unwrap();
+    start(&mut c, &ctr_id).await;
+    let s = status(&mut c, &ctr_id).await;
+    assert_eq!(s.image.unwrap().image_ref, id);
+    assert_eq!(s.image_ref, id);
+    let stats = c
+        .container_stats(cri_api::v1::ContainerStatsRequest {
+            container_id: ctr_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    // This host is cgroup v1: no PSI and no IO usage at all (absent, not zero).
+    assert!(stats.cpu.unwrap().psi.is_none());
+    assert!(stats.memory.unwrap().psi.is_none());
+    assert!(stats.io.is_none());
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

@@ -186,7 +186,7 @@ impl ContainerManager {
     /// The usage of pod `pod`: its pause plus its containers; blocking reads.
     pub fn pod_usage(&self, pod: &SandboxRecord) -> Usage {
         let timestamp_ns = now_ns();
-        let cgroup = self
+        let mut cgroup = self
             .of_pod(&pod.id)
             .iter()
             .map(|c| stats::cgroup_usage(&c.snapshot().cgroups_path))
@@ -194,6 +194,9 @@ impl ContainerManager {
                 stats::cgroup_usage(&pod.cgroups_path),
                 stats::CgroupUsage::plus,
             );
+        // The pod's stall times are its own cgroup's (the parent of the pause's and containers').
+        let parent = pod.cgroups_path.rsplit_once('/').map_or("", |(p, _)| p);
+        cgroup.pressure = stats::pressure(parent);
         Usage {
             timestamp_ns,
             cgroup,
@@ -204,6 +207,14 @@ impl ContainerManager {
 
     fn dir(&self, id: &str) -> PathBuf {
         self.options.root_dir.join(id)
+    }
+
+    /// Every configured handler with its runtime's features.
+    pub fn handler_features(&self) -> Vec<(String, crate::oci_runtime::features::Features)> {
+        self.runtimes
+            .iter()
+            .map(|(name, rt)| (name.clone(), rt.features()))
+            .collect()
     }
 
     fn runtime(&self, handler: &str) -> Result<&Arc<dyn OciRuntime>, ContainerError> {
@@ -296,11 +307,20 @@ impl ContainerManager {
         attempt: u32,
     ) -> Result<String, ContainerError> {
         validate::check_config(pod, &config)?;
+        let features = self.runtime(&pod.runtime_handler)?.features();
+        validate::check_recursive_read_only(&config, &pod.runtime_handler, &features)?;
         self.pid_target(pod, &config)?;
+        // ImageSpec.image_ref (the digest kubelet resolved) wins over the name when given.
+        let wanted = config
+            .image
+            .as_ref()
+            .map(|i| i.image_ref.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| image_ref.clone());
         let image = self
             .images
-            .find(&image_ref)
-            .ok_or_else(|| ContainerError::ImageNotFound(image_ref.clone()))?;
+            .find(&wanted)
+            .ok_or_else(|| ContainerError::ImageNotFound(wanted.clone()))?;
         let lowers = rootfs::ImageRootfs::of(&self.images, &image)
             .ok_or_else(|| ContainerError::ImageNotFound(image_ref.clone()))?
             .lowers;

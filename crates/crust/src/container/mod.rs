@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod exec;
 pub mod manager;
+pub mod pressure;
 pub mod record;
 pub mod seccomp;
 pub mod shim;

@@ -255,11 +255,15 @@ fn mounts(config: &ContainerConfig, input: &SpecInput<'_>, privileged: bool) -> 
     }
     for m in &config.mounts {
         let mode = if m.readonly { "ro" } else { "rw" };
+        let mut options = vec!["rbind", propagation(m.propagation), mode];
+        if m.recursive_read_only {
+            options.push("rro"); // every submount read-only too (mount_setattr, runc's `rro`)
+        }
         out.push(json!({
             "destination": m.container_path,
             "type": "bind",
             "source": m.host_path,
-            "options": ["rbind", propagation(m.propagation), mode],
+            "options": options,
         }));
     }
     out

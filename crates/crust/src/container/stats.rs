@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::Path};
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// One cgroup's counters; `None` where the file is missing (e.g. a gone cgroup).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CgroupUsage {
     pub cpu_ns: Option<u64>,
     pub memory_usage: Option<u64>,
@@ -16,6 +16,11 @@ pub struct CgroupUsage {
     pub page_faults: Option<u64>,
     pub major_page_faults: Option<u64>,
     pub processes: Option<u64>,
+    /// Swap in use and its limit (`None`: no swap accounting / unlimited).
+    pub swap: Option<u64>,
+    pub swap_limit: Option<u64>,
+    /// PSI (cgroup v2 only).
+    pub pressure: Option<super::pressure::Pressure>,
 }
 
 impl CgroupUsage {
@@ -33,6 +38,10 @@ impl CgroupUsage {
             page_faults: sum(self.page_faults, other.page_faults),
             major_page_faults: sum(self.major_page_faults, other.major_page_faults),
             processes: sum(self.processes, other.processes),
+            swap: sum(self.swap, other.swap),
+            swap_limit: None,
+            // Stall times of separate cgroups do not add up; a pod's comes from its own cgroup.
+            pressure: None,
         }
     }
 }
@@ -80,6 +89,9 @@ fn usage_v1(root: &Path, rel: &str) -> CgroupUsage {
         page_faults: stat.get("total_pgfault").copied(),
         major_page_faults: stat.get("total_pgmajfault").copied(),
         processes: read_u64(&root.join("pids").join(rel).join("pids.current")),
+        swap: super::pressure::swap_v1(&memory).0,
+        swap_limit: super::pressure::swap_v1(&memory).1,
+        pressure: None,
     }
 }
 
@@ -96,7 +108,17 @@ fn usage_v2(dir: &Path) -> CgroupUsage {
         page_faults: stat.get("pgfault").copied(),
         major_page_faults: stat.get("pgmajfault").copied(),
         processes: read_u64(&dir.join("pids.current")),
+        swap: super::pressure::swap_v2(dir).0,
+        swap_limit: super::pressure::swap_v2(dir).1,
+        pressure: Some(super::pressure::read_v2(dir)),
     }
+}
+
+/// The PSI of the cgroup at `cgroups_path` (v2 only; `None` on v1).
+pub fn pressure(cgroups_path: &str) -> Option<super::pressure::Pressure> {
+    is_v2().then(|| {
+        super::pressure::read_v2(&Path::new(CGROUP_ROOT).join(cgroups_path.trim_start_matches('/')))
+    })
 }
 
 /// True when the kernel's OOM killer killed a process of the cgroup.

@@ -5,10 +5,17 @@ use cri_api::v1::{ContainerStatus, ImageSpec};
 
 use super::record::ContainerRecord;
 
-/// The image spec as the request named it.
+/// The image spec as the request named it, with the image it resolved to (`image_ref`).
 pub fn image_spec(r: &ContainerRecord) -> Option<ImageSpec> {
     Some(ImageSpec {
         image: r.image.clone(),
+        user_specified_image: r
+            .config
+            .image
+            .as_ref()
+            .map(|i| i.user_specified_image.clone())
+            .unwrap_or_default(),
+        image_ref: r.image_id.clone(),
         ..Default::default()
     })
 }

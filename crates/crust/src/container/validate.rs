@@ -209,6 +209,36 @@ fn check_mount(m: &Mount) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// `recursive_read_only` mounts: read-only, private, and a handler whose runtime has `rro`.
+pub fn check_recursive_read_only(
+    config: &ContainerConfig,
+    handler: &str,
+    features: &crate::oci_runtime::features::Features,
+) -> Result<(), ContainerError> {
+    let field = "config.mounts.recursive_read_only";
+    for m in config.mounts.iter().filter(|m| m.recursive_read_only) {
+        if !m.readonly {
+            return Err(invalid(
+                field,
+                format!("{}: needs readonly = true", m.container_path),
+            ));
+        }
+        if m.propagation != MountPropagation::PropagationPrivate as i32 {
+            return Err(invalid(
+                field,
+                format!("{}: needs private propagation", m.container_path),
+            ));
+        }
+        if !features.recursive_read_only {
+            return Err(invalid(
+                field,
+                format!("runtime handler {handler:?} does not support recursive read-only mounts"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The CPUs (or memory nodes) in a kernel list file such as `/sys/devices/system/cpu/online`.
 fn online(file: &str) -> Vec<u32> {
     std::fs::read_to_string(file)

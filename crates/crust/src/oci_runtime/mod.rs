@@ -2,6 +2,7 @@
 //! runc implementation, plus [`monitor`], which watches container init processes through pidfds so
 //! exits are noticed without polling the runtime.
 
+pub mod features;
 pub mod monitor;
 
 use std::path::Path;
@@ -48,19 +49,26 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn update(&self, id: &str, resources_file: &Path) -> Result<(), OciError>;
     /// The runtime binary and its `--root` (for crust-shim, which runs `create` itself).
     fn binary_and_root(&self) -> (&Path, &Path);
+    /// What the runtime can do (from its `features` output).
+    fn features(&self) -> features::Features {
+        features::Features::default()
+    }
 }
 
 /// [`OciRuntime`] over the runc CLI (also fits crun, which has the same CLI).
 #[derive(Debug, Clone)]
 pub struct RuncRuntime {
     runc: Runc,
+    features: features::Features,
 }
 
 impl RuncRuntime {
-    /// A runtime running `binary` with its state under `root`.
+    /// A runtime running `binary` with its state under `root`, with what `binary features`
+    /// says it can do (blocking: call at start).
     pub fn new(binary: &Path, root: &Path) -> Self {
         RuncRuntime {
             runc: Runc::new(binary, root),
+            features: features::probe(binary),
         }
     }
 }
@@ -110,5 +118,9 @@ impl OciRuntime for RuncRuntime {
 
     fn binary_and_root(&self) -> (&Path, &Path) {
         (self.runc.binary(), self.runc.root())
+    }
+
+    fn features(&self) -> features::Features {
+        self.features.clone()
     }
 }

@@ -79,6 +79,13 @@ pub trait SandboxController: Send + Sync + std::fmt::Debug {
     /// Kills and deletes container `id` from every runtime and removes its bundle, when the record
     /// that would say more is unreadable.
     async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError>;
+    /// Applies new pod-level resources (UpdatePodSandboxResources, already in the record) where
+    /// the controller owns something they limit: a VM or a shim-v2 sandbox. A pause container
+    /// owns nothing: the pod cgroup is kubelet's, as with containerd and CRI-O.
+    async fn update_resources(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
+        let _ = record;
+        Ok(())
+    }
 }
 
 /// The pause container on an OCI runtime, one per runtime handler.

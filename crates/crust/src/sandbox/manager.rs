@@ -229,6 +229,7 @@ impl SandboxManager {
             network: None,
             reason: None,
             rootfs: None,
+            pod_resources: Default::default(),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod files;
 pub mod manager;
 pub mod record;
 pub mod recover;
+pub mod resources;
 pub mod spec;
 pub mod state;
 pub mod status;

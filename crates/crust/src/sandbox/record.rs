@@ -89,6 +89,10 @@ pub struct SandboxRecord {
     /// The registry sandbox image's overlay rootfs; `None` for the built-in pause.
     #[serde(default)]
     pub rootfs: Option<ImageRootfs>,
+    /// The pod-level resources of the last UpdatePodSandboxResources (overhead and the sum of
+    /// the containers'; the request's id is left empty). Empty until one arrives.
+    #[serde(default, with = "crate::store::proto_b64")]
+    pub pod_resources: cri_api::v1::UpdatePodSandboxResourcesRequest,
 }
 
 /// The in-memory entry for one sandbox.

@@ -156,6 +156,7 @@ fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox
         netns: None,
         reason: Some(format!("unreadable record: {error}")),
         rootfs: None,
+        pod_resources: Default::default(),
     };
     let mut sandbox = Sandbox::new(record, path, true);
     sandbox.load_error = Some(error);

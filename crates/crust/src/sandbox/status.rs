@@ -119,6 +119,10 @@ pub fn verbose_info(record: &SandboxRecord, load_error: Option<&str>) -> HashMap
         "cgroupsPath": record.cgroups_path,
         "checkpoint": record.checkpoint,
         "reason": record.reason,
+        "podResources": {
+            "overhead": record.pod_resources.overhead,
+            "resources": record.pod_resources.resources,
+        },
     });
     if let Some(err) = load_error {
         value["loadError"] = serde_json::json!(err);
@@ -157,6 +161,7 @@ mod tests {
             netns: None,
             reason: None,
             rootfs: None,
+            pod_resources: Default::default(),
         }
     }
 

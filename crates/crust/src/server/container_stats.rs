@@ -4,16 +4,54 @@
 use cri_api::v1::{
     ContainerAttributes, ContainerFilter, ContainerStats, ContainerStatsFilter,
     ContainerStatsRequest, ContainerStatsResponse, CpuUsage, FilesystemIdentifier, FilesystemUsage,
-    ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage,
-    StreamContainerStatsRequest, StreamContainerStatsResponse, UInt64Value,
+    IoUsage, ListContainerStatsRequest, ListContainerStatsResponse, MemoryUsage, PsiData, PsiStats,
+    StreamContainerStatsRequest, StreamContainerStatsResponse, SwapUsage, UInt64Value,
 };
 use tonic::{Request, Response, Status};
 
 use super::{batch, CriService};
-use crate::container::{manager::Usage, record::ContainerRecord};
+use crate::container::{manager::Usage, pressure, record::ContainerRecord};
 
 fn value(v: Option<u64>) -> Option<UInt64Value> {
     v.map(|value| UInt64Value { value })
+}
+
+fn psi_data(d: &pressure::PsiData) -> PsiData {
+    PsiData {
+        total: d.total,
+        avg10: d.avg10,
+        avg60: d.avg60,
+        avg300: d.avg300,
+    }
+}
+
+/// CRI PSI of one resource; absent (not zero) where the kernel gives none (cgroup v1).
+fn psi(p: Option<pressure::Psi>) -> Option<PsiStats> {
+    p.map(|p| PsiStats {
+        full: p.full.as_ref().map(psi_data),
+        some: p.some.as_ref().map(psi_data),
+    })
+}
+
+/// IO usage (its PSI), v2 only.
+pub fn io(u: &Usage) -> Option<IoUsage> {
+    let io = u.cgroup.pressure.and_then(|p| p.io)?;
+    Some(IoUsage {
+        timestamp: u.timestamp_ns,
+        psi: psi(Some(io)),
+    })
+}
+
+/// Swap usage, where swap is accounted.
+pub fn swap(u: &Usage) -> Option<SwapUsage> {
+    let used = u.cgroup.swap?;
+    Some(SwapUsage {
+        timestamp: u.timestamp_ns,
+        swap_available_bytes: u.cgroup.swap_limit.map(|l| UInt64Value {
+            value: l.saturating_sub(used),
+        }),
+        swap_usage_bytes: value(Some(used)),
+    })
 }
 
 /// CPU of a sample.
@@ -22,7 +60,7 @@ pub fn cpu(u: &Usage) -> Option<CpuUsage> {
         timestamp: u.timestamp_ns,
         usage_core_nano_seconds: value(u.cgroup.cpu_ns),
         usage_nano_cores: value(u.nano_cores),
-        psi: None,
+        psi: psi(u.cgroup.pressure.and_then(|p| p.cpu)),
     })
 }
 
@@ -36,7 +74,7 @@ pub fn memory(u: &Usage) -> Option<MemoryUsage> {
         rss_bytes: value(u.cgroup.rss),
         page_faults: value(u.cgroup.page_faults),
         major_page_faults: value(u.cgroup.major_page_faults),
-        psi: None,
+        psi: psi(u.cgroup.pressure.and_then(|p| p.memory)),
     })
 }
 
@@ -60,8 +98,8 @@ pub fn container_stats(svc: &CriService, r: &ContainerRecord) -> ContainerStats 
             used_bytes: Some(UInt64Value { value: bytes }),
             inodes_used: Some(UInt64Value { value: inodes }),
         }),
-        swap: None,
-        io: None,
+        swap: swap(&u),
+        io: io(&u),
     }
 }
 

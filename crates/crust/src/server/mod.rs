@@ -29,6 +29,7 @@ mod sandbox_remove;
 mod sandbox_run;
 mod sandbox_status;
 mod sandbox_stop;
+mod sandbox_update_resources;
 mod version;
 
 use std::sync::Arc;
@@ -324,9 +325,13 @@ impl RuntimeService for CriService {
 
     async fn update_pod_sandbox_resources(
         &self,
-        _req: Request<UpdatePodSandboxResourcesRequest>,
+        req: Request<UpdatePodSandboxResourcesRequest>,
     ) -> Result<Response<UpdatePodSandboxResourcesResponse>, Status> {
-        instrument::unimplemented("UpdatePodSandboxResources")
+        instrument::call(
+            "UpdatePodSandboxResources",
+            sandbox_update_resources::handle(self, req),
+        )
+        .await
     }
 }
 

@@ -10,7 +10,7 @@ use cri_api::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{
-    container_stats::{blocking, container_stats, cpu, memory},
+    container_stats::{blocking, container_stats, cpu, io, memory},
     CriService,
 };
 use crate::{
@@ -65,7 +65,7 @@ fn pod_stats(svc: &CriService, pod: &SandboxRecord) -> PodSandboxStats {
                 process_count: u.cgroup.processes.map(|value| UInt64Value { value }),
             }),
             containers,
-            io: None,
+            io: io(&u),
         }),
         windows: None,
     }

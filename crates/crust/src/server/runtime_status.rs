@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use cri_api::v1::{RuntimeCondition, RuntimeStatus, StatusRequest, StatusResponse};
+use cri_api::v1::{
+    RuntimeCondition, RuntimeFeatures, RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus,
+    StatusRequest, StatusResponse,
+};
 use tonic::{Request, Response, Status};
 
 use super::CriService;
@@ -19,6 +22,29 @@ fn network_condition(svc: &CriService) -> RuntimeCondition {
         },
         message: ready.err().unwrap_or_default(),
     }
+}
+
+/// crust does not run pods in user namespaces yet, whatever the runtime could do.
+const CRUST_USER_NAMESPACES: bool = false;
+
+/// Every configured handler with its features; the default one also under the empty name.
+fn handlers(svc: &CriService) -> Vec<RuntimeHandler> {
+    let features = svc.containers.handler_features();
+    let entry = |name: &str, f: &crate::oci_runtime::features::Features| RuntimeHandler {
+        name: name.to_string(),
+        features: Some(RuntimeHandlerFeatures {
+            recursive_read_only_mounts: f.recursive_read_only,
+            user_namespaces: f.user_namespaces && CRUST_USER_NAMESPACES,
+        }),
+    };
+    let default = features
+        .iter()
+        .find(|(name, _)| *name == svc.config.default_runtime)
+        .map(|(_, f)| entry("", f));
+    default
+        .into_iter()
+        .chain(features.iter().map(|(name, f)| entry(name, f)))
+        .collect()
 }
 
 pub(super) async fn handle(
@@ -43,7 +69,10 @@ pub(super) async fn handle(
     Ok(Response::new(StatusResponse {
         status: Some(RuntimeStatus { conditions }),
         info,
-        runtime_handlers: Vec::new(),
-        features: None,
+        runtime_handlers: handlers(svc),
+        features: Some(RuntimeFeatures {
+            supplemental_groups_policy: false,
+            user_namespaces_host_network: false,
+        }),
     }))
 }
