@@ -498,3 +498,83 @@ async fn image_ref_picks_the_image_and_is_reported_and_psi_is_absent_on_v1() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn pod_sandbox_metrics_carry_cadvisor_names_with_their_labels() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.net_pod("metrics", false)).await;
+    let ip = common::pod_ip(&mut c, &pod).await;
+    assert!(common::ping(&ip), "traffic for the rx/tx counters");
+    let ctr_id = create(&mut c, &pod, ctr("m", &env.image, "exec sleep 100"))
+        .await
+        .unwrap();
+    start(&mut c, &ctr_id).await;
+    let descriptors = c
+        .list_metric_descriptors(cri_api::v1::ListMetricDescriptorsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .descriptors;
+    let keys: std::collections::HashMap<String, Vec<String>> = descriptors
+        .iter()
+        .map(|d| (d.name.clone(), d.label_keys.clone()))
+        .collect();
+    let listed = c
+        .list_pod_sandbox_metrics(cri_api::v1::ListPodSandboxMetricsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_metrics;
+    assert_eq!(listed.len(), 1);
+    let m = &listed[0];
+    assert_eq!(m.pod_sandbox_id, pod);
+    let all = m
+        .metrics
+        .iter()
+        .chain(m.container_metrics.iter().flat_map(|c| c.metrics.iter()));
+    for metric in all {
+        let k = keys
+            .get(&metric.name)
+            .unwrap_or_else(|| panic!("{} has a descriptor", metric.name));
+        assert_eq!(k.len(), metric.label_values.len(), "{metric:?}");
+    }
+    let find = |metrics: &[cri_api::v1::Metric], name: &str, extra: &str| {
+        metrics
+            .iter()
+            .find(|x| {
+                x.name == name && (extra.is_empty() || x.label_values.contains(&extra.to_string()))
+            })
+            .and_then(|x| x.value)
+            .map(|v| v.value)
+    };
+    let rx = find(&m.metrics, "container_network_receive_bytes_total", "eth0");
+    assert!(rx.unwrap_or(0) > 0, "{:?}", m.metrics);
+    let ctr_metrics = &m
+        .container_metrics
+        .iter()
+        .find(|x| x.container_id == ctr_id)
+        .unwrap()
+        .metrics;
+    assert!(find(ctr_metrics, "container_memory_working_set_bytes", "").unwrap() > 0);
+    assert_eq!(find(ctr_metrics, "container_processes", ""), Some(1));
+    assert!(find(ctr_metrics, "container_start_time_seconds", "").unwrap() > 1_700_000_000);
+    let mut s = c
+        .stream_pod_sandbox_metrics(cri_api::v1::StreamPodSandboxMetricsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = Vec::new();
+    while let Some(batch) = s.message().await.unwrap() {
+        streamed.extend(
+            batch
+                .pod_sandbox_metrics
+                .into_iter()
+                .map(|p| p.pod_sandbox_id),
+        );
+    }
+    assert_eq!(streamed, std::slice::from_ref(&pod));
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

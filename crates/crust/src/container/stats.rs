@@ -16,6 +16,8 @@ pub struct CgroupUsage {
     pub page_faults: Option<u64>,
     pub major_page_faults: Option<u64>,
     pub processes: Option<u64>,
+    /// Page cache (v1 `total_cache`, v2 `file`).
+    pub cache: Option<u64>,
     /// Swap in use and its limit (`None`: no swap accounting / unlimited).
     pub swap: Option<u64>,
     pub swap_limit: Option<u64>,
@@ -38,6 +40,7 @@ impl CgroupUsage {
             page_faults: sum(self.page_faults, other.page_faults),
             major_page_faults: sum(self.major_page_faults, other.major_page_faults),
             processes: sum(self.processes, other.processes),
+            cache: sum(self.cache, other.cache),
             swap: sum(self.swap, other.swap),
             swap_limit: None,
             // Stall times of separate cgroups do not add up; a pod's comes from its own cgroup.
@@ -89,6 +92,7 @@ fn usage_v1(root: &Path, rel: &str) -> CgroupUsage {
         page_faults: stat.get("total_pgfault").copied(),
         major_page_faults: stat.get("total_pgmajfault").copied(),
         processes: read_u64(&root.join("pids").join(rel).join("pids.current")),
+        cache: stat.get("total_cache").copied(),
         swap: super::pressure::swap_v1(&memory).0,
         swap_limit: super::pressure::swap_v1(&memory).1,
         pressure: None,
@@ -108,6 +112,7 @@ fn usage_v2(dir: &Path) -> CgroupUsage {
         page_faults: stat.get("pgfault").copied(),
         major_page_faults: stat.get("pgmajfault").copied(),
         processes: read_u64(&dir.join("pids.current")),
+        cache: stat.get("file").copied(),
         swap: super::pressure::swap_v2(dir).0,
         swap_limit: super::pressure::swap_v2(dir).1,
         pressure: Some(super::pressure::read_v2(dir)),
@@ -146,9 +151,13 @@ pub fn oom_killed(cgroups_path: &str) -> bool {
 pub struct InterfaceUsage {
     pub name: String,
     pub rx_bytes: u64,
+    pub rx_packets: u64,
     pub rx_errors: u64,
+    pub rx_dropped: u64,
     pub tx_bytes: u64,
+    pub tx_packets: u64,
     pub tx_errors: u64,
+    pub tx_dropped: u64,
 }
 
 /// The interfaces (but `lo`) of the network namespace `pid` is in.
@@ -168,9 +177,13 @@ fn parse_net_dev(text: &str) -> Vec<InterfaceUsage> {
             (f.len() >= 11 && name.trim() != "lo").then(|| InterfaceUsage {
                 name: name.trim().to_string(),
                 rx_bytes: f[0],
+                rx_packets: f[1],
                 rx_errors: f[2],
+                rx_dropped: f[3],
                 tx_bytes: f[8],
+                tx_packets: f[9],
                 tx_errors: f[10],
+                tx_dropped: f[11],
             })
         })
         .collect()
@@ -189,9 +202,13 @@ mod tests {
             [InterfaceUsage {
                 name: "eth0".into(),
                 rx_bytes: 2000,
+                rx_packets: 20,
                 rx_errors: 3,
+                rx_dropped: 0,
                 tx_bytes: 4000,
-                tx_errors: 5
+                tx_packets: 40,
+                tx_errors: 5,
+                tx_dropped: 0,
             }]
         );
     }

@@ -21,6 +21,7 @@ mod image_pull;
 mod image_remove;
 mod image_status;
 pub mod instrument;
+mod pod_metrics;
 mod pod_stats;
 mod runtime_config;
 mod runtime_status;
@@ -118,9 +119,9 @@ impl RuntimeService for CriService {
 
     async fn stream_pod_sandbox_metrics(
         &self,
-        _req: Request<StreamPodSandboxMetricsRequest>,
+        req: Request<StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        instrument::unimplemented("StreamPodSandboxMetrics")
+        instrument::call("StreamPodSandboxMetrics", pod_metrics::stream(self, req)).await
     }
 
     async fn version(
@@ -304,16 +305,16 @@ impl RuntimeService for CriService {
 
     async fn list_metric_descriptors(
         &self,
-        _req: Request<ListMetricDescriptorsRequest>,
+        req: Request<ListMetricDescriptorsRequest>,
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
-        instrument::unimplemented("ListMetricDescriptors")
+        instrument::call("ListMetricDescriptors", pod_metrics::list_descriptors(req)).await
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
-        _req: Request<ListPodSandboxMetricsRequest>,
+        req: Request<ListPodSandboxMetricsRequest>,
     ) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
-        instrument::unimplemented("ListPodSandboxMetrics")
+        instrument::call("ListPodSandboxMetrics", pod_metrics::list(self, req)).await
     }
 
     async fn runtime_config(
