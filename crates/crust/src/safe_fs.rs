@@ -134,6 +134,47 @@ pub fn read_in_root(
     }
 }
 
+/// The real path of `path` inside the tree at `root`, its symlinks resolved as if `root` were `/`
+/// (so the result is always under `root`); `None` if it does not exist. Blocking.
+pub fn resolve_in_root(root: &Path, path: &Path) -> Result<Option<PathBuf>, SafeReadError> {
+    let root = &std::fs::canonicalize(root).map_err(io_err(root))?;
+    let inner = path.strip_prefix("/").unwrap_or(path);
+    if inner.as_os_str().is_empty() {
+        return Ok(Some(root.clone()));
+    }
+    let dir = File::open(root).map_err(io_err(root))?;
+    let c = c_path(inner).map_err(io_err(path))?;
+    // SAFETY: open_how is a plain C struct; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: c and how outlive the call; the size is the struct's.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Ok(None),
+            _ => Err(io_err(path)(e)),
+        };
+    }
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let real = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .map_err(io_err(path))?;
+    Ok(real.starts_with(root).then_some(real))
+}
+
 /// The host file `path` (symlinks followed), if it is a regular file of at most `limit` bytes.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, SafeReadError> {
     let fd = openat2(libc::AT_FDCWD, path, libc::RESOLVE_NO_MAGICLINKS).map_err(io_err(path))?;
@@ -195,6 +236,27 @@ mod tests {
         assert!(e.to_string().contains("a character device"), "{e}");
         let e = read_regular(&fifo, 1024).unwrap_err();
         assert!(matches!(e, SafeReadError::NotRegular { .. }), "{e}");
+    }
+
+    #[test]
+    fn paths_resolve_to_real_paths_inside() {
+        let t = tree();
+        std::os::unix::fs::symlink("/etc", t.path().join("to-etc")).unwrap();
+        std::os::unix::fs::symlink("../../..", t.path().join("etc/up")).unwrap();
+        let root = t.path().canonicalize().unwrap();
+        assert_eq!(
+            resolve_in_root(&root, Path::new("to-etc"))
+                .unwrap()
+                .unwrap(),
+            root.join("etc")
+        );
+        assert_eq!(
+            resolve_in_root(&root, Path::new("/etc/up"))
+                .unwrap()
+                .unwrap(),
+            root
+        );
+        assert!(resolve_in_root(&root, Path::new("nope")).unwrap().is_none());
     }
 
     #[test]

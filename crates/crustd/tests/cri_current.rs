@@ -578,3 +578,129 @@ async fn pod_sandbox_metrics_carry_cadvisor_names_with_their_labels() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn image_volumes_mount_an_image_read_only_with_its_sub_path() {
+    use common::registry::{Compression, TarBuilder, TestImage, TestLayer};
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    // A two-layer data image (an overlay view) with a symlink that points out of it.
+    let mut data = TestImage::new(vec![
+        TestLayer::new(
+            TarBuilder::new()
+                .dir("models")
+                .file("models/a.bin", b"layer-1", 0o644)
+                .finish(),
+            Compression::Gzip,
+        ),
+        TestLayer::new(
+            TarBuilder::new()
+                .dir("models")
+                .file("models/b.bin", b"layer-2", 0o644)
+                .symlink("escape", "/etc")
+                .finish(),
+            Compression::Gzip,
+        ),
+    ]);
+    data.config = serde_json::json!({});
+    env.registry.push_image("test/data", "1", &data).await;
+    let data_ref = format!("{}/test/data:1", env.registry.addr);
+    let mut images = ImageServiceClient::new(d.channel().await.unwrap());
+    let pulled = images
+        .pull_image(cri_api::v1::PullImageRequest {
+            image: Some(cri_api::v1::ImageSpec {
+                image: data_ref.clone(),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .image_ref;
+    let pod = d.run_config(&mut c, d.pod("image-volume")).await;
+    let volume = |path: &str, sub: &str| cri_api::v1::Mount {
+        container_path: path.into(),
+        image: Some(cri_api::v1::ImageSpec {
+            image: pulled.clone(),
+            ..Default::default()
+        }),
+        image_sub_path: sub.into(),
+        ..Default::default()
+    };
+    let mut config = ctr("uses-data", &env.image, "exec sleep 100");
+    config.mounts = vec![volume("/data", ""), volume("/models", "models")];
+    let id = create(&mut c, &pod, config).await.unwrap();
+    start(&mut c, &id).await;
+    let (code, out, err) = common::ctr::exec(
+        &mut c,
+        &id,
+        "cat /data/models/a.bin /models/b.bin; touch /models/new 2>/dev/null && echo writable || echo read-only",
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "layer-1layer-2read-only\n"),
+        "{err}"
+    );
+    // RemoveImage refuses an image a container mounts.
+    let err = images
+        .remove_image(cri_api::v1::RemoveImageRequest {
+            image: Some(cri_api::v1::ImageSpec {
+                image: data_ref.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains(&id), "{}", err.message());
+    // A sub path the image lacks (or that leads out of it) fails CreateContainer cleanly.
+    for (name, sub) in [("missing", "nope"), ("escape", "escape/passwd")] {
+        let mut bad = ctr(name, &env.image, "true");
+        bad.mounts = vec![volume("/x", sub)];
+        let err = create(&mut c, &pod, bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{sub}: {err:?}");
+        assert!(
+            err.message().contains("image_sub_path"),
+            "{}",
+            err.message()
+        );
+    }
+    let mut both = ctr("both", &env.image, "true");
+    both.mounts = vec![cri_api::v1::Mount {
+        host_path: "/tmp".into(),
+        ..volume("/x", "")
+    }];
+    assert_eq!(
+        create(&mut c, &pod, both).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let mut unpulled = ctr("unpulled", &env.image, "true");
+    unpulled.mounts = vec![cri_api::v1::Mount {
+        image: Some(cri_api::v1::ImageSpec {
+            image: "example.com/never/pulled:1".into(),
+            ..Default::default()
+        }),
+        ..volume("/x", "")
+    }];
+    assert_eq!(
+        create(&mut c, &pod, unpulled).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    common::stop_remove(&mut c, &pod).await;
+    images
+        .remove_image(cri_api::v1::RemoveImageRequest {
+            image: Some(cri_api::v1::ImageSpec {
+                image: data_ref,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    d.assert_no_leaks().await;
+}

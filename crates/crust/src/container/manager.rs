@@ -15,15 +15,14 @@ use std::{
 use cri_api::v1::{ContainerConfig, ContainerFilter};
 
 use super::{
-    caps, exec,
+    exec,
+    host_facts::{self, HostFacts, ImageVolume},
     record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
-    seccomp,
     shim::{self, ShimArgs},
     signal,
-    spec::{container_spec, Device, ResolvedUser, SpecInput},
+    spec::{container_spec, SpecInput},
     state::ContainerState,
     stats,
-    user::{self, ImageAccounts},
     validate::{self, invalid},
     ContainerError,
 };
@@ -35,7 +34,7 @@ use crate::{
         OciRuntime,
     },
     sandbox::{record::SandboxRecord, SandboxManager},
-    store::{id::new_id, load_record, write_record, Index, Registrar},
+    store::{id::new_id, write_record, Index, Registrar},
 };
 
 /// How long a SIGKILLed container may take to go.
@@ -53,29 +52,18 @@ pub struct ContainerOptions {
 /// The container manager.
 #[derive(Debug)]
 pub struct ContainerManager {
-    options: ContainerOptions,
-    containers: Index<Container>,
-    registrar: Arc<Registrar>,
-    sandboxes: Arc<SandboxManager>,
-    images: Arc<ImageStore>,
-    runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
-    events: EventBus,
+    pub(super) options: ContainerOptions,
+    pub(super) containers: Index<Container>,
+    pub(super) registrar: Arc<Registrar>,
+    pub(super) sandboxes: Arc<SandboxManager>,
+    pub(super) images: Arc<ImageStore>,
+    pub(super) runtimes: BTreeMap<String, Arc<dyn OciRuntime>>,
+    pub(super) events: EventBus,
     /// The previous CPU sample per cgroup (for usage_nano_cores).
-    cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
+    pub(super) cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
 }
 
-/// A usage sample of a container or pod.
-#[derive(Debug, Clone, Default)]
-pub struct Usage {
-    pub timestamp_ns: i64,
-    pub cgroup: stats::CgroupUsage,
-    /// CPU use since the previous sample, in nanocores.
-    pub nano_cores: Option<u64>,
-    /// Bytes and inodes of the writable layer (containers).
-    pub writable: Option<(u64, u64)>,
-}
-
-fn io<'a>(
+pub(super) fn io<'a>(
     what: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
@@ -88,47 +76,6 @@ fn io<'a>(
 
 fn task(e: tokio::task::JoinError) -> ContainerError {
     ContainerError::Task(e.to_string())
-}
-
-/// What the spec needs from the host and the image, gathered on a blocking thread.
-struct HostFacts {
-    user: ResolvedUser,
-    seccomp: Option<serde_json::Value>,
-    devices: Vec<Device>,
-    caps: Vec<String>,
-}
-
-impl HostFacts {
-    /// Mount sources made and checked, the image's accounts read safely, the Localhost seccomp
-    /// profile and the device nodes looked up. Blocking.
-    fn gather(
-        config: &ContainerConfig,
-        image_user: &str,
-        root: &Path,
-    ) -> Result<HostFacts, ContainerError> {
-        let sc = config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.clone())
-            .unwrap_or_default();
-        validate::prepare_mount_sources(config)?;
-        let accounts = ImageAccounts::load(root)?;
-        let user = user::resolve(&sc, image_user, &accounts)
-            .map_err(|reason| invalid("config.linux.security_context", reason))?;
-        let seccomp_field = "config.linux.security_context.seccomp";
-        let choice = seccomp::choice(&sc).map_err(|reason| invalid(seccomp_field, reason))?;
-        let seccomp = seccomp::profile(&choice).map_err(|reason| invalid(seccomp_field, reason))?;
-        let devices = super::spec::host_devices(config)
-            .map_err(|reason| invalid("config.devices", reason))?;
-        let caps = caps::capabilities(&sc, caps::host_bounding_set())
-            .map_err(|reason| invalid("config.linux.security_context.capabilities", reason))?;
-        Ok(HostFacts {
-            user,
-            seccomp,
-            devices,
-            caps,
-        })
-    }
 }
 
 impl ContainerManager {
@@ -153,59 +100,7 @@ impl ContainerManager {
         }
     }
 
-    /// CPU rate since the last sample of `key` (none on the first one).
-    fn nano_cores(&self, key: &str, now: i64, cpu_ns: Option<u64>) -> Option<u64> {
-        let cpu = cpu_ns?;
-        let mut samples = self.cpu_samples.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = samples.insert(key.to_string(), (now, cpu));
-        let (then, before) = previous?;
-        let elapsed = u64::try_from(now - then).ok().filter(|e| *e > 0)?;
-        Some((cpu.saturating_sub(before) as u128 * 1_000_000_000 / elapsed as u128) as u64)
-    }
-
-    fn forget_cpu_sample(&self, key: &str) {
-        self.cpu_samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-
-    /// The usage of container `record` (cgroup, writable layer); blocking reads.
-    pub fn container_usage(&self, record: &ContainerRecord) -> Usage {
-        let timestamp_ns = now_ns();
-        let cgroup = stats::cgroup_usage(&record.cgroups_path);
-        let upper = self.dir(&record.id).join("upper");
-        Usage {
-            timestamp_ns,
-            cgroup,
-            nano_cores: self.nano_cores(&record.id, timestamp_ns, cgroup.cpu_ns),
-            writable: upper.is_dir().then(|| crate::image::store::usage(&upper)),
-        }
-    }
-
-    /// The usage of pod `pod`: its pause plus its containers; blocking reads.
-    pub fn pod_usage(&self, pod: &SandboxRecord) -> Usage {
-        let timestamp_ns = now_ns();
-        let mut cgroup = self
-            .of_pod(&pod.id)
-            .iter()
-            .map(|c| stats::cgroup_usage(&c.snapshot().cgroups_path))
-            .fold(
-                stats::cgroup_usage(&pod.cgroups_path),
-                stats::CgroupUsage::plus,
-            );
-        // The pod's stall times are its own cgroup's (the parent of the pause's and containers').
-        let parent = pod.cgroups_path.rsplit_once('/').map_or("", |(p, _)| p);
-        cgroup.pressure = stats::pressure(parent);
-        Usage {
-            timestamp_ns,
-            cgroup,
-            nano_cores: self.nano_cores(&pod.id, timestamp_ns, cgroup.cpu_ns),
-            writable: None,
-        }
-    }
-
-    fn dir(&self, id: &str) -> PathBuf {
+    pub(super) fn dir(&self, id: &str) -> PathBuf {
         self.options.root_dir.join(id)
     }
 
@@ -223,7 +118,7 @@ impl ContainerManager {
             .ok_or_else(|| ContainerError::UnknownHandler(handler.to_string()))
     }
 
-    async fn persist(&self, c: &Container) -> Result<(), ContainerError> {
+    pub(super) async fn persist(&self, c: &Container) -> Result<(), ContainerError> {
         persist(c, self.dir(&c.id).join("container.json")).await
     }
 
@@ -324,6 +219,7 @@ impl ContainerManager {
         let lowers = rootfs::ImageRootfs::of(&self.images, &image)
             .ok_or_else(|| ContainerError::ImageNotFound(image_ref.clone()))?
             .lowers;
+        let (volumes, volume_images) = self.image_volumes(&config)?;
         let name = container_name(pod, &config, attempt);
         let id = new_id();
         self.registrar
@@ -351,13 +247,17 @@ impl ContainerManager {
             shim: None,
             cgroups_path: container_cgroups_path(pod, &id),
             stop_signal: 0,
+            image_volumes: volume_images,
         };
         let record = ContainerRecord {
             stop_signal: stop_signal(&self.images, &record),
             ..record
         };
         let container = Arc::new(Container::new(record));
-        match self.build(&container, pod, &image.config, lowers).await {
+        match self
+            .build(&container, pod, &image.config, lowers, volumes)
+            .await
+        {
             Ok(()) => {
                 self.containers.insert(&id, Arc::clone(&container));
                 self.publish(&container, EventKind::Created);
@@ -388,6 +288,7 @@ impl ContainerManager {
         pod: &SandboxRecord,
         image_config: &serde_json::Value,
         lowers: Vec<PathBuf>,
+        volumes: Vec<ImageVolume>,
     ) -> Result<(), ContainerError> {
         let dir = self.dir(&c.id);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -406,10 +307,12 @@ impl ContainerManager {
                 .to_string(),
             root.clone(),
         );
-        let facts =
-            tokio::task::spawn_blocking(move || HostFacts::gather(&config, &image_user, &rootfs))
-                .await
-                .map_err(task)??;
+        let bundle = dir.clone();
+        let facts = tokio::task::spawn_blocking(move || {
+            HostFacts::gather(&config, &image_user, &bundle, &rootfs, &volumes)
+        })
+        .await
+        .map_err(task)??;
         let spec = self.spec(&record, pod, image_config, &root, &facts)?;
         let file = dir.join("config.json");
         std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
@@ -472,73 +375,14 @@ impl ContainerManager {
             seccomp: facts.seccomp.as_ref(),
             devices: &facts.devices,
             caps: &facts.caps,
+            mount_sources: &facts.mount_sources,
         };
         Ok(container_spec(&record.config, &input))
     }
 
-    /// For `namespace_options.pid = TARGET`: the target, which must be a running container of
-    /// the same pod (an unknown one is NotFound, another pod's InvalidArgument, a stopped one
-    /// FailedPrecondition).
-    fn pid_target(
-        &self,
-        pod: &SandboxRecord,
-        config: &ContainerConfig,
-    ) -> Result<Option<String>, ContainerError> {
-        let field = "config.linux.security_context.namespace_options.target_id";
-        let Some(ns) = config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.as_ref())
-            .and_then(|s| s.namespace_options.as_ref())
-            .filter(|ns| ns.pid == cri_api::v1::NamespaceMode::Target as i32)
-        else {
-            return Ok(None);
-        };
-        let target = match self.containers.lookup(&ns.target_id) {
-            Ok(c) => c.snapshot(),
-            Err(crate::store::LookupError::NotFound(_)) => {
-                return Err(ContainerError::NotFound {
-                    what: "pid namespace target container",
-                    id: ns.target_id.clone(),
-                })
-            }
-            Err(e) => return Err(invalid(field, e.to_string())),
-        };
-        if target.sandbox_id != pod.id {
-            return Err(invalid(
-                field,
-                format!(
-                    "container {} belongs to pod {}, not to pod {}: a pid namespace is shared only within a pod",
-                    target.id, target.sandbox_id, pod.id
-                ),
-            ));
-        }
-        if target.state != ContainerState::Running {
-            return Err(ContainerError::Precondition {
-                field,
-                reason: format!(
-                    "container {} is {:?}; only a running container's pid namespace can be joined",
-                    target.id, target.state
-                ),
-            });
-        }
-        Ok(Some(target.id))
-    }
-
-    /// The init pid of container `id` (from runc's pid file).
-    fn init_pid(&self, id: &str) -> Result<i32, ContainerError> {
-        std::fs::read_to_string(self.dir(id).join("init.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| ContainerError::Precondition {
-                field: "config.linux.security_context.namespace_options.target_id",
-                reason: format!("container {id} has no running init process"),
-            })
-    }
-
     /// Watches the shim; its exit is the container's exit (a shim already gone or a zombie
     /// counts as exited at once). The exit is settled under the container's operation lock.
-    fn watch(&self, c: &Arc<Container>, shim: &ShimProcess) {
+    pub(super) fn watch(&self, c: &Arc<Container>, shim: &ShimProcess) {
         let watch = match Process::open(shim.pid, Some(shim.start_time)) {
             Ok(Some(process)) => Some(process.watch()),
             _ => None,
@@ -671,6 +515,7 @@ impl ContainerManager {
         let dir = self.dir(&c.id);
         let target = dir.clone();
         tokio::task::spawn_blocking(move || {
+            host_facts::unmount_image_volumes(&target)?;
             rootfs::unmount_overlay(&target)?;
             match std::fs::remove_dir_all(&target) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -801,42 +646,6 @@ impl ContainerManager {
         self.forget_cpu_sample(pod_id);
         Ok(())
     }
-
-    /// Loads the records after a restart: a live shim keeps its container running (watched);
-    /// otherwise the exit file (or its absence) settles the state. Unreadable records are kept,
-    /// listed as UNKNOWN and removable.
-    pub async fn recover(&self) -> Result<(), ContainerError> {
-        let root = &self.options.root_dir;
-        std::fs::create_dir_all(root).map_err(io("create", root))?;
-        let entries = std::fs::read_dir(root).map_err(io("read", root))?;
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            crate::store::sweep_temp(&entry.path());
-            let path = entry.path().join("container.json");
-            let record = match load_record::<ContainerRecord>(&path, RECORD_VERSION) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(id = %id, error = %e, "unreadable container record kept; listed UNKNOWN");
-                    unknown_record(&id, &e.to_string())
-                }
-            };
-            let _ = self.registrar.reserve(&record.name, &record.id);
-            let c = Arc::new(Container::new(record.clone()));
-            self.containers.insert(&id, Arc::clone(&c));
-            if !record.state.may_run() {
-                continue;
-            }
-            match record.shim.as_ref() {
-                Some(shim) => self.watch(&c, shim),
-                None => {
-                    if mark_exited(&c, &entry.path().join("exit.json")) {
-                        self.persist(&c).await?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[async_trait::async_trait]
@@ -886,7 +695,7 @@ fn note_oom(c: &Container) {
 }
 
 /// Sets EXITED from the shim's exit file (or "Unknown" without one); false if already exited.
-fn mark_exited(c: &Container, exit_file: &Path) -> bool {
+pub(super) fn mark_exited(c: &Container, exit_file: &Path) -> bool {
     let exit = shim::read_exit(exit_file);
     c.change(|r| {
         if !r.state.may_run() {
@@ -913,29 +722,6 @@ fn mark_exited(c: &Container, exit_file: &Path) -> bool {
         }
         true
     })
-}
-
-fn unknown_record(id: &str, error: &str) -> ContainerRecord {
-    ContainerRecord {
-        id: id.to_string(),
-        name: String::new(),
-        sandbox_id: String::new(),
-        config: ContainerConfig::default(),
-        image: String::new(),
-        image_id: String::new(),
-        runtime_handler: "runc".into(),
-        state: ContainerState::Unknown,
-        created_at_ns: 0,
-        started_at_ns: 0,
-        finished_at_ns: 0,
-        exit_code: 0,
-        reason: "Unknown".into(),
-        message: format!("unreadable record: {error}"),
-        log_path: String::new(),
-        shim: None,
-        cgroups_path: String::new(),
-        stop_signal: 0,
-    }
 }
 
 /// The signal StopContainer sends first: the config's `stop_signal`, else the image's

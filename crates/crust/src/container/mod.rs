@@ -4,9 +4,12 @@
 
 pub mod caps;
 pub mod exec;
+pub mod host_facts;
 pub mod manager;
 pub mod pressure;
 pub mod record;
+pub mod recover;
+pub mod references;
 pub mod seccomp;
 pub mod shim;
 pub mod signal;
@@ -14,6 +17,7 @@ pub mod spec;
 pub mod state;
 pub mod stats;
 pub mod status;
+pub mod usage;
 pub mod user;
 pub mod validate;
 

@@ -48,6 +48,9 @@ pub struct ContainerRecord {
     /// the image's StopSignal, else SIGTERM (0 in records written before it existed).
     #[serde(default)]
     pub stop_signal: i32,
+    /// The images mounted as image volumes (RemoveImage refuses them while the container exists).
+    #[serde(default)]
+    pub image_volumes: Vec<String>,
 }
 
 /// A container in memory: its record, an operation lock, and its exit watch while it runs.

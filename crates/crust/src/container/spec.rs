@@ -57,6 +57,9 @@ pub struct SpecInput<'a> {
     pub devices: &'a [Device],
     /// The process's capabilities (bounding, effective, permitted), from [`super::caps`].
     pub caps: &'a [String],
+    /// The source of each of the config's mounts (its host path, or an image volume's path);
+    /// a mount without an entry uses its host path.
+    pub mount_sources: &'a [std::path::PathBuf],
 }
 
 /// A host device node given to the container.
@@ -253,8 +256,14 @@ fn mounts(config: &ContainerConfig, input: &SpecInput<'_>, privileged: bool) -> 
             None => json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate", "rw"]}),
         });
     }
-    for m in &config.mounts {
-        let mode = if m.readonly { "ro" } else { "rw" };
+    for (i, m) in config.mounts.iter().enumerate() {
+        let source = input
+            .mount_sources
+            .get(i)
+            .map_or_else(|| m.host_path.clone(), |p| p.display().to_string());
+        // Image volumes are read-only whatever the mount says.
+        let image = m.image.as_ref().is_some_and(|i| !i.image.is_empty());
+        let mode = if m.readonly || image { "ro" } else { "rw" };
         let mut options = vec!["rbind", propagation(m.propagation), mode];
         if m.recursive_read_only {
             options.push("rro"); // every submount read-only too (mount_setattr, runc's `rro`)
@@ -262,7 +271,7 @@ fn mounts(config: &ContainerConfig, input: &SpecInput<'_>, privileged: bool) -> 
         out.push(json!({
             "destination": m.container_path,
             "type": "bind",
-            "source": m.host_path,
+            "source": source,
             "options": options,
         }));
     }
@@ -466,6 +475,7 @@ mod tests {
             seccomp: None,
             devices: &[],
             caps: &CAPS,
+            mount_sources: &[],
         }
     }
 
@@ -650,6 +660,7 @@ mod tests {
             seccomp: None,
             devices: &[],
             caps: &[],
+            mount_sources: &[],
         };
         let config = ContainerConfig {
             linux: Some(LinuxContainerConfig {

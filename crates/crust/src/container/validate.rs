@@ -185,7 +185,23 @@ fn check_path(field: &'static str, path: &str) -> Result<(), ContainerError> {
 }
 
 fn check_mount(m: &Mount) -> Result<(), ContainerError> {
-    check_path("config.mounts.host_path", &m.host_path)?;
+    if m.image.as_ref().is_some_and(|i| !i.image.is_empty()) {
+        if !m.host_path.is_empty() {
+            return Err(invalid(
+                "config.mounts.host_path",
+                "must be empty when the mount names an image",
+            ));
+        }
+        let sub = Path::new(&m.image_sub_path);
+        if sub.components().any(|c| c == Component::ParentDir) || m.image_sub_path.contains('\0') {
+            return Err(invalid(
+                "config.mounts.image_sub_path",
+                format!("{:?} must stay inside the image", m.image_sub_path),
+            ));
+        }
+    } else {
+        check_path("config.mounts.host_path", &m.host_path)?;
+    }
     check_path("config.mounts.container_path", &m.container_path)?;
     let dest = Path::new(&m.container_path);
     if dest == Path::new("/") {
@@ -437,7 +453,11 @@ pub fn prepare_mount_sources(config: &ContainerConfig) -> Result<(), ContainerEr
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mounts = parse_mountinfo(&mountinfo);
-    for m in &config.mounts {
+    for m in config
+        .mounts
+        .iter()
+        .filter(|m| m.image.as_ref().is_none_or(|i| i.image.is_empty()))
+    {
         let source = Path::new(&m.host_path);
         if std::fs::symlink_metadata(source).is_err() {
             std::fs::create_dir_all(source).map_err(|e| {

@@ -1,6 +1,7 @@
 //! Writable root filesystems over image snapshots: an overlay mount at `<dir>/rootfs` with the
 //! image's layer snapshots as lower dirs (top layer first) and `<dir>/upper`, `<dir>/work` beside
-//! it. Mounting and unmounting are blocking syscalls: callers run them on a blocking thread.
+//! it; and read-only views of an image for image volumes ([`mount_readonly`]). Mounting and
+//! unmounting are blocking syscalls: callers run them on a blocking thread.
 
 use std::{
     fs, io,
@@ -99,6 +100,76 @@ pub fn mount_overlay(lowers: &[PathBuf], dir: &Path) -> io::Result<PathBuf> {
         Some(data.as_str()),
     )?;
     Ok(target)
+}
+
+/// Mounts the image with snapshot dirs `lowers` (top first) read-only at `target` (idempotent):
+/// one layer is a read-only bind mount of its snapshot, more are an overlay without an upper
+/// dir (which the kernel mounts read-only). Nothing can be written into the snapshots.
+pub fn mount_readonly(lowers: &[PathBuf], target: &Path) -> io::Result<()> {
+    fs::create_dir_all(target)?;
+    if crate::sandbox::files::is_mountpoint(target)? {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    match lowers {
+        [] => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an image without layers",
+        )),
+        [only] => {
+            mount(
+                Some(only),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
+            let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+            if let Err(e) = mount(None::<&str>, target, None::<&str>, remount, None::<&str>) {
+                let _ = umount2(target, MntFlags::MNT_DETACH);
+                return Err(e.into());
+            }
+            Ok(())
+        }
+        _ => {
+            let data = format!(
+                "lowerdir={}",
+                lowers
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            );
+            if data.len() > MAX_OPTIONS || data[9..].contains(',') {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "overlay lower dirs",
+                ));
+            }
+            mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                flags,
+                Some(data.as_str()),
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// Unmounts whatever is mounted directly on `target` (idempotent; a busy one is detached).
+pub fn unmount(target: &Path) -> io::Result<()> {
+    if !target.exists() || !crate::sandbox::files::is_mountpoint(target)? {
+        return Ok(());
+    }
+    match umount2(target, MntFlags::empty()) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(nix::errno::Errno::EBUSY) => {
+            umount2(target, MntFlags::MNT_DETACH).map_err(io::Error::from)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Unmounts `dir/rootfs` if it is mounted (idempotent).

@@ -10,7 +10,7 @@ use cri_api::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{batch, CriService};
-use crate::container::{manager::Usage, pressure, record::ContainerRecord};
+use crate::container::{pressure, record::ContainerRecord, usage::Usage};
 
 fn value(v: Option<u64>) -> Option<UInt64Value> {
     v.map(|value| UInt64Value { value })

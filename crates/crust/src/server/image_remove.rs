@@ -28,7 +28,7 @@ pub(super) async fn handle(
             svc.containers
                 .list(None)
                 .into_iter()
-                .filter(|c| c.image_id == image.id)
+                .filter(|c| c.image_id == image.id || c.image_volumes.contains(&image.id))
                 .map(|c| format!("container {}", c.id)),
         );
         if !users.is_empty() {

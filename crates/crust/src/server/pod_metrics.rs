@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::{batch, container_stats::blocking, CriService};
 use crate::{
-    container::{manager::Usage, record::ContainerRecord, stats::network_usage},
+    container::{record::ContainerRecord, stats::network_usage, usage::Usage},
     sandbox::{NetworkMode, SandboxRecord},
 };
 
