@@ -327,3 +327,31 @@ def test_v036_streaming_lists_stop_signal_and_verbose_status(daemon, registry):
         stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p))
     assert list(stub.StreamPodSandboxes(pb.StreamPodSandboxesRequest())) == []
     channel.close()
+
+
+def test_v036_metrics_and_pod_resources(daemon):
+    import json
+    stub, d, cgroup = daemon
+    pod = stub.RunPodSandbox(pb.RunPodSandboxRequest(config=host_pod("py-metrics", cgroup))).pod_sandbox_id
+    descriptors = {m.name: list(m.label_keys) for m in stub.ListMetricDescriptors(pb.ListMetricDescriptorsRequest()).descriptors}
+    assert descriptors["container_memory_working_set_bytes"][:3] == ["id", "name", "image"]
+    metrics = stub.ListPodSandboxMetrics(pb.ListPodSandboxMetricsRequest()).pod_metrics
+    assert [m.pod_sandbox_id for m in metrics] == [pod]
+    for m in metrics[0].metrics:
+        assert len(m.label_values) == len(descriptors[m.name]), m
+    assert any(m.name == "container_cpu_usage_seconds_total" for m in metrics[0].metrics)
+    streamed = [p.pod_sandbox_id for batch in stub.StreamPodSandboxMetrics(pb.StreamPodSandboxMetricsRequest())
+                for p in batch.pod_sandbox_metrics]
+    assert streamed == [pod]
+    stub.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+        pod_sandbox_id=pod, resources=pb.LinuxContainerResources(cpu_shares=256, memory_limit_in_bytes=64 << 20)))
+    info = json.loads(stub.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True)).info["info"])
+    assert info["podResources"]["resources"]["cpu_shares"] == 256
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id="0" * 64))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        stub.CheckpointContainer(pb.CheckpointContainerRequest(container_id="c"))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "criu" in err.value.details()
+    stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
