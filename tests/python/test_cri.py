@@ -136,8 +136,8 @@ def test_bad_input_gets_clear_codes(daemon):
         stub.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=""))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as err:
-        stub.Exec(pb.ExecRequest(container_id="c"))
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        stub.Exec(pb.ExecRequest(container_id="c", cmd=["true"], stdout=True))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as err:
         stub.ExecSync(pb.ExecSyncRequest(container_id="c", cmd=["true"]))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -12,6 +12,7 @@
 //! wherever crustd is); this crate holds its code.
 
 pub mod attach;
+mod exec_tty;
 mod log;
 
 use std::{
@@ -91,6 +92,23 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// Starts `cmd` with an empty signal mask and SIGPIPE at its default: the container must not
+/// inherit the shim's blocked signals (they arrive on its signalfd), since runc passes its
+/// starting mask on to the container's init, which then never sees e.g. a SIGUSR1 stop signal.
+fn unblocked(cmd: &mut Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
 fn errno_err(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
@@ -107,6 +125,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 
 /// The shim's entry point: parses the command line and never returns.
 pub fn run() -> ! {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("exec-tty") {
+        exec_tty::main(&argv[2..]);
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -220,20 +242,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
     if console.is_some() {
         cmd.arg("--console-socket").arg(&console_path);
     }
-    // The container must not inherit the shim's blocked signals (they arrive on its
-    // signalfd): runc passes its starting mask on to the container's init, which then never
-    // sees e.g. a SIGUSR1 stop signal. The child starts with an empty mask and SIGPIPE default.
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            Ok(())
-        });
-    }
+    unblocked(&mut cmd);
     let result = cmd
         .arg("--bundle")
         .arg(&args.bundle)

@@ -34,6 +34,12 @@ pub enum ConfigError {
     },
     #[error("invalid config: default_runtime {0:?} has no [runtimes.{0}] table")]
     UnknownDefaultRuntime(String),
+    #[error("invalid config: streaming.{key} = {value:?}: {why}")]
+    Streaming {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
 }
 
 /// The whole configuration.
@@ -137,7 +143,42 @@ fn redact_url(url: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamingConfig {
+    /// `host:port` to listen on; port 0 picks a free one (default: loopback, as containerd).
     pub address: String,
+    /// TLS certificate and key (PEM); both empty: plain HTTP.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// A session without traffic for this long is closed (`4h`, `90s`, `1h30m`).
+    pub idle_timeout: String,
+    /// How long the server waits for a client's streams after the upgrade.
+    pub stream_creation_timeout: String,
+}
+
+/// Parses a duration such as `4h`, `30s`, `1h30m`, `250ms`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let step = match &rest[..unit] {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n * 60),
+            "h" => std::time::Duration::from_secs(n * 3600),
+            _ => return None,
+        };
+        total += step;
+        rest = &rest[unit..];
+    }
+    Some(total)
 }
 
 impl Default for Config {
@@ -193,6 +234,10 @@ impl Default for StreamingConfig {
     fn default() -> Self {
         StreamingConfig {
             address: "127.0.0.1:0".to_string(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            idle_timeout: "4h".to_string(),
+            stream_creation_timeout: "30s".to_string(),
         }
     }
 }
@@ -233,6 +278,33 @@ impl Config {
             return Err(ConfigError::UnknownDefaultRuntime(
                 self.default_runtime.clone(),
             ));
+        }
+        let s = &self.streaming;
+        for (key, value) in [
+            ("idle_timeout", &s.idle_timeout),
+            ("stream_creation_timeout", &s.stream_creation_timeout),
+        ] {
+            if parse_duration(value).is_none() {
+                return Err(ConfigError::Streaming {
+                    key,
+                    value: value.clone(),
+                    why: "not a duration such as 30s, 4h or 1h30m",
+                });
+            }
+        }
+        if s.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Streaming {
+                key: "address",
+                value: s.address.clone(),
+                why: "not an IP:port",
+            });
+        }
+        if s.tls_cert_file.is_empty() != s.tls_key_file.is_empty() {
+            return Err(ConfigError::Streaming {
+                key: "tls_cert_file",
+                value: s.tls_cert_file.clone(),
+                why: "TLS needs both tls_cert_file and tls_key_file",
+            });
         }
         Ok(())
     }
@@ -305,6 +377,17 @@ insecure = true
     fn default_runtime_must_exist() {
         let err = Config::from_toml("default_runtime = \"kata\"\n", Path::new("c")).unwrap_err();
         assert!(matches!(err, ConfigError::UnknownDefaultRuntime(_)));
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("4h"), Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        for bad in ["", "4", "h", "4x", "-1s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

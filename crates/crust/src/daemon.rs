@@ -51,6 +51,8 @@ pub enum DaemonError {
     Containers(#[from] crate::container::ContainerError),
     #[error("image store: {0}")]
     Images(#[from] crate::image::store::ImageStoreError),
+    #[error(transparent)]
+    Streaming(#[from] crate::streaming::StreamingError),
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -130,8 +132,14 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     ));
     containers.recover().await?;
     manager.set_containers(Arc::clone(&containers) as Arc<dyn crate::sandbox::PodContainers>);
+    let duration = |s: &str| crate::config::parse_duration(s).unwrap_or_default();
+    let settings = crate::streaming::Settings {
+        idle_timeout: duration(&config.streaming.idle_timeout),
+        stream_creation_timeout: duration(&config.streaming.stream_creation_timeout),
+    };
+    let streaming = crate::streaming::start(&config.streaming.address, settings).await?;
     Ok(Arc::new(CriService::new(
-        manager, events, config, puller, containers,
+        manager, events, config, puller, containers, streaming,
     )))
 }
 

@@ -19,3 +19,4 @@ pub mod safe_fs;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod streaming;

@@ -396,14 +396,22 @@ impl Driver {
 
     fn syn_stream(&mut self, id: u32, flags: u8, block: &[u8]) -> Result<(), SessionError> {
         let headers = self.decompressor.decompress(block)?;
-        if id.is_multiple_of(2) || id <= self.last_peer_stream {
+        // Peer streams are odd. Their ids should rise, but spdy-transport sends a SYN_STREAM only
+        // when the stream first writes, so they can arrive out of order: only an id in use is
+        // refused.
+        if id == 0 || id.is_multiple_of(2) || self.streams.contains_key(&id) {
+            let status = if id.is_multiple_of(2) {
+                rst::PROTOCOL_ERROR
+            } else {
+                rst::STREAM_IN_USE
+            };
             self.write(&Frame::RstStream {
                 stream_id: id,
-                status: rst::PROTOCOL_ERROR,
+                status,
             });
             return Ok(());
         }
-        self.last_peer_stream = id;
+        self.last_peer_stream = self.last_peer_stream.max(id);
         let Some(incoming) = self.incoming.clone() else {
             self.write(&Frame::RstStream {
                 stream_id: id,

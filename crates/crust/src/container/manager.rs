@@ -543,6 +543,29 @@ impl ContainerManager {
         Ok(c)
     }
 
+    /// Where a streaming Exec runs: the running container's runtime, root and a scratch dir.
+    pub fn exec_target(&self, key: &str) -> Result<crate::streaming::ExecTarget, ContainerError> {
+        let c = self.running(key, "exec needs a running container")?;
+        let record = c.snapshot();
+        let (binary, root) = self.runtime(&record.runtime_handler)?.binary_and_root();
+        Ok(crate::streaming::ExecTarget {
+            runtime: binary.to_path_buf(),
+            runtime_root: root.to_path_buf(),
+            container_id: c.id.clone(),
+            scratch: self.dir(&c.id),
+            shim: self.options.shim.clone(),
+        })
+    }
+
+    /// The attach socket of a running container, with its config (stdin, tty).
+    pub fn attach_target(&self, key: &str) -> Result<(PathBuf, ContainerConfig), ContainerError> {
+        let c = self.running(key, "only a running container can be attached to")?;
+        Ok((
+            self.dir(&c.id).join(crust_shim::attach::SOCKET),
+            c.snapshot().config,
+        ))
+    }
+
     /// ExecSync: runs `cmd` in the running container; `timeout_s` 0 = no timeout.
     pub async fn exec_sync(
         &self,

@@ -3,6 +3,7 @@
 //! manager, convert back). RPCs not built yet answer UNIMPLEMENTED naming the RPC.
 
 pub mod admin_import;
+mod attach;
 mod batch;
 mod container_create;
 mod container_list;
@@ -14,6 +15,7 @@ mod container_status;
 mod container_stop;
 mod container_update;
 mod events;
+mod exec;
 mod exec_sync;
 mod image_fs_info;
 mod image_list;
@@ -58,6 +60,7 @@ pub struct CriService {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) puller: Arc<Puller>,
     pub(crate) containers: Arc<ContainerManager>,
+    pub(crate) streaming: Arc<crate::streaming::Streaming>,
 }
 
 impl CriService {
@@ -68,8 +71,10 @@ impl CriService {
         config: Arc<Config>,
         puller: Arc<Puller>,
         containers: Arc<ContainerManager>,
+        streaming: Arc<crate::streaming::Streaming>,
     ) -> CriService {
         CriService {
+            streaming,
             sandboxes,
             events,
             config,
@@ -229,15 +234,15 @@ impl RuntimeService for CriService {
         exec_sync::handle(self, req).await
     }
 
-    async fn exec(&self, _req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
-        instrument::unimplemented("Exec")
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        instrument::call("Exec", exec::handle(self, req)).await
     }
 
     async fn attach(
         &self,
-        _req: Request<AttachRequest>,
+        req: Request<AttachRequest>,
     ) -> Result<Response<AttachResponse>, Status> {
-        instrument::unimplemented("Attach")
+        instrument::call("Attach", attach::handle(self, req)).await
     }
 
     async fn port_forward(

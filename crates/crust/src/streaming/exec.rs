@@ -1,0 +1,246 @@
+//! The process side of a streaming Exec: `runc exec` in the container (its process spec: user,
+//! capabilities, seccomp, env, cgroup and namespaces), with pipes, or with a terminal whose
+//! master runc hands over on a console socket. The exec'd process's pid comes from runc's pid
+//! file, so a session that ends early can SIGKILL the process itself (killing `runc exec` alone
+//! would orphan it), as kubelet's server does when the stream breaks.
+
+use std::{
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{remotecommand::Size, ExecTarget, Io};
+
+/// A boxed reader or writer of the process's streams.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A running exec.
+pub struct Process {
+    pub stdin: Option<Writer>,
+    pub stdout: Option<Reader>,
+    pub stderr: Option<Reader>,
+    pty: Option<OwnedFd>,
+    child: tokio::process::Child,
+    pid_file: PathBuf,
+    /// The child is `crust-shim exec-tty`, which prints the exit code.
+    helper: bool,
+}
+
+fn err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Receives the terminal master the exec-tty helper passes on. Blocking.
+fn recv_master(sock: std::os::unix::net::UnixStream) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("console socket: {e}"))?;
+    for cmsg in msg.cmsgs().map_err(|e| format!("console socket: {e}"))? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err("the exec helper sent no terminal".into())
+}
+
+fn async_file(fd: OwnedFd) -> tokio::fs::File {
+    tokio::fs::File::from_std(std::fs::File::from(fd))
+}
+
+impl Process {
+    /// Starts `cmd` in the target container with the streams `io` asks for.
+    pub async fn spawn(target: &ExecTarget, cmd: &[String], io: Io) -> Result<Process, String> {
+        let pid_file = target
+            .scratch
+            .join(format!("exec-{}.pid", &crate::store::id::new_id()[..16]));
+        let mut command = tokio::process::Command::new(&target.runtime);
+        command
+            .arg("--root")
+            .arg(&target.runtime_root)
+            .arg("exec")
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .kill_on_drop(true);
+        if io.tty {
+            Self::spawn_tty(target, cmd, pid_file).await
+        } else {
+            Self::spawn_pipes(command, target, cmd, io, pid_file)
+        }
+    }
+
+    fn spawn_pipes(
+        mut command: tokio::process::Command,
+        target: &ExecTarget,
+        cmd: &[String],
+        io: Io,
+        pid_file: PathBuf,
+    ) -> Result<Process, String> {
+        let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+        let mut child = command
+            .arg(&target.container_id)
+            .args(cmd)
+            .stdin(pipe(io.stdin))
+            .stdout(pipe(io.stdout))
+            .stderr(pipe(io.stderr))
+            .spawn()
+            .map_err(err("run runc exec"))?;
+        Ok(Process {
+            stdin: child.stdin.take().map(|w| Box::new(w) as Writer),
+            stdout: child.stdout.take().map(|r| Box::new(r) as Reader),
+            stderr: child.stderr.take().map(|r| Box::new(r) as Reader),
+            pty: None,
+            child,
+            pid_file,
+            helper: false,
+        })
+    }
+
+    /// A terminal: `crust-shim exec-tty` runs `runc exec -d --tty`, hands the terminal's master
+    /// back over a socket pair (descriptor 3) and prints the exit code when the process ends.
+    async fn spawn_tty(
+        target: &ExecTarget,
+        cmd: &[String],
+        pid_file: PathBuf,
+    ) -> Result<Process, String> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(err("socket pair"))?;
+        let fd = theirs.as_raw_fd();
+        let mut command = tokio::process::Command::new(&target.shim);
+        command
+            .arg("exec-tty")
+            .arg("--runtime")
+            .arg(&target.runtime)
+            .arg("--root")
+            .arg(&target.runtime_root)
+            .arg("--id")
+            .arg(&target.container_id)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--")
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        // SAFETY: dup2 is async-signal-safe; the helper finds the socket as descriptor 3.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(err("run crust-shim exec-tty"))?;
+        drop(theirs);
+        let master = tokio::task::spawn_blocking(move || recv_master(ours))
+            .await
+            .map_err(|e| e.to_string())?;
+        let master = match master {
+            Ok(m) => m,
+            Err(e) => {
+                let report = helper_report(&mut child).await;
+                return Err(report.err().unwrap_or(e));
+            }
+        };
+        let reader = master.try_clone().map_err(err("dup terminal"))?;
+        let writer = master.try_clone().map_err(err("dup terminal"))?;
+        Ok(Process {
+            stdin: Some(Box::new(async_file(writer))),
+            stdout: Some(Box::new(async_file(reader))),
+            stderr: None,
+            pty: Some(master),
+            child,
+            pid_file,
+            helper: true,
+        })
+    }
+
+    /// A handle that resizes the terminal (none without one).
+    pub fn resizer(&self) -> Option<Resizer> {
+        self.pty.as_ref()?.try_clone().ok().map(Resizer)
+    }
+
+    /// Waits for the process; its exit code (128 + signal when killed).
+    pub async fn wait(&mut self) -> Result<i32, String> {
+        if self.helper {
+            return helper_report(&mut self.child).await;
+        }
+        let status = self.child.wait().await.map_err(err("wait for runc exec"))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(255))
+    }
+
+    /// SIGKILLs the exec'd process (through runc's pid file) and runc exec.
+    pub fn kill(&mut self) {
+        kill_pid_file(&self.pid_file);
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// What `crust-shim exec-tty` printed: `exit <code>` or `error <message>`.
+async fn helper_report(child: &mut tokio::process::Child) -> Result<i32, String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut text).await;
+    }
+    let _ = child.wait().await;
+    let line = text.trim();
+    match line.strip_prefix("exit ") {
+        Some(code) => code
+            .parse()
+            .map_err(|_| format!("exec helper said {line:?}")),
+        None => Err(line.strip_prefix("error ").unwrap_or(line).to_string()),
+    }
+}
+
+/// Resizes a terminal through its master.
+pub struct Resizer(OwnedFd);
+
+impl Resizer {
+    pub fn resize(&self, size: Size) {
+        let ws = libc::winsize {
+            ws_row: size.height,
+            ws_col: size.width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer on our open terminal.
+        unsafe { libc::ioctl(self.0.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// SIGKILLs the process named in `pid_file`.
+pub fn kill_pid_file(pid_file: &Path) {
+    let pid = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        // SAFETY: kill with a pid runc wrote and a constant signal.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}

@@ -1,0 +1,147 @@
+//! The HTTP side: `/exec/<token>` and `/attach/<token>` (any method; kubelet and critest POST),
+//! upgraded to SPDY/3.1 with a negotiated `X-Stream-Protocol-Version`; an unknown or used token
+//! is 404, a request that is not a SPDY upgrade 400, no common protocol 403 with the versions
+//! served. Each connection runs on its own task; a misbehaving client ends its own connection.
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{body::Incoming, header, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::{remotecommand, run, StreamRequest, Streaming};
+
+type Reply = Response<Full<Bytes>>;
+
+fn plain(status: StatusCode, text: String) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = status;
+    r
+}
+
+/// Accepts connections until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, streaming: Arc<Streaming>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "streaming accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let streaming = Arc::clone(&streaming);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let streaming = Arc::clone(&streaming);
+                async move { Ok::<_, Infallible>(route(streaming, req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "streaming connection ended");
+            }
+        });
+    }
+}
+
+fn header_values(req: &Request<Incoming>, name: &str) -> Vec<String> {
+    req.headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect()
+}
+
+fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().trim_start_matches('/').to_string();
+    let Some((verb, token)) = path.split_once('/') else {
+        return plain(StatusCode::NOT_FOUND, "not found\n".into());
+    };
+    if !matches!(verb, "exec" | "attach") {
+        return plain(StatusCode::NOT_FOUND, format!("no such endpoint /{verb}\n"));
+    }
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if upgrade != "spdy/3.1" {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: this endpoint needs Upgrade: SPDY/3.1\n".into(),
+        );
+    }
+    let client = header_values(&req, "x-stream-protocol-version");
+    let protocol = if client.is_empty() {
+        "channel.k8s.io"
+    } else {
+        match remotecommand::negotiate(&client, &remotecommand::PROTOCOLS) {
+            Some(p) => p,
+            None => return refuse(&client),
+        }
+    };
+    let Some(request) = streaming.redeem(token) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "unknown, used or expired token\n".into(),
+        );
+    };
+    let fits = matches!(
+        (&request, verb),
+        (StreamRequest::Exec { .. }, "exec") | (StreamRequest::Attach { .. }, "attach")
+    );
+    if !fits {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "the token is for another endpoint\n".into(),
+        );
+    }
+    let settings = streaming.settings().clone();
+    let chosen = protocol.to_string();
+    let upgraded = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match upgraded.await {
+            Ok(io) => run::session(TokioIo::new(io), request, &chosen, &settings).await,
+            Err(e) => tracing::debug!(error = %e, "streaming upgrade failed"),
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("SPDY/3.1"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(protocol) {
+        h.insert("X-Stream-Protocol-Version", v);
+    }
+    r
+}
+
+/// 403 naming what the server speaks (as kubelet's handshake does).
+fn refuse(client: &[String]) -> Reply {
+    let mut r = plain(
+        StatusCode::FORBIDDEN,
+        format!(
+            "unable to upgrade: unable to negotiate protocol: client supports {client:?}, server supports {:?}\n",
+            remotecommand::PROTOCOLS
+        ),
+    );
+    for p in remotecommand::PROTOCOLS {
+        r.headers_mut().append(
+            "X-Accepted-Stream-Protocol-Versions",
+            header::HeaderValue::from_static(p),
+        );
+    }
+    r
+}

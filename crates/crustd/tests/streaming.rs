@@ -1,0 +1,338 @@
+//! CRI Exec and Attach end to end through an independent SPDY/3.1 client (the npm package
+//! spdy-transport, driven as kubelet's client drives remotecommand: tests/streaming/): exit
+//! codes and the v4 status, stdin to EOF, 10 MB of output, a terminal that sees a resize,
+//! attach to running tty and non-tty containers, single-use tokens, protocol refusal, and a
+//! client killed mid-exec leaving no process behind. Real runc, the leak check after each.
+
+mod common;
+
+use std::{path::PathBuf, process::Command, sync::Once, time::Duration};
+
+use common::{
+    ctr::{busybox, create, ctr, exec, start},
+    Client, Daemon,
+};
+use cri_api::v1::{AttachRequest, ExecRequest};
+use tonic::Code;
+
+fn client_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/streaming")
+}
+
+/// Installs the test's npm packages once (from the committed lock file).
+fn npm_ci() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if client_dir().join("node_modules/spdy-transport").is_dir() {
+            return;
+        }
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(client_dir())
+            .status()
+            .expect("npm (Node 20) is on every machine");
+        assert!(ok.success(), "npm ci in tests/streaming");
+    });
+}
+
+/// Runs the SPDY client against `url`; its JSON report.
+fn spdy(url: &str, args: &[&str]) -> serde_json::Value {
+    npm_ci();
+    let out = Command::new("node")
+        .arg(client_dir().join("spdy_remotecommand.js"))
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+async fn exec_url(c: &mut Client, id: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
+    c.exec(ExecRequest {
+        container_id: id.into(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .url
+}
+
+fn status(report: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(report["error"].as_str().unwrap_or("")).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-exec")).await;
+    let id = create(&mut c, &pod, ctr("target", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+
+    let url = exec_url(
+        &mut c,
+        &id,
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        false,
+        false,
+    )
+    .await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let r = spdy(&url, &["--stdout", "--stderr"]);
+    assert_eq!(r["httpStatus"], 101, "{r}");
+    assert_eq!(r["protocol"], "v4.channel.k8s.io");
+    assert_eq!(
+        (r["stdout"].as_str(), r["stderr"].as_str()),
+        (Some("out\n"), Some("err\n")),
+        "{r}"
+    );
+    let s = status(&r);
+    assert_eq!(s["reason"], "NonZeroExitCode", "{r}");
+    assert_eq!(s["details"]["causes"][0]["message"], "3");
+    // The token was single use.
+    let again = spdy(&url, &["--stdout"]);
+    assert_eq!(again["httpStatus"], 404, "{again}");
+
+    let url = exec_url(&mut c, &id, &["cat"], true, false).await;
+    let r = spdy(
+        &url,
+        &["--stdin", "through stdin\n", "--stdout", "--stderr"],
+    );
+    assert_eq!(r["stdout"], "through stdin\n", "{r}");
+    assert_eq!(status(&r)["status"], "Success", "{r}");
+
+    // 10 MB intact.
+    let url = exec_url(
+        &mut c,
+        &id,
+        &["sh", "-c", "yes 0123456789abcde | head -c 10485760"],
+        false,
+        false,
+    )
+    .await;
+    let r = spdy(&url, &["--stdout", "--stderr"]);
+    let line = b"0123456789abcde\n";
+    let want: Vec<u8> = line.iter().cycle().take(10 << 20).copied().collect();
+    use sha2::Digest as _;
+    assert_eq!(r["stdoutBytes"], 10 << 20, "{}", r["error"]);
+    assert_eq!(r["stdoutSha256"], hex::encode(sha2::Sha256::digest(&want)));
+
+    let url = exec_url(&mut c, &id, &["sh", "-c", "kill -9 $$"], false, false).await;
+    let r = spdy(&url, &["--stdout", "--stderr"]);
+    assert_eq!(status(&r)["details"]["causes"][0]["message"], "137", "{r}");
+
+    // A terminal, sized by the client's resize message.
+    // (The client sends its size when it opens the resize stream; the command waits for it.)
+    let wait_for_size = "for i in 1 2 3 4 5 6 7 8 9 10; do s=$(/bin/busybox stty size); \
+                         [ \"$s\" != \"0 0\" ] && break; sleep 0.2; done; echo $s";
+    let url = exec_url(&mut c, &id, &["sh", "-c", wait_for_size], false, true).await;
+    let r = spdy(&url, &["--stdout", "--tty", "--resize", "100x30"]);
+    assert_eq!(r["stdout"].as_str().map(str::trim), Some("30 100"), "{r}");
+
+    // An older client: v3 reports only failures, as text.
+    let url = exec_url(&mut c, &id, &["true"], false, false).await;
+    let r = spdy(
+        &url,
+        &["--stdout", "--stderr", "--protocols", "v3.channel.k8s.io"],
+    );
+    assert_eq!(
+        (r["protocol"].as_str(), r["error"].as_str()),
+        (Some("v3.channel.k8s.io"), Some("")),
+        "{r}"
+    );
+    // A version the server does not speak is 403 with the ones it does.
+    let url = exec_url(&mut c, &id, &["true"], false, false).await;
+    let r = spdy(&url, &["--stdout", "--protocols", "v9.channel.k8s.io"]);
+    assert_eq!(r["httpStatus"], 403, "{r}");
+    assert!(
+        r["accepted"]
+            .as_str()
+            .unwrap_or("")
+            .contains("v4.channel.k8s.io"),
+        "{r}"
+    );
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn a_client_killed_mid_exec_leaves_no_process() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-kill")).await;
+    let id = create(&mut c, &pod, ctr("target", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    let url = exec_url(&mut c, &id, &["sleep", "4242"], true, false).await;
+    let r = spdy(
+        &url,
+        &[
+            "--stdin",
+            "x",
+            "--keep-stdin",
+            "--stdout",
+            "--stderr",
+            "--die-after-ms",
+            "700",
+        ],
+    );
+    assert_eq!(r["killed"], true);
+    let gone = common::eventually(Duration::from_secs(10), || {
+        let (mut c, id) = (c.clone(), id.clone());
+        async move {
+            let (_, out, _) = exec(&mut c, &id, "ps", 5).await.unwrap();
+            !out.contains("sleep 4242")
+        }
+    })
+    .await;
+    assert!(gone, "the exec'd process was killed with its session");
+    // Validation happens before any URL: unknown, not running.
+    let err = c
+        .exec(ExecRequest {
+            container_id: "d".repeat(64),
+            cmd: vec!["true".into()],
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let stopped = create(&mut c, &pod, ctr("created", &env.image, "true"))
+        .await
+        .unwrap();
+    let err = c
+        .exec(ExecRequest {
+            container_id: stopped,
+            cmd: vec!["true".into()],
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let err = c
+        .exec(ExecRequest {
+            container_id: id.clone(),
+            cmd: vec!["true".into()],
+            tty: true,
+            stderr: true,
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn attach_to_running_containers_over_spdy() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-attach")).await;
+    let mut echo = ctr(
+        "echo",
+        &env.image,
+        "while read l; do echo got:$l; echo e:$l >&2; done",
+    );
+    echo.stdin = true;
+    let id = create(&mut c, &pod, echo).await.unwrap();
+    start(&mut c, &id).await;
+    let url = c
+        .attach(AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    // The client sends a line and closes stdin; the container keeps running (no stdin_once),
+    // so the session ends when the client goes: read what arrived by then.
+    let r = spdy(
+        &url,
+        &[
+            "--stdin",
+            "hello\n",
+            "--keep-stdin",
+            "--stdout",
+            "--stderr",
+            "--timeout-ms",
+            "3000",
+        ],
+    );
+    assert!(
+        r["stdout"].as_str().unwrap_or("").contains("got:hello"),
+        "{r}"
+    );
+    assert!(
+        r["stderr"].as_str().unwrap_or("").contains("e:hello"),
+        "{r}"
+    );
+
+    // A tty container; its output comes on stdout alone.
+    let mut tty = ctr("tty", &env.image, "while read l; do echo tty:$l; done");
+    tty.stdin = true;
+    tty.tty = true;
+    let tty_id = create(&mut c, &pod, tty).await.unwrap();
+    start(&mut c, &tty_id).await;
+    let url = c
+        .attach(AttachRequest {
+            container_id: tty_id.clone(),
+            stdin: true,
+            tty: true,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let r = spdy(
+        &url,
+        &[
+            "--stdin",
+            "hi\n",
+            "--keep-stdin",
+            "--stdout",
+            "--tty",
+            "--timeout-ms",
+            "3000",
+        ],
+    );
+    assert!(r["stdout"].as_str().unwrap_or("").contains("tty:hi"), "{r}");
+    // Attach needs a running container with stdin when stdin is asked for.
+    let plain = create(&mut c, &pod, ctr("no-stdin", &env.image, "exec sleep 100"))
+        .await
+        .unwrap();
+    start(&mut c, &plain).await;
+    let err = c
+        .attach(AttachRequest {
+            container_id: plain,
+            stdin: true,
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
