@@ -336,3 +336,140 @@ async fn attach_to_running_containers_over_spdy() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+fn spdy_portforward(url: &str, args: &[&str]) -> serde_json::Value {
+    npm_ci();
+    let out = Command::new("node")
+        .arg(client_dir().join("spdy_portforward.js"))
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+async fn forward_url(c: &mut Client, pod: &str) -> String {
+    c.port_forward(cri_api::v1::PortForwardRequest {
+        pod_sandbox_id: pod.into(),
+        port: vec![],
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .url
+}
+
+/// A busybox httpd serving `body` on `port` (in the pod's network namespace).
+async fn httpd(
+    c: &mut Client,
+    pod: &str,
+    image: &str,
+    name: &str,
+    port: u16,
+    body: &str,
+) -> String {
+    let script = format!(
+        "mkdir -p /www && echo {body} > /www/index.html && exec /bin/busybox httpd -f -p 127.0.0.1:{port} -h /www"
+    );
+    let id = create(c, pod, ctr(name, image, &script)).await.unwrap();
+    start(c, &id).await;
+    let up = common::eventually(Duration::from_secs(10), || {
+        let (mut c, id) = (c.clone(), id.clone());
+        async move {
+            let probe = format!("/bin/busybox wget -q -O - http://127.0.0.1:{port}/");
+            exec(&mut c, &id, &probe, 5)
+                .await
+                .is_ok_and(|(code, _, _)| code == 0)
+        }
+    })
+    .await;
+    assert!(up, "httpd on {port}");
+    id
+}
+
+#[tokio::test]
+async fn port_forward_into_pod_and_host_network_pods_over_spdy() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    // Pod network: the port is the pod's localhost, reached inside its pinned netns.
+    let pod = d.run_config(&mut c, d.net_pod("forward", false)).await;
+    httpd(&mut c, &pod, &env.image, "web", 8080, "from-the-pod").await;
+    let url = forward_url(&mut c, &pod).await;
+    let r = spdy_portforward(&url, &["--port", "8080,1", "--requests", "10"]);
+    assert_eq!(
+        (r["httpStatus"].as_i64(), r["protocol"].as_str()),
+        (Some(101), Some("portforward.k8s.io")),
+        "{r}"
+    );
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 20, "20 forwarded connections at once: {r}");
+    for x in results {
+        if x["port"] == 8080 {
+            assert!(x["data"].as_str().unwrap().contains("from-the-pod"), "{x}");
+            assert_eq!(x["error"], "", "{x}");
+        } else {
+            // A refused port is an error on its own request; the others went on.
+            assert!(
+                x["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("failed to connect to localhost:1"),
+                "{x}"
+            );
+        }
+    }
+    // Host network: the host's loopback (a free port, so nothing else of the host answers).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host_pod = d.run_config(&mut c, d.pod("forward-host")).await;
+    httpd(
+        &mut c,
+        &host_pod,
+        &env.image,
+        "host-web",
+        free,
+        "from-the-host-pod",
+    )
+    .await;
+    let url = forward_url(&mut c, &host_pod).await;
+    let r = spdy_portforward(&url, &["--port", &free.to_string()]);
+    assert!(
+        r["results"][0]["data"]
+            .as_str()
+            .unwrap_or("")
+            .contains("from-the-host-pod"),
+        "{r}"
+    );
+    // Only a READY pod can be forwarded to; an unknown one is NotFound.
+    let err = c
+        .port_forward(cri_api::v1::PortForwardRequest {
+            pod_sandbox_id: "e".repeat(64),
+            port: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    c.stop_pod_sandbox(cri_api::v1::StopPodSandboxRequest {
+        pod_sandbox_id: host_pod.clone(),
+    })
+    .await
+    .unwrap();
+    let err = c
+        .port_forward(cri_api::v1::PortForwardRequest {
+            pod_sandbox_id: host_pod.clone(),
+            port: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    for p in [&pod, &host_pod] {
+        common::stop_remove(&mut c, p).await;
+    }
+    d.assert_no_leaks().await;
+}

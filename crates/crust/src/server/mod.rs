@@ -25,6 +25,7 @@ mod image_status;
 pub mod instrument;
 mod pod_metrics;
 mod pod_stats;
+mod port_forward;
 mod runtime_config;
 mod runtime_status;
 mod sandbox_list;
@@ -247,9 +248,9 @@ impl RuntimeService for CriService {
 
     async fn port_forward(
         &self,
-        _req: Request<PortForwardRequest>,
+        req: Request<PortForwardRequest>,
     ) -> Result<Response<PortForwardResponse>, Status> {
-        instrument::unimplemented("PortForward")
+        instrument::call("PortForward", port_forward::handle(self, req)).await
     }
 
     async fn container_stats(

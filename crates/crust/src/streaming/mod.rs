@@ -6,6 +6,7 @@
 //! crust-shim's attach socket ([`attach`]).
 
 pub mod exec;
+pub mod portforward;
 pub mod remotecommand;
 pub mod run;
 pub mod server;
@@ -24,6 +25,11 @@ pub enum StreamRequest {
     Attach {
         socket: PathBuf,
         io: Io,
+    },
+    PortForward {
+        /// The pod's pinned netns; `None` for a host-network pod.
+        netns: Option<PathBuf>,
+        pod: String,
     },
 }
 

@@ -28,6 +28,10 @@ where
     let (mut session, mut incoming) = spdy::Session::server(io, config);
     let wanted = match &request {
         StreamRequest::Exec { io, .. } | StreamRequest::Attach { io, .. } => *io,
+        StreamRequest::PortForward { netns, pod } => {
+            super::portforward::serve(incoming, netns.clone(), pod.clone()).await;
+            return;
+        }
     };
     let timeout = settings.stream_creation_timeout;
     let streams = match remotecommand::accept(&mut incoming, wanted, protocol, timeout).await {
@@ -45,6 +49,7 @@ where
         StreamRequest::Attach { socket, io } => {
             attach(&mut session, streams, &socket, io, protocol).await
         }
+        StreamRequest::PortForward { .. } => {}
     }
     session.go_away();
     let _ = tokio::time::timeout(Duration::from_secs(5), session.closed()).await;

@@ -1,4 +1,5 @@
-//! The HTTP side: `/exec/<token>` and `/attach/<token>` (any method; kubelet and critest POST),
+//! The HTTP side: `/exec/<token>`, `/attach/<token>` and `/portforward/<token>` (any method;
+//! kubelet and critest POST),
 //! upgraded to SPDY/3.1 with a negotiated `X-Stream-Protocol-Version`; an unknown or used token
 //! is 404, a request that is not a SPDY upgrade 400, no common protocol 403 with the versions
 //! served. Each connection runs on its own task; a misbehaving client ends its own connection.
@@ -62,7 +63,7 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
     let Some((verb, token)) = path.split_once('/') else {
         return plain(StatusCode::NOT_FOUND, "not found\n".into());
     };
-    if !matches!(verb, "exec" | "attach") {
+    if !matches!(verb, "exec" | "attach" | "portforward") {
         return plain(StatusCode::NOT_FOUND, format!("no such endpoint /{verb}\n"));
     }
     let upgrade = req
@@ -78,12 +79,17 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
         );
     }
     let client = header_values(&req, "x-stream-protocol-version");
-    let protocol = if client.is_empty() {
-        "channel.k8s.io"
+    let served: &[&str] = if verb == "portforward" {
+        &[super::portforward::PROTOCOL]
     } else {
-        match remotecommand::negotiate(&client, &remotecommand::PROTOCOLS) {
+        &remotecommand::PROTOCOLS
+    };
+    let protocol = if client.is_empty() {
+        served[served.len() - 1]
+    } else {
+        match remotecommand::negotiate(&client, served) {
             Some(p) => p,
-            None => return refuse(&client),
+            None => return refuse(&client, served),
         }
     };
     let Some(request) = streaming.redeem(token) else {
@@ -94,7 +100,9 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
     };
     let fits = matches!(
         (&request, verb),
-        (StreamRequest::Exec { .. }, "exec") | (StreamRequest::Attach { .. }, "attach")
+        (StreamRequest::Exec { .. }, "exec")
+            | (StreamRequest::Attach { .. }, "attach")
+            | (StreamRequest::PortForward { .. }, "portforward")
     );
     if !fits {
         return plain(
@@ -129,15 +137,14 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
 }
 
 /// 403 naming what the server speaks (as kubelet's handshake does).
-fn refuse(client: &[String]) -> Reply {
+fn refuse(client: &[String], served: &[&'static str]) -> Reply {
     let mut r = plain(
         StatusCode::FORBIDDEN,
         format!(
-            "unable to upgrade: unable to negotiate protocol: client supports {client:?}, server supports {:?}\n",
-            remotecommand::PROTOCOLS
+            "unable to upgrade: unable to negotiate protocol: client supports {client:?}, server supports {served:?}\n"
         ),
     );
-    for p in remotecommand::PROTOCOLS {
+    for p in served.iter().copied() {
         r.headers_mut().append(
             "X-Accepted-Stream-Protocol-Versions",
             header::HeaderValue::from_static(p),
