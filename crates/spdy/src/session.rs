@@ -248,6 +248,20 @@ impl Session {
     pub async fn closed(&mut self) {
         let _ = self.done.wait_for(|d| *d).await;
     }
+
+    /// A handle that only waits for the session's end (for another task).
+    pub fn watch(&self) -> SessionWatch {
+        SessionWatch(self.done.clone())
+    }
+}
+
+/// Waits for a session's end.
+pub struct SessionWatch(tokio::sync::watch::Receiver<bool>);
+
+impl SessionWatch {
+    pub async fn closed(&mut self) {
+        let _ = self.0.wait_for(|d| *d).await;
+    }
 }
 
 struct Pending {

@@ -5,6 +5,7 @@
 //! stderr, resize and the exit status between the client and an exec'd process ([`exec`]) or
 //! crust-shim's attach socket ([`attach`]).
 
+pub mod channels;
 pub mod exec;
 pub mod portforward;
 pub mod remotecommand;

@@ -126,20 +126,6 @@ pub fn failure(message: &str) -> String {
     .to_string()
 }
 
-/// What the error stream carries for `code` under `protocol` (before v4: a message, or
-/// nothing on success).
-pub fn error_stream_body(protocol: &str, code: i32) -> Option<String> {
-    if protocol == "v4.channel.k8s.io" {
-        Some(exit_status(code))
-    } else if code != 0 {
-        Some(format!(
-            "command terminated with non-zero exit code: exit status {code}"
-        ))
-    } else {
-        None
-    }
-}
-
 /// Splits a resize stream's bytes into sizes (objects may span reads); keeps the tail.
 pub fn sizes(pending: &mut Vec<u8>) -> Vec<Size> {
     let mut out = Vec::new();
@@ -177,7 +163,6 @@ mod tests {
         assert_eq!(bad["reason"], "NonZeroExitCode");
         assert_eq!(bad["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(bad["details"]["causes"][0]["message"], "137");
-        assert_eq!(error_stream_body("v3.channel.k8s.io", 0), None);
     }
 
     #[test]
