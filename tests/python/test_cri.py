@@ -355,3 +355,92 @@ def test_v036_metrics_and_pod_resources(daemon):
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "criu" in err.value.details()
     stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod))
     stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+
+
+def ws_session(url, protocol, send=(), timeout=20):
+    """Runs a remotecommand/port-forward WebSocket session with websocket-client: sends the
+    (channel, bytes) messages, then collects what arrives per channel until the server closes."""
+    import base64
+    import websocket
+
+    ws = websocket.create_connection(url.replace("http://", "ws://"), subprotocols=[protocol], timeout=timeout)
+    assert ws.subprotocol == protocol
+    b64 = "base64" in protocol
+    for channel, data in send:
+        if b64:
+            ws.send(str(channel) + base64.b64encode(data).decode())
+        else:
+            ws.send_binary(bytes([channel]) + data)
+    got = {}
+    while True:
+        try:
+            opcode, data = ws.recv_data()
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if b64:
+            channel, payload = int(chr(data[0])), base64.b64decode(data[1:])
+        else:
+            channel, payload = data[0], data[1:]
+        got.setdefault(channel, b"")
+        got[channel] += payload
+    ws.close()
+    return got
+
+
+def test_exec_attach_and_port_forward_over_websocket(daemon, registry):
+    """The WebSocket path (v5, v4 and base64 subprotocols) through Python websocket-client."""
+    import json
+    import socket
+    stub, d, cgroup = daemon
+    sock = os.path.join(d, "crust.sock")
+    channel = grpc.insecure_channel("unix://" + sock, options=[("grpc.default_authority", sock)])
+    images = rpc.ImageServiceStub(channel)
+    push_image(registry, "py/busybox", "ws")
+    ref = f"{registry}/py/busybox:ws"
+    images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref)))
+    pod = stub.RunPodSandbox(pb.RunPodSandboxRequest(config=host_pod("py-ws", cgroup))).pod_sandbox_id
+    bb = "/bin/busybox"
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="ws"), image=pb.ImageSpec(image=ref),
+                             command=[bb, "sleep", "1000"])
+    ctr = stub.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=pod, config=cfg)).container_id
+    stub.StartContainer(pb.StartContainerRequest(container_id=ctr))
+
+    def exec_url(cmd, stdin=False):
+        return stub.Exec(pb.ExecRequest(container_id=ctr, cmd=cmd, stdin=stdin, stdout=True, stderr=True)).url
+
+    got = ws_session(exec_url([bb, "sh", "-c", "echo out; echo err >&2; exit 3"]), "v5.channel.k8s.io")
+    assert got[1] == b"out\n" and got[2] == b"err\n", got
+    status = json.loads(got[3])
+    assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "3"
+    # stdin to EOF: v5 closes a channel with [255, channel].
+    got = ws_session(exec_url([bb, "cat"], stdin=True), "v5.channel.k8s.io",
+                     send=[(0, b"over websocket\n"), (255, b"\x00")])
+    assert got[1] == b"over websocket\n" and json.loads(got[3])["status"] == "Success", got
+    got = ws_session(exec_url([bb, "sh", "-c", "echo b64"]), "v4.base64.channel.k8s.io")
+    assert got[1] == b"b64\n" and json.loads(got[3])["status"] == "Success", got
+
+    # Port-forward: a server on a free host loopback port of this host-network pod.
+    port = free_port()
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen(1)
+
+    def answer():
+        conn, _ = server.accept()
+        data = conn.recv(100)
+        conn.sendall(b"pong:" + data)
+        conn.close()
+    import threading
+    t = threading.Thread(target=answer)
+    t.start()
+    url = stub.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod, port=[port])).url + f"?port={port}"
+    got = ws_session(url, "v4.channel.k8s.io", send=[(0, b"ping")])
+    t.join(5)
+    server.close()
+    assert got[0][:2] == port.to_bytes(2, "little"), got
+    assert got[0][2:] == b"pong:ping", got
+    stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+    channel.close()

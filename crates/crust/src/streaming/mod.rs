@@ -12,6 +12,7 @@ pub mod remotecommand;
 pub mod run;
 pub mod server;
 pub mod tokens;
+pub mod websocket;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 

@@ -42,7 +42,10 @@ fn connect_in(netns: Option<&Path>, port: u16) -> std::io::Result<TcpStream> {
 }
 
 /// [`connect_in`] on a new thread (the netns change dies with it), as a tokio stream.
-async fn connect(netns: Option<PathBuf>, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+pub(super) async fn connect(
+    netns: Option<PathBuf>,
+    port: u16,
+) -> std::io::Result<tokio::net::TcpStream> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("crust-portforward".into())

@@ -72,10 +72,13 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    if upgrade == "websocket" {
+        return websocket(streaming, req, verb, token);
+    }
     if upgrade != "spdy/3.1" {
         return plain(
             StatusCode::BAD_REQUEST,
-            "unable to upgrade: this endpoint needs Upgrade: SPDY/3.1\n".into(),
+            "unable to upgrade: this endpoint needs Upgrade: SPDY/3.1 or websocket\n".into(),
         );
     }
     let client = header_values(&req, "x-stream-protocol-version");
@@ -92,24 +95,12 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
             None => return refuse(&client, served),
         }
     };
-    let Some(request) = streaming.redeem(token) else {
+    let Some(request) = redeem_for(&streaming, verb, token) else {
         return plain(
             StatusCode::NOT_FOUND,
             "unknown, used or expired token\n".into(),
         );
     };
-    let fits = matches!(
-        (&request, verb),
-        (StreamRequest::Exec { .. }, "exec")
-            | (StreamRequest::Attach { .. }, "attach")
-            | (StreamRequest::PortForward { .. }, "portforward")
-    );
-    if !fits {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "the token is for another endpoint\n".into(),
-        );
-    }
     let settings = streaming.settings().clone();
     let chosen = protocol.to_string();
     let upgraded = hyper::upgrade::on(req);
@@ -132,6 +123,112 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
     );
     if let Ok(v) = header::HeaderValue::from_str(protocol) {
         h.insert("X-Stream-Protocol-Version", v);
+    }
+    r
+}
+
+/// The request's token, if it is for `verb`.
+fn redeem_for(streaming: &Streaming, verb: &str, token: &str) -> Option<StreamRequest> {
+    let request = streaming.redeem(token)?;
+    let fits = matches!(
+        (&request, verb),
+        (StreamRequest::Exec { .. }, "exec")
+            | (StreamRequest::Attach { .. }, "attach")
+            | (StreamRequest::PortForward { .. }, "portforward")
+    );
+    fits.then_some(request)
+}
+
+/// The ports of a WebSocket port-forward (`?port=80&port=8080`).
+fn query_ports(req: &Request<Incoming>) -> Result<Vec<u16>, String> {
+    let ports: Result<Vec<u16>, String> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("port="))
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or(format!("invalid port {p:?}"))
+        })
+        .collect();
+    match ports {
+        Ok(p) if p.is_empty() => Err("no port in the query (?port=N)".into()),
+        Ok(p) if p.len() > 64 => Err("more than 64 ports".into()),
+        other => other,
+    }
+}
+
+/// The WebSocket upgrade: subprotocol negotiation, Sec-WebSocket-Accept, then the session.
+fn websocket(streaming: Arc<Streaming>, req: Request<Incoming>, verb: &str, token: &str) -> Reply {
+    let Some(key) = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes().to_vec())
+    else {
+        return plain(StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key\n".into());
+    };
+    let served: &[&'static str] = if verb == "portforward" {
+        &super::websocket::PORTFORWARD
+    } else {
+        &super::websocket::REMOTECOMMAND
+    };
+    let client = header_values(&req, "sec-websocket-protocol");
+    let protocol = if client.is_empty() {
+        "channel.k8s.io"
+    } else {
+        match remotecommand::negotiate(&client, served) {
+            Some(p) => p,
+            None => return refuse(&client, served),
+        }
+    };
+    let ports = if verb == "portforward" {
+        match query_ports(&req) {
+            Ok(p) => p,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        }
+    } else {
+        Vec::new()
+    };
+    let Some(request) = redeem_for(&streaming, verb, token) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "unknown, used or expired token\n".into(),
+        );
+    };
+    let settings = streaming.settings().clone();
+    let chosen = protocol.to_string();
+    let upgraded = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match upgraded.await {
+            Ok(io) => {
+                super::websocket::session(TokioIo::new(io), request, chosen, settings, ports).await
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&accept) {
+        h.insert("Sec-WebSocket-Accept", v);
+    }
+    if !client.is_empty() {
+        h.insert(
+            "Sec-WebSocket-Protocol",
+            header::HeaderValue::from_static(protocol),
+        );
     }
     r
 }
