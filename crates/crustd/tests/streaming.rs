@@ -473,3 +473,85 @@ async fn port_forward_into_pod_and_host_network_pods_over_spdy() {
     }
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn the_cli_execs_and_forwards_through_the_cri_urls() {
+    use std::io::{BufRead, Read, Write};
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-cli")).await;
+    let id = create(&mut c, &pod, ctr("t", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    let out = d
+        .crust_cli()
+        .args([
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "echo via-url; echo oops >&2; exit 4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "the command's exit code is crust's"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-url\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let mut cat = d
+        .crust_cli()
+        .args(["exec", "-i", &id, "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cat.stdin.take().unwrap().write_all(b"typed in\n").unwrap();
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "typed in\n")
+    );
+    // port-forward: a free local port to an httpd on the host-network pod's loopback.
+    let remote = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    httpd(&mut c, &pod, &env.image, "web", remote, "forwarded-by-cli").await;
+    let mut pf = d
+        .crust_cli()
+        .args(["port-forward", &pod, &format!("0:{remote}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(pf.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let local: u16 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    for _ in 0..2 {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+        conn.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        assert!(reply.contains("forwarded-by-cli"), "{reply}");
+    }
+    pf.kill().unwrap();
+    pf.wait().unwrap();
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

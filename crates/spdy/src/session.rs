@@ -858,3 +858,46 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use tokio::io::duplex;
+
+    /// xorshift: repeatable pseudo-random bytes.
+    fn bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                (*seed >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Random bytes, and valid frame headers with random bodies, never panic the decoder or the
+    /// header decompressor and never hang a session: each ends (GOAWAY or EOF) on its own.
+    #[tokio::test]
+    async fn garbage_never_panics_or_hangs() {
+        let mut seed = 0x5eed_u64;
+        for round in 0..2000 {
+            let mut input = bytes(&mut seed, (round % 97) + 1);
+            if round % 2 == 0 && input.len() >= 8 {
+                let kind = [1u8, 2, 3, 4, 6, 7, 8, 9][round % 8];
+                let len = input.len() - 8;
+                input[..8].copy_from_slice(&[0x80, 3, 0, kind, 0, 0, (len >> 8) as u8, len as u8]);
+            }
+            let mut buf = BytesMut::from(&input[..]);
+            while let Ok(Some(_)) = frame::decode(&mut buf, 1 << 16) {}
+            let _ = Decompressor::new(1 << 12).decompress(&input);
+            let (mut a, b) = duplex(1 << 16);
+            let (mut session, _streams) = Session::server(b, Config::default());
+            a.write_all(&input).await.unwrap();
+            drop(a);
+            tokio::time::timeout(Duration::from_secs(5), session.closed())
+                .await
+                .expect("the session ends");
+        }
+    }
+}

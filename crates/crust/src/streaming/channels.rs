@@ -166,16 +166,22 @@ pub async fn attach(
         }
     };
     let (mut from_shim, mut to_shim) = conn.into_split();
-    let stdin = ch.stdin.take().map(|mut rx| {
-        tokio::spawn(async move {
-            while let Some(data) = rx.recv().await {
-                if to_shim.write_all(&data).await.is_err() {
-                    break;
+    // Without stdin the write half is kept open until the end: dropping it shuts it down, which
+    // the shim takes for the session's end.
+    let (stdin, _keep) = match ch.stdin.take() {
+        Some(mut rx) => {
+            let task = tokio::spawn(async move {
+                while let Some(data) = rx.recv().await {
+                    if to_shim.write_all(&data).await.is_err() {
+                        break;
+                    }
                 }
-            }
-            let _ = to_shim.shutdown().await; // the shim sees the session's end (stdin_once)
-        })
-    });
+                let _ = to_shim.shutdown().await; // the shim sees the session end (stdin_once)
+            });
+            (Some(task), None)
+        }
+        None => (None, Some(to_shim)),
+    };
     let stderr = if io.tty { None } else { ch.stderr.clone() };
     let stdout = ch.stdout.clone();
     let copy = async {

@@ -7,6 +7,7 @@ mod density;
 mod floor;
 mod images;
 mod pullbench;
+mod stream;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -131,20 +132,42 @@ enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Run a command in a running container and wait for it.
+    /// Run a command in a running container through the CRI streaming URL (exit code kept).
     Exec {
         id: String,
-        /// Seconds before the command is killed (0: none).
+        /// Keep stdin open and send this terminal's input.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Allocate a terminal (raw mode here, resized on SIGWINCH).
+        #[arg(short, long)]
+        tty: bool,
+        /// Run with ExecSync instead (output after the end), killed after --timeout seconds.
+        #[arg(short, long)]
+        sync: bool,
+        /// Seconds before a --sync command is killed (0: none).
         #[arg(long, default_value_t = 0)]
         timeout: i64,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-    /// Attach to a running container's output (and, with --stdin, its input).
+    /// Attach to a running container through the CRI streaming URL.
     Attach {
         id: String,
+        /// Send this terminal's input (the container must have stdin).
+        #[arg(short = 'i', long, alias = "stdin")]
+        interactive: bool,
+        /// The container has a terminal.
+        #[arg(short, long)]
+        tty: bool,
+        /// Use the shim's attach socket on this node instead of the CRI URL.
         #[arg(long)]
-        stdin: bool,
+        local: bool,
+    },
+    /// Forward local ports to a pod: LOCAL:REMOTE (or PORT for both).
+    PortForward {
+        pod: String,
+        #[arg(required = true)]
+        ports: Vec<String>,
     },
     /// Container resource usage.
     Stats {
@@ -337,9 +360,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Stop { ids, timeout } => containers::stop(c, ids, timeout).await,
         Cmd::Rm { ids } => containers::rm(c, ids).await,
         Cmd::Logs { id, follow } => containers::logs(c, id, follow).await,
-        Cmd::Exec { id, timeout, cmd } => containers::exec(c, id, cmd, timeout).await,
+        Cmd::Exec {
+            id,
+            timeout,
+            cmd,
+            sync,
+            interactive,
+            tty,
+        } => {
+            if sync || timeout > 0 {
+                containers::exec(c, id, cmd, timeout).await
+            } else {
+                stream::exec(c, id, cmd, interactive, tty).await
+            }
+        }
+        Cmd::PortForward { pod, ports } => stream::port_forward(c, pod, ports).await,
         Cmd::Stats { pod } => containers::stats(c, pod, json).await,
-        Cmd::Attach { id, stdin } => containers::attach(c, id, stdin).await,
+        Cmd::Attach {
+            id,
+            interactive,
+            tty,
+            local,
+        } => {
+            if local {
+                containers::attach(c, id, interactive).await
+            } else {
+                stream::attach(c, id, interactive, tty).await
+            }
+        }
         Cmd::Inspecti { image } => images::inspect(images, image).await,
         Cmd::Rmi { images: refs } => images::remove(images, refs).await,
         Cmd::Pull { image, creds } => images::pull(images, image, creds).await,
