@@ -279,3 +279,52 @@ async fn a_failed_density_run_removes_the_pods_it_started() {
     d.net.clear_failpoints();
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn streaming_bench_reports_exec_and_port_forward_beside_their_floors() {
+    use common::registry::{busybox_layer, Compression, Registry, TestImage, TestLayer};
+    let registry = Registry::start().await;
+    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
+    registry.push_image("bench/busybox", "1", &image).await;
+    let d = Daemon::start().await;
+    let json = d.dir.path().join("bench-streaming.json");
+    let out = tokio::process::Command::from(d.crust_cli())
+        .args(["bench", "--pods", "5", "--streaming"])
+        .arg(format!("{}/bench/busybox:1", registry.addr))
+        .arg("--cgroup-parent")
+        .arg(&d.cgroup_parent)
+        .arg("--crust-state")
+        .arg(&d.state)
+        .args(["--runc", "/usr/sbin/runc", "--json"])
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["execs"], 5, "{r}");
+    for key in [
+        "exec_p50_ms",
+        "exec_sync_p50_ms",
+        "runc_exec_p50_ms",
+        "forward_mib_s",
+        "direct_mib_s",
+    ] {
+        assert!(r[key].as_f64().unwrap() > 0.0, "{key}: {r}");
+    }
+    assert!(
+        r["bytes"].as_u64().unwrap() >= 1 << 30,
+        "1 GiB forwarded: {r}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Exec / runc exec") && text.contains("forwarded / direct"),
+        "{text}"
+    );
+    d.assert_no_leaks().await;
+}

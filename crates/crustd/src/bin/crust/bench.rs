@@ -82,6 +82,11 @@ pub struct BenchArgs {
     /// Give every pod one container from this image (pulled first if missing).
     #[arg(long)]
     pub container_image: Option<String>,
+    /// Streaming bench with this image (busybox: sleep, head, nc): Exec p50 beside ExecSync and
+    /// runc exec, 1 GiB port-forwarded beside a direct connection, RSS per idle session; the
+    /// number of execs is --pods.
+    #[arg(long)]
+    pub streaming: Option<String>,
     /// The container's command.
     #[arg(long, num_args = 1.., default_values_t = ["sleep".to_string(), "3600".to_string()])]
     pub container_cmd: Vec<String>,

@@ -8,6 +8,7 @@ mod floor;
 mod images;
 mod pullbench;
 mod stream;
+mod streambench;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -333,6 +334,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let image = args.pull.clone().unwrap_or_default();
             let report = pullbench::run(images, image, args.runs).await?;
             emit(&report, json, args.json.as_deref(), pullbench::print)
+        }
+        Cmd::Bench(args) if args.streaming.is_some() => {
+            let image = args.streaming.clone().unwrap_or_default();
+            images::ensure(images, &image).await?;
+            let report = streambench::run(c, &cli.socket, &args, &image).await?;
+            emit(&report, json, args.json.as_deref(), streambench::print)
         }
         Cmd::Bench(mut args) if args.density.is_some() => {
             args.pods = args.density.unwrap_or(args.pods);
