@@ -299,11 +299,12 @@ impl Config {
                 why: "not an IP:port",
             });
         }
-        if s.tls_cert_file.is_empty() != s.tls_key_file.is_empty() {
+        // Refused rather than ignored: a node must not believe its streams are encrypted.
+        if !s.tls_cert_file.is_empty() || !s.tls_key_file.is_empty() {
             return Err(ConfigError::Streaming {
                 key: "tls_cert_file",
                 value: s.tls_cert_file.clone(),
-                why: "TLS needs both tls_cert_file and tls_key_file",
+                why: "TLS for the streaming server is not implemented yet; leave tls_cert_file and tls_key_file empty",
             });
         }
         Ok(())
@@ -377,6 +378,24 @@ insecure = true
     fn default_runtime_must_exist() {
         let err = Config::from_toml("default_runtime = \"kata\"\n", Path::new("c")).unwrap_err();
         assert!(matches!(err, ConfigError::UnknownDefaultRuntime(_)));
+    }
+
+    #[test]
+    fn streaming_keys_are_checked() {
+        let c = Config::from_toml("", Path::new("c")).unwrap();
+        assert_eq!(c.streaming.address, "127.0.0.1:0");
+        assert_eq!(c.streaming.idle_timeout, "4h");
+        for (text, key) in [
+            ("[streaming]\nidle_timeout = \"soon\"\n", "idle_timeout"),
+            ("[streaming]\naddress = \"localhost\"\n", "address"),
+            (
+                "[streaming]\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n",
+                "tls_cert_file",
+            ),
+        ] {
+            let e = Config::from_toml(text, Path::new("c")).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

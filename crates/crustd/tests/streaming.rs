@@ -35,11 +35,16 @@ fn npm_ci() {
     });
 }
 
-/// Runs the SPDY client against `url`; its JSON report.
+/// Runs the SPDY remotecommand client against `url`; its JSON report.
 fn spdy(url: &str, args: &[&str]) -> serde_json::Value {
+    node("spdy_remotecommand.js", url, args)
+}
+
+/// Runs one of the npm clients; the JSON line it ends with.
+fn node(script: &str, url: &str, args: &[&str]) -> serde_json::Value {
     npm_ci();
     let out = Command::new("node")
-        .arg(client_dir().join("spdy_remotecommand.js"))
+        .arg(client_dir().join(script))
         .arg(url)
         .args(args)
         .output()
@@ -132,10 +137,16 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     assert_eq!(status(&r)["details"]["causes"][0]["message"], "137", "{r}");
 
     // A terminal, sized by the client's resize message.
-    // (The client sends its size when it opens the resize stream; the command waits for it.)
-    let wait_for_size = "for i in 1 2 3 4 5 6 7 8 9 10; do s=$(/bin/busybox stty size); \
-                         [ \"$s\" != \"0 0\" ] && break; sleep 0.2; done; echo $s";
-    let url = exec_url(&mut c, &id, &["sh", "-c", wait_for_size], false, true).await;
+    // The client sends its size when it opens the resize stream, which may land after the
+    // command started (as with any runtime): the command waits for a size. busybox's stty fails
+    // with no message while the height is 0, so only a real size ends the wait.
+    let tries: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+    let wait_for_size = format!(
+        "for i in {}; do s=$(/bin/busybox stty size 2>/dev/null); \
+         case \"$s\" in ''|'0 '*) sleep 0.1;; *) break;; esac; done; echo $s",
+        tries.join(" ")
+    );
+    let url = exec_url(&mut c, &id, &["sh", "-c", &wait_for_size], false, true).await;
     let r = spdy(&url, &["--stdout", "--tty", "--resize", "100x30"]);
     assert_eq!(r["stdout"].as_str().map(str::trim), Some("30 100"), "{r}");
 
@@ -338,16 +349,7 @@ async fn attach_to_running_containers_over_spdy() {
 }
 
 fn spdy_portforward(url: &str, args: &[&str]) -> serde_json::Value {
-    npm_ci();
-    let out = Command::new("node")
-        .arg(client_dir().join("spdy_portforward.js"))
-        .arg(url)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
+    node("spdy_portforward.js", url, args)
 }
 
 async fn forward_url(c: &mut Client, pod: &str) -> String {

@@ -74,6 +74,24 @@ pub async fn report(error: &dyn Sink, protocol: &str, outcome: Result<i32, Strin
     error.finish().await;
 }
 
+/// Runs an Exec or Attach request on the session's channels (port-forward has none).
+pub async fn serve(
+    ch: Channels,
+    request: super::StreamRequest,
+    protocol: &str,
+    gone: impl Future<Output = ()>,
+) {
+    match request {
+        super::StreamRequest::Exec { target, cmd, io } => {
+            exec(ch, &target, &cmd, io, protocol, gone).await
+        }
+        super::StreamRequest::Attach { socket, io } => {
+            attach(ch, &socket, io, protocol, gone).await
+        }
+        super::StreamRequest::PortForward { .. } => {}
+    }
+}
+
 /// Runs `cmd` in the target with the session's channels until it exits (status on the error
 /// channel) or `gone` resolves (the process is then SIGKILLed).
 pub async fn exec(

@@ -89,15 +89,7 @@ where
     let gone = async {
         let _ = closed_rx.await;
     };
-    match request {
-        StreamRequest::Exec { target, cmd, io } => {
-            channels::exec(ch, &target, &cmd, io, protocol, gone).await
-        }
-        StreamRequest::Attach { socket, io } => {
-            channels::attach(ch, &socket, io, protocol, gone).await
-        }
-        StreamRequest::PortForward { .. } => {}
-    }
+    channels::serve(ch, request, protocol, gone).await;
     session.go_away();
     let _ = tokio::time::timeout(Duration::from_secs(5), session.closed()).await;
 }

@@ -213,15 +213,7 @@ async fn remotecommand(
     let gone = async {
         let _ = gone_rx.await;
     };
-    match request {
-        StreamRequest::Exec { target, cmd, io } => {
-            channels::exec(ch, &target, &cmd, io, protocol, gone).await
-        }
-        StreamRequest::Attach { socket, io } => {
-            channels::attach(ch, &socket, io, protocol, gone).await
-        }
-        StreamRequest::PortForward { .. } => {}
-    }
+    channels::serve(ch, request, protocol, gone).await;
     router.abort();
 }
 
