@@ -19,6 +19,9 @@ use std::{
 
 /// Name of the socket inside the bundle.
 pub const SOCKET: &str = "attach.sock";
+/// The tty container's resize socket: clients send `{"Width":W,"Height":H}` objects, the shim
+/// sets the terminal's size.
+pub const RESIZE_SOCKET: &str = "resize.sock";
 
 /// The listener, its clients and the container's stdin.
 pub struct Attach {
@@ -26,6 +29,55 @@ pub struct Attach {
     clients: Vec<UnixStream>,
     stdin: Option<File>,
     stdin_once: bool,
+    resize: Option<Resize>,
+}
+
+/// The resize socket of a tty container: its listener, clients (with unparsed bytes) and the
+/// terminal.
+struct Resize {
+    listener: UnixListener,
+    clients: Vec<(UnixStream, Vec<u8>)>,
+    pty: File,
+}
+
+/// The number after `"key":` in `text`.
+fn number_after(text: &str, key: &str) -> Option<u16> {
+    let at = text.find(key)? + key.len();
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Takes the complete `{...}` objects out of `pending` as (width, height).
+pub fn sizes(pending: &mut Vec<u8>) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    while let Some(end) = pending.iter().position(|b| *b == b'}') {
+        let object: Vec<u8> = pending.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&object);
+        if let (Some(w), Some(h)) = (
+            number_after(&text, "\"Width\""),
+            number_after(&text, "\"Height\""),
+        ) {
+            out.push((w, h));
+        }
+    }
+    if pending.len() > 4096 {
+        pending.clear(); // not a size: drop it rather than grow
+    }
+    out
+}
+
+fn set_size(pty: &File, (width, height): (u16, u16)) {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer on our open terminal.
+    unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
 }
 
 /// `/proc/self/fd/<fd of dir>/<name>`: a short path to a file in `dir`, valid while `dir_fd` is open.
@@ -57,34 +109,86 @@ pub fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
 }
 
 impl Attach {
-    /// Binds `<bundle>/attach.sock` (replacing a stale one).
+    /// Binds `<bundle>/attach.sock` (replacing a stale one), and `<bundle>/resize.sock` for a
+    /// tty container (`pty`).
     pub fn bind(
         bundle: &Path,
         stdin: Option<OwnedFd>,
         stdin_once: bool,
+        pty: Option<OwnedFd>,
     ) -> std::io::Result<Attach> {
         let dir = File::open(bundle)?;
         let _ = std::fs::remove_file(bundle.join(SOCKET));
         let listener = UnixListener::bind(short_path(&dir, SOCKET))?;
         listener.set_nonblocking(true)?;
+        let resize = match pty {
+            Some(pty) => {
+                let _ = std::fs::remove_file(bundle.join(RESIZE_SOCKET));
+                let listener = UnixListener::bind(short_path(&dir, RESIZE_SOCKET))?;
+                listener.set_nonblocking(true)?;
+                Some(Resize {
+                    listener,
+                    clients: Vec::new(),
+                    pty: File::from(pty),
+                })
+            }
+            None => None,
+        };
         Ok(Attach {
             listener,
             clients: Vec::new(),
             stdin: stdin.map(File::from),
             stdin_once,
+            resize,
         })
     }
 
     /// The descriptors to poll for input.
     pub fn fds(&self) -> Vec<RawFd> {
+        let resize = self.resize.iter().flat_map(|r| {
+            std::iter::once(r.listener.as_raw_fd())
+                .chain(r.clients.iter().map(|(c, _)| c.as_raw_fd()))
+        });
         std::iter::once(self.listener.as_raw_fd())
             .chain(self.clients.iter().map(|c| c.as_raw_fd()))
+            .chain(resize)
             .collect()
+    }
+
+    /// Accepts resize clients and applies the sizes they sent.
+    fn serve_resize(&mut self, ready: &[RawFd]) {
+        let Some(r) = self.resize.as_mut() else {
+            return;
+        };
+        if ready.contains(&r.listener.as_raw_fd()) {
+            while let Ok((client, _)) = r.listener.accept() {
+                let _ = client.set_nonblocking(false);
+                r.clients.push((client, Vec::new()));
+            }
+        }
+        let mut buf = [0u8; 1024];
+        let pty = &r.pty;
+        r.clients.retain_mut(|(c, pending)| {
+            if !ready.contains(&c.as_raw_fd()) {
+                return true;
+            }
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => false,
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    for size in sizes(pending) {
+                        set_size(pty, size);
+                    }
+                    true
+                }
+            }
+        });
     }
 
     /// Accepts new clients and forwards what clients sent to stdin; `ready` holds the polled
     /// descriptors that have input.
     pub fn serve(&mut self, ready: &[RawFd]) {
+        self.serve_resize(ready);
         if ready.contains(&self.listener.as_raw_fd()) {
             while let Ok((client, _)) = self.listener.accept() {
                 let _ = client.set_nonblocking(false);
@@ -162,7 +266,7 @@ mod tests {
                 (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
             }
         };
-        let mut attach = Attach::bind(&dir, Some(w), false).unwrap();
+        let mut attach = Attach::bind(&dir, Some(w), false, None).unwrap();
         let d = File::open(&dir).unwrap();
         let mut client = UnixStream::connect(short_path(&d, SOCKET)).unwrap();
         attach.serve(&attach.fds());
@@ -177,6 +281,13 @@ mod tests {
         File::from(r).read_exact(&mut got).unwrap();
         assert_eq!(&got, b"input");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn resize_messages() {
+        let mut p = br#"{"Width":80,"Height":24}{"Height": 30, "Width": 100}{"Wid"#.to_vec();
+        assert_eq!(sizes(&mut p), [(80, 24), (100, 30)]);
+        assert_eq!(p, br#"{"Wid"#);
     }
 
     /// The race CI hit: a stdin_once client writes and closes; the container echoes the input
@@ -194,7 +305,7 @@ mod tests {
             use std::os::fd::FromRawFd;
             (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
         };
-        let mut attach = Attach::bind(&dir, Some(w), true).unwrap();
+        let mut attach = Attach::bind(&dir, Some(w), true, None).unwrap();
         let d = File::open(&dir).unwrap();
         let mut client = UnixStream::connect(short_path(&d, SOCKET)).unwrap();
         attach.serve(&attach.fds()); // accepted

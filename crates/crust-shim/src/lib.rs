@@ -169,10 +169,10 @@ pub fn run() -> ! {
 fn daemon(args: Args, status: OwnedFd) -> ! {
     let mut status = File::from(status);
     match setup(&args) {
-        Ok((pid, streams, log, stdin)) => {
+        Ok((pid, streams, log, stdin, pty)) => {
             // Bound before "ok": once crustd answers CreateContainer, attach works. Without the
             // socket the container still runs and logs.
-            let attach = attach::Attach::bind(&args.bundle, stdin, args.stdin_once).ok();
+            let attach = attach::Attach::bind(&args.bundle, stdin, args.stdin_once, pty).ok();
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
             let _ = writeln!(status, "ok {pid} {me}");
@@ -180,6 +180,7 @@ fn daemon(args: Args, status: OwnedFd) -> ! {
             quiet_stdio();
             let code = monitor(&args, pid, streams, log, attach);
             let _ = std::fs::remove_file(args.bundle.join(attach::SOCKET));
+            let _ = std::fs::remove_file(args.bundle.join(attach::RESIZE_SOCKET));
             write_exit(&args, code);
             exit(0)
         }
@@ -190,8 +191,15 @@ fn daemon(args: Args, status: OwnedFd) -> ! {
     }
 }
 
-/// What setup hands to the monitor: init pid, output read ends, the log, the stdin write end.
-type Setup = (i32, [OwnedFd; 2], log::CriLog, Option<OwnedFd>);
+/// What setup hands to the monitor: init pid, output read ends, the log, the stdin write end,
+/// and the terminal (for resizes) of a tty container.
+type Setup = (
+    i32,
+    [OwnedFd; 2],
+    log::CriLog,
+    Option<OwnedFd>,
+    Option<OwnedFd>,
+);
 
 /// Session, subreaper, signals, pipes, `runc create`.
 fn setup(args: &Args) -> Result<Setup, String> {
@@ -269,6 +277,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
         .parse::<i32>()
         .map_err(|e| format!("pid file: {e}"))?;
     let mut stdin_w = stdin_w;
+    let mut pty = None;
     let out_r = match console {
         Some(listener) => {
             let (conn, _) = listener
@@ -281,11 +290,12 @@ fn setup(args: &Args) -> Result<Setup, String> {
             if args.stdin {
                 stdin_w = master.try_clone().ok();
             }
+            pty = master.try_clone().ok();
             master
         }
         None => out_r,
     };
-    Ok((pid, [out_r, err_r], log, stdin_w))
+    Ok((pid, [out_r, err_r], log, stdin_w, pty))
 }
 
 /// `/tmp/crust-pty-XXXXXX`, mode 0700.

@@ -329,6 +329,38 @@ async fn attach_to_running_containers_over_spdy() {
         ],
     );
     assert!(r["stdout"].as_str().unwrap_or("").contains("tty:hi"), "{r}");
+    // The client's terminal size reaches a tty container through its shim.
+    let mut sized = ctr(
+        "sized",
+        &env.image,
+        "while true; do /bin/busybox stty size 2>/dev/null; sleep 0.1; done",
+    );
+    sized.tty = true;
+    let sized_id = create(&mut c, &pod, sized).await.unwrap();
+    start(&mut c, &sized_id).await;
+    let url = c
+        .attach(AttachRequest {
+            container_id: sized_id,
+            tty: true,
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let r = spdy(
+        &url,
+        &[
+            "--stdout",
+            "--tty",
+            "--resize",
+            "101x33",
+            "--timeout-ms",
+            "2000",
+        ],
+    );
+    assert!(r["stdout"].as_str().unwrap_or("").contains("33 101"), "{r}");
     // Attach needs a running container with stdin when stdin is asked for.
     let plain = create(&mut c, &pod, ctr("no-stdin", &env.image, "exec sleep 100"))
         .await

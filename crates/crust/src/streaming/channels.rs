@@ -163,6 +163,23 @@ pub async fn exec(
     report(ch.error.as_ref(), protocol, outcome).await;
 }
 
+/// Passes a tty container's resize messages to its shim's resize socket.
+async fn forward_resizes(mut rx: mpsc::UnboundedReceiver<Bytes>, socket: std::path::PathBuf) {
+    let connected = crust_shim::attach::connect(&socket).and_then(|s| {
+        s.set_nonblocking(true)?;
+        tokio::net::UnixStream::from_std(s)
+    });
+    let Ok(mut conn) = connected else {
+        tracing::debug!(socket = %socket.display(), "no resize socket; sizes are dropped");
+        return;
+    };
+    while let Some(data) = rx.recv().await {
+        if conn.write_all(&data).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Bridges the session to crust-shim's attach socket until the container's output ends (it
 /// exited) or `gone` resolves (the client left; the shim sees the session end).
 pub async fn attach(
@@ -200,6 +217,13 @@ pub async fn attach(
         }
         None => (None, Some(to_shim)),
     };
+    let resize = match (ch.resize.take(), socket.parent()) {
+        (Some(rx), Some(dir)) if io.tty => Some(tokio::spawn(forward_resizes(
+            rx,
+            dir.join(crust_shim::attach::RESIZE_SOCKET),
+        ))),
+        _ => None,
+    };
     let stderr = if io.tty { None } else { ch.stderr.clone() };
     let stdout = ch.stdout.clone();
     let copy = async {
@@ -222,7 +246,7 @@ pub async fn attach(
         _ = copy => true,
         _ = gone => false,
     };
-    if let Some(t) = stdin {
+    for t in [stdin, resize].into_iter().flatten() {
         t.abort();
     }
     if ended {
