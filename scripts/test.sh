@@ -28,6 +28,10 @@ echo ">> cargo test (unit, end-to-end, failpoints)"
 cargo test --locked --workspace --features crustd/failpoints
 check_tree
 
+echo ">> fuzz (briefly; scripts/fuzz.sh SECONDS for longer)"
+bash scripts/fuzz.sh 20
+check_tree
+
 echo ">> independent client: Python grpcio"
 venv=target/pyvenv
 if [ ! -x "$venv/bin/pytest" ]; then
