@@ -255,6 +255,9 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 
 /// How long open connections (kubelet's, an events stream) may take to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a shutdown waits for RunPodSandbox, Stop/Remove and the other state-changing calls
+/// still running (a CNI plugin or a pull may be slow; kill -9 remains the way to cut them).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
 /// Serves `service` on `listener` until `shutdown` resolves, then gives open connections
 /// [`SHUTDOWN_GRACE`] to finish before closing them.
@@ -281,6 +284,21 @@ pub async fn serve(
         () = shutdown => {}
     }
     let _ = stop_tx.send(());
+    let running = crate::server::instrument::in_flight();
+    if running > 0 {
+        tracing::info!(
+            running,
+            "shutting down: waiting for the calls that change state"
+        );
+        // The server keeps being polled meanwhile, so their answers still go out.
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            finished = crate::server::instrument::drain(DRAIN_GRACE) => if !finished {
+                tracing::warn!(grace = ?DRAIN_GRACE, left = crate::server::instrument::in_flight(),
+                    "calls still running after the grace period are cut; recovery settles them");
+            },
+        }
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(result) => Ok(result?),
         Err(_) => {

@@ -425,3 +425,47 @@ async fn temp_files_a_kill_left_are_swept_at_start() {
     assert!(!late.exists(), "the pod's temp CNI entry went with the pod");
     d.assert_no_leaks().await;
 }
+
+/// A graceful shutdown (SIGTERM) lets a RunPodSandbox that is still running finish instead of
+/// cutting it like a crash: the caller gets its pod, which is READY after the restart.
+#[tokio::test]
+async fn sigterm_waits_for_a_running_run_pod_sandbox() {
+    let mut d = Daemon::start().await;
+    let c = d.client().await;
+    // Longer than the 2 s crustd gives open connections: only the drain lets it finish.
+    d.net.fail("bridge", "ADD.sleep", "4");
+    let mut client = c.clone();
+    let config = d.net_pod("drain", true);
+    let run = tokio::spawn(async move {
+        client
+            .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // SAFETY: a signal to the test's own crustd.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGTERM) };
+    let id = run
+        .await
+        .unwrap()
+        .expect("the call finished")
+        .into_inner()
+        .pod_sandbox_id;
+    d.stop_graceful();
+    d.net.clear_failpoints();
+    d.restart().await;
+    let mut c = d.client().await;
+    let pods = common::list(&mut c).await;
+    assert_eq!(pods.len(), 1);
+    assert_eq!(
+        (pods[0].id.as_str(), pods[0].state),
+        (
+            id.as_str(),
+            cri_api::v1::PodSandboxState::SandboxReady as i32
+        )
+    );
+    stop_remove(&mut c, &id).await;
+    d.assert_no_leaks().await;
+}
