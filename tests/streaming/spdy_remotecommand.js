@@ -7,7 +7,7 @@
 //                                [--stderr] [--tty] [--resize WxH] [--hold-ms N] [--die-after-ms N]
 // Prints one JSON line: {httpStatus, protocol, stdoutBytes, stdoutSha256, stdout, stderr, error}.
 
-const http = require('http');
+const http = require(process.argv[2].startsWith('https:') ? 'https' : 'http');
 const crypto = require('crypto');
 const transport = require('spdy-transport');
 

@@ -299,12 +299,11 @@ impl Config {
                 why: "not an IP:port",
             });
         }
-        // Refused rather than ignored: a node must not believe its streams are encrypted.
-        if !s.tls_cert_file.is_empty() || !s.tls_key_file.is_empty() {
+        if s.tls_cert_file.is_empty() != s.tls_key_file.is_empty() {
             return Err(ConfigError::Streaming {
                 key: "tls_cert_file",
                 value: s.tls_cert_file.clone(),
-                why: "TLS for the streaming server is not implemented yet; leave tls_cert_file and tls_key_file empty",
+                why: "TLS needs both tls_cert_file and tls_key_file",
             });
         }
         Ok(())
@@ -388,10 +387,7 @@ insecure = true
         for (text, key) in [
             ("[streaming]\nidle_timeout = \"soon\"\n", "idle_timeout"),
             ("[streaming]\naddress = \"localhost\"\n", "address"),
-            (
-                "[streaming]\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n",
-                "tls_cert_file",
-            ),
+            ("[streaming]\ntls_cert_file = \"/c.pem\"\n", "tls_cert_file"),
         ] {
             let e = Config::from_toml(text, Path::new("c")).unwrap_err();
             assert!(e.to_string().contains(key), "{e}");

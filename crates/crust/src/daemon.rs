@@ -137,7 +137,11 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         idle_timeout: duration(&config.streaming.idle_timeout),
         stream_creation_timeout: duration(&config.streaming.stream_creation_timeout),
     };
-    let streaming = crate::streaming::start(&config.streaming.address, settings).await?;
+    let tls = (!config.streaming.tls_cert_file.is_empty()).then(|| crate::streaming::TlsFiles {
+        cert: PathBuf::from(&config.streaming.tls_cert_file),
+        key: PathBuf::from(&config.streaming.tls_key_file),
+    });
+    let streaming = crate::streaming::start(&config.streaming.address, settings, tls).await?;
     Ok(Arc::new(CriService::new(
         manager, events, config, puller, containers, streaming,
     )))

@@ -42,8 +42,22 @@ fn spdy(url: &str, args: &[&str]) -> serde_json::Value {
 
 /// Runs one of the npm clients; the JSON line it ends with.
 fn node(script: &str, url: &str, args: &[&str]) -> serde_json::Value {
+    node_with_ca(script, url, args, None)
+}
+
+/// [`node`] trusting `ca` (PEM) for https URLs.
+fn node_with_ca(
+    script: &str,
+    url: &str,
+    args: &[&str],
+    ca: Option<&std::path::Path>,
+) -> serde_json::Value {
     npm_ci();
-    let out = Command::new("node")
+    let mut cmd = Command::new("node");
+    if let Some(ca) = ca {
+        cmd.env("NODE_EXTRA_CA_CERTS", ca);
+    }
+    let out = cmd
         .arg(client_dir().join(script))
         .arg(url)
         .args(args)
@@ -586,6 +600,46 @@ async fn the_cli_execs_and_forwards_through_the_cri_urls() {
     }
     pf.kill().unwrap();
     pf.wait().unwrap();
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn the_streaming_server_speaks_tls_when_configured() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = common::registry::self_signed(certs.path());
+    let extra = format!(
+        "[streaming]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        certs.path().join("cert.pem").display(),
+        certs.path().join("key.pem").display()
+    );
+    let d = Daemon::start_with(&extra, &[]).await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-tls")).await;
+    let id = create(&mut c, &pod, ctr("t", &env.image, "exec sleep 100"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    let url = exec_url(&mut c, &id, &["echo", "over-tls"], false, false).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let r = node_with_ca(
+        "spdy_remotecommand.js",
+        &url,
+        &["--stdout", "--stderr"],
+        Some(&ca),
+    );
+    assert_eq!(r["stdout"], "over-tls\n", "{r}");
+    // Without the CA the client refuses the server; plain http is not served on that port.
+    let url = exec_url(&mut c, &id, &["true"], false, false).await;
+    let r = node("spdy_remotecommand.js", &url, &["--stdout"]);
+    assert!(
+        r["error"].as_str().unwrap_or("").contains("request:"),
+        "{r}"
+    );
+    let plain = url.replacen("https://", "http://", 1);
+    let r = node("spdy_remotecommand.js", &plain, &["--stdout"]);
+    assert_ne!(r["httpStatus"], 101, "{r}");
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }

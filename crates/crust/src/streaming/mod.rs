@@ -69,6 +69,36 @@ pub enum StreamingError {
     Token(getrandom::Error),
     #[error("streaming server: {0}")]
     Listen(std::io::Error),
+    #[error("streaming TLS: {0}")]
+    Tls(String),
+}
+
+/// The server's TLS certificate chain and key (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A TLS acceptor from PEM files (rustls with ring; TLS 1.2 and 1.3).
+fn acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, StreamingError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let tls = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        StreamingError::Tls(format!("{}: {e}", path.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| tls(&files.cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls(&files.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| tls(&files.key, &e))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StreamingError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| tls(&files.cert, &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The issuing side, shared with the CRI handlers.
@@ -101,18 +131,25 @@ impl Streaming {
     }
 }
 
-/// Binds the streaming server and starts serving; the returned handle issues tokens.
-pub async fn start(address: &str, settings: Settings) -> Result<Arc<Streaming>, StreamingError> {
+/// Binds the streaming server (TLS when `tls` names a certificate and key) and starts serving;
+/// the returned handle issues tokens.
+pub async fn start(
+    address: &str,
+    settings: Settings,
+    tls: Option<TlsFiles>,
+) -> Result<Arc<Streaming>, StreamingError> {
+    let acceptor = tls.as_ref().map(acceptor).transpose()?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(StreamingError::Listen)?;
     let local = listener.local_addr().map_err(StreamingError::Listen)?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let streaming = Arc::new(Streaming {
         tokens: tokens::Tokens::new(tokens::TOKEN_TTL),
-        base_url: format!("http://{local}"),
+        base_url: format!("{scheme}://{local}"),
         settings,
     });
-    tracing::info!(address = %local, "streaming server listening");
-    tokio::spawn(server::serve(listener, Arc::clone(&streaming)));
+    tracing::info!(address = %local, tls = acceptor.is_some(), "streaming server listening");
+    tokio::spawn(server::serve(listener, Arc::clone(&streaming), acceptor));
     Ok(streaming)
 }

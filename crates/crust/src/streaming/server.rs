@@ -21,8 +21,29 @@ fn plain(status: StatusCode, text: String) -> Reply {
     r
 }
 
-/// Accepts connections until the listener fails.
-pub async fn serve(listener: tokio::net::TcpListener, streaming: Arc<Streaming>) {
+/// Serves one connection (plain or TLS) with HTTP/1.1 and upgrades.
+async fn connection<IO>(io: IO, streaming: Arc<Streaming>, peer: std::net::SocketAddr)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let streaming = Arc::clone(&streaming);
+        async move { Ok::<_, Infallible>(route(streaming, req)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "streaming connection ended");
+    }
+}
+
+/// Accepts connections until the listener fails (TLS first when `tls` is set).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    streaming: Arc<Streaming>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -33,17 +54,16 @@ pub async fn serve(listener: tokio::net::TcpListener, streaming: Arc<Streaming>)
             }
         };
         let _ = tcp.set_nodelay(true);
-        let streaming = Arc::clone(&streaming);
+        let (streaming, tls) = (Arc::clone(&streaming), tls.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let streaming = Arc::clone(&streaming);
-                async move { Ok::<_, Infallible>(route(streaming, req)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "streaming connection ended");
+            let Some(acceptor) = tls else {
+                return connection(tcp, streaming, peer).await;
+            };
+            let handshake = acceptor.accept(tcp);
+            match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+                Ok(Ok(stream)) => connection(stream, streaming, peer).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }

@@ -347,7 +347,7 @@ impl Registry {
 
 /// A test CA (`dir/ca.pem`, returned) and a server certificate for 127.0.0.1 signed by it
 /// (`dir/cert.pem`, key `dir/key.pem`).
-fn self_signed(dir: &std::path::Path) -> PathBuf {
+pub fn self_signed(dir: &std::path::Path) -> PathBuf {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .current_dir(dir)
