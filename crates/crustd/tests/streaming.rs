@@ -117,7 +117,7 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     );
     let s = status(&r);
     assert_eq!(s["reason"], "NonZeroExitCode", "{r}");
-    assert_eq!(s["details"]["causes"][0]["message"], "3");
+    assert_eq!(s["details"]["causes"][0]["message"], "1");
     // The token was single use.
     let again = spdy(&url, &["--stdout"]);
     assert_eq!(again["httpStatus"], 404, "{again}");
@@ -640,6 +640,91 @@ async fn the_streaming_server_speaks_tls_when_configured() {
     let plain = url.replacen("https://", "http://", 1);
     let r = node("spdy_remotecommand.js", &plain, &["--stdout"]);
     assert_ne!(r["httpStatus"], 101, "{r}");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// Sessions end on their own: a client that upgrades but opens no streams is dropped after
+/// `stream_creation_timeout`, an idle port-forward session after `idle_timeout`; a request that
+/// is not an upgrade is 400, an unknown token 404.
+#[tokio::test]
+async fn timeouts_and_malformed_requests_end_sessions_not_crustd() {
+    let d = Daemon::start_with(
+        "[streaming]\nidle_timeout = \"1s\"\nstream_creation_timeout = \"1s\"\n",
+        &[],
+    )
+    .await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-timeouts")).await;
+    let id = create(&mut c, &pod, ctr("t", &env.image, "exec sleep 100"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    let url = exec_url(&mut c, &id, &["true"], false, false).await;
+    let http = |url: &str, upgrade: &str| {
+        let addr = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let path = url
+            .trim_start_matches("http://")
+            .trim_start_matches(&addr)
+            .to_string();
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        use std::io::{Read, Write};
+        write!(
+            conn,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{upgrade}Content-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        // A refusal is answered on a kept-alive connection: read its head only. An upgrade is
+        // read to its end, which the server's timeouts decide.
+        let started = std::time::Instant::now();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            let head_done = all.windows(4).any(|w| w == b"\r\n\r\n");
+            if head_done && !all.starts_with(b"HTTP/1.1 101") {
+                break;
+            }
+        }
+        (
+            String::from_utf8_lossy(&all).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let (reply, _) = http(&url, "");
+    assert!(reply.starts_with("HTTP/1.1 400"), "not an upgrade: {reply}");
+    // The refused request did not use the token up; the upgrade does, and a session whose
+    // client opens no streams ends after the stream creation timeout.
+    let upgrade = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n";
+    let (reply, took) = http(&url, upgrade);
+    assert!(reply.starts_with("HTTP/1.1 101"), "{reply}");
+    assert!(
+        took < Duration::from_secs(8),
+        "closed after the 1 s stream creation timeout: {took:?}"
+    );
+    let (reply, _) = http(&url, upgrade);
+    assert!(reply.starts_with("HTTP/1.1 404"), "used: {reply}");
+    let url = forward_url(&mut c, &pod).await;
+    let (reply, took) = http(&url, "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n");
+    assert!(reply.starts_with("HTTP/1.1 101"), "{reply}");
+    assert!(
+        took < Duration::from_secs(8),
+        "an idle session closed after 1 s: {took:?}"
+    );
+    c.version(cri_api::v1::VersionRequest::default())
+        .await
+        .unwrap();
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
