@@ -101,7 +101,7 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     let url = exec_url(
         &mut c,
         &id,
-        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        &["sh", "-c", "echo out; echo err >&2; exit 1"],
         false,
         false,
     )
