@@ -16,7 +16,7 @@ use common::{
     Client, Daemon,
 };
 use cri_api::v1::{
-    security_profile::ProfileType, ContainerConfig, ImageSpec, LinuxContainerConfig,
+    security_profile::ProfileType, ContainerConfig, ExecRequest, ImageSpec, LinuxContainerConfig,
     LinuxContainerResources, LinuxContainerSecurityContext, ListContainersRequest, Mount,
     MountPropagation, NamespaceMode, NamespaceOption, PullImageRequest, SecurityProfile,
     VersionRequest,
@@ -587,6 +587,86 @@ async fn client_mistakes_are_invalid_argument_naming_the_field() {
             err.message()
         );
     }
+    assert!(common::list(&mut c).await.is_empty());
+    d.assert_no_leaks().await;
+}
+
+/// 500 concurrent bad requests of several kinds, each answered with a caller's error (never
+/// Unknown or Internal); crustd answers Version within a second afterwards.
+#[tokio::test]
+async fn a_burst_of_bad_requests_leaves_crustd_responsive() {
+    let d = Daemon::start().await;
+    let c = d.client().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let mut c = c.clone();
+        let mut pod = d.pod(&format!("burst-{i}"));
+        tasks.spawn(async move {
+            let status = match i % 5 {
+                0 => {
+                    pod.metadata.as_mut().unwrap().name = "../../etc".into();
+                    c.run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+                        config: Some(pod),
+                        runtime_handler: String::new(),
+                    })
+                    .await
+                    .map(drop)
+                }
+                1 => c
+                    .create_container(cri_api::v1::CreateContainerRequest {
+                        pod_sandbox_id: "x/../y".into(),
+                        config: Some(ContainerConfig::default()),
+                        sandbox_config: None,
+                    })
+                    .await
+                    .map(drop),
+                2 => c
+                    .exec_sync(cri_api::v1::ExecSyncRequest {
+                        container_id: "a".repeat(64),
+                        cmd: vec!["true".into()],
+                        timeout: 1,
+                    })
+                    .await
+                    .map(drop),
+                3 => {
+                    pod.annotations.insert("big".into(), "x".repeat(300 * 1024));
+                    c.run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+                        config: Some(pod),
+                        runtime_handler: String::new(),
+                    })
+                    .await
+                    .map(drop)
+                }
+                _ => c
+                    .exec(ExecRequest {
+                        container_id: String::new(),
+                        cmd: vec![],
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            };
+            status.expect_err("a bad request fails").code()
+        });
+    }
+    while let Some(code) = tasks.join_next().await {
+        let code = code.unwrap();
+        assert!(
+            matches!(
+                code,
+                Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition
+            ),
+            "{code:?}"
+        );
+    }
+    let mut c = d.client().await;
+    let started = Instant::now();
+    c.version(VersionRequest::default()).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(common::list(&mut c).await.is_empty());
     d.assert_no_leaks().await;
 }
