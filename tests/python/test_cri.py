@@ -41,7 +41,17 @@ def daemon():
         except grpc.RpcError:
             time.sleep(0.05)
     cgroup = "/" + os.path.basename(d)
-    yield stub, d, cgroup
+    try:
+        yield stub, d, cgroup
+    finally:
+        # A test that failed midway leaves its pods: remove them through CRI (what a failing test
+        # made is still cleaned up), then check that crust itself left nothing.
+        try:
+            for p in stub.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=10).items:
+                stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
+                stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=p.id), timeout=30)
+        except grpc.RpcError:
+            pass
     channel.close()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
