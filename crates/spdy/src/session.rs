@@ -619,7 +619,7 @@ impl Driver {
                 usize::MAX
             };
             if p.data.is_empty() {
-                let p = e.queue.pop_front().expect("front exists");
+                let Some(p) = e.queue.pop_front() else { break };
                 if p.fin {
                     e.local_fin = true;
                     frame::encode(
@@ -653,7 +653,7 @@ impl Driver {
                 &mut self.out,
             );
             if p.data.is_empty() {
-                let p = e.queue.pop_front().expect("front exists");
+                let Some(p) = e.queue.pop_front() else { break };
                 e.local_fin |= p.fin;
                 let _ = p.done.send(Ok(()));
             }
