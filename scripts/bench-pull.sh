@@ -18,20 +18,7 @@ cleanup() {
     rmdir /sys/fs/cgroup/*/crust-bench-pull /sys/fs/cgroup/crust-bench-pull 2>/dev/null || true
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-addr=127.0.0.1:$port
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $addr
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
+start_registry "$work"
 # The image: busybox plus four layers of files that are half random, half text (about 2:1
 # compressible, like binaries), 200 MB unpacked, about 100 MB compressed.
 python3 - "$work/layout" <<'PY'
@@ -72,14 +59,6 @@ json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.
           open(f"{out}/index.json", "w"))
 open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
 print("image: %.1f MB compressed in %d layers" % (sum(l["size"] for l in layers) / 1e6, len(layers)))
-PY
-python3 - "$addr" <<'PY'
-import sys, time, urllib.request
-for _ in range(100):
-    try:
-        urllib.request.urlopen(f"http://{sys.argv[1]}/v2/", timeout=1); break
-    except OSError:
-        time.sleep(0.1)
 PY
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:bench" "docker://$addr/bench/big:v1"
 mkdir -p "$work/crust"

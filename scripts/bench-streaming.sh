@@ -21,36 +21,16 @@ cleanup() {
     rmdir /sys/fs/cgroup/*/crust-bench 2>/dev/null || true
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-addr=127.0.0.1:$port
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $addr
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
+start_registry "$work"
 # busybox-static as /bin/busybox with the applets the bench runs, pushed through the registry API.
 python3 - "$addr" <<'PY'
-import gzip, hashlib, io, json, os, sys, tarfile, time, urllib.request
+import gzip, hashlib, io, json, os, sys, tarfile, urllib.request
 addr = sys.argv[1]
-for _ in range(100):
-    try:
-        urllib.request.urlopen(f"http://{addr}/v2/", timeout=1); break
-    except OSError:
-        time.sleep(0.1)
 def digest(b): return "sha256:" + hashlib.sha256(b).hexdigest()
 raw = io.BytesIO()
 with tarfile.open(fileobj=raw, mode="w") as tar:
     tar.add("/bin/busybox", arcname="bin/busybox")
-    for applet in ["sh", "sleep", "true", "head", "nc", "httpd", "mkdir", "busybox"]:
-        if applet == "busybox":
-            continue
+    for applet in ["sh", "sleep", "true", "head", "nc", "httpd", "mkdir"]:
         info = tarfile.TarInfo(f"bin/{applet}"); info.type = tarfile.SYMTYPE; info.linkname = "busybox"
         tar.addfile(info)
 layer_tar = raw.getvalue(); layer = gzip.compress(layer_tar)

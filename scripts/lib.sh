@@ -41,3 +41,29 @@ install_deps() {
         exit 1
     fi
 }
+
+# start_registry WORK: Debian's docker-registry on a free loopback port with its storage under
+# WORK; sets $addr and appends its pid to the caller's pids array; returns once it answers.
+start_registry() {
+    local work=$1 port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    addr=127.0.0.1:$port
+    cat > "$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $addr
+YML
+    docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        python3 -c "import urllib.request,sys; urllib.request.urlopen('http://$addr/v2/', timeout=1)" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "docker-registry did not come up on $addr" >&2
+    return 1
+}

@@ -174,10 +174,7 @@ async fn density_reports_runtime_memory_and_one_process_per_pod() {
 
 #[tokio::test]
 async fn bench_with_one_container_per_pod() {
-    use common::registry::{busybox_layer, Compression, Registry, TestImage, TestLayer};
-    let registry = Registry::start().await;
-    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
-    registry.push_image("bench/busybox", "1", &image).await;
+    let registry = busybox_registry().await;
     let d = Daemon::start().await;
     let json = d.dir.path().join("bench-ctr.json");
     let out = tokio::process::Command::from(d.crust_cli())
@@ -282,10 +279,7 @@ async fn a_failed_density_run_removes_the_pods_it_started() {
 
 #[tokio::test]
 async fn streaming_bench_reports_exec_and_port_forward_beside_their_floors() {
-    use common::registry::{busybox_layer, Compression, Registry, TestImage, TestLayer};
-    let registry = Registry::start().await;
-    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
-    registry.push_image("bench/busybox", "1", &image).await;
+    let registry = busybox_registry().await;
     let d = Daemon::start().await;
     let json = d.dir.path().join("bench-streaming.json");
     let out = tokio::process::Command::from(d.crust_cli())
@@ -327,4 +321,13 @@ async fn streaming_bench_reports_exec_and_port_forward_beside_their_floors() {
         "{text}"
     );
     d.assert_no_leaks().await;
+}
+
+/// A registry holding busybox as `bench/busybox:1`.
+async fn busybox_registry() -> common::registry::Registry {
+    use common::registry::{busybox_layer, Compression, Registry, TestImage, TestLayer};
+    let registry = Registry::start().await;
+    let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
+    registry.push_image("bench/busybox", "1", &image).await;
+    registry
 }

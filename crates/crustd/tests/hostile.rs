@@ -16,10 +16,9 @@ use common::{
     Client, Daemon,
 };
 use cri_api::v1::{
-    security_profile::ProfileType, ContainerConfig, ExecRequest, ImageSpec, LinuxContainerConfig,
+    security_profile::ProfileType, ContainerConfig, ExecRequest, LinuxContainerConfig,
     LinuxContainerResources, LinuxContainerSecurityContext, ListContainersRequest, Mount,
-    MountPropagation, NamespaceMode, NamespaceOption, PullImageRequest, SecurityProfile,
-    VersionRequest,
+    MountPropagation, NamespaceMode, NamespaceOption, SecurityProfile, VersionRequest,
 };
 use tonic::Code;
 
@@ -30,21 +29,7 @@ async fn image_with(d: &Daemon, env: &Env, repo: &str, extra: Vec<u8>) -> String
         TestLayer::new(extra, Compression::Gzip),
     ]);
     image.config = serde_json::json!({"Cmd": ["/bin/sh"]});
-    env.registry.push_image(repo, "1", &image).await;
-    let name = format!("{}/{repo}:1", env.registry.addr);
-    d.image_client()
-        .await
-        .pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: name.clone(),
-                ..Default::default()
-            }),
-            auth: None,
-            sandbox_config: None,
-        })
-        .await
-        .unwrap();
-    name
+    common::ctr::push_and_pull(d, &env.registry, repo, &image).await
 }
 
 fn with_sc(mut config: ContainerConfig, sc: LinuxContainerSecurityContext) -> ContainerConfig {

@@ -248,6 +248,13 @@ fn control_header(out: &mut BytesMut, kind: u16, flags: u8, len: usize) {
     out.put_u32((u32::from(flags) << 24) | (len as u32 & 0x00ff_ffff));
 }
 
+/// SYN_REPLY or HEADERS: a stream id and a header block.
+fn block_frame(out: &mut BytesMut, kind: u16, stream_id: u32, fin: bool, block: &[u8]) {
+    control_header(out, kind, if fin { FLAG_FIN } else { 0 }, 4 + block.len());
+    out.put_u32(stream_id);
+    out.put_slice(block);
+}
+
 /// Appends `frame` to `out`. Bodies over 2^24 - 1 bytes cannot be framed: callers split data.
 pub fn encode(frame: &Frame, out: &mut BytesMut) {
     match frame {
@@ -279,16 +286,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             stream_id,
             fin,
             header_block,
-        } => {
-            control_header(
-                out,
-                2,
-                if *fin { FLAG_FIN } else { 0 },
-                4 + header_block.len(),
-            );
-            out.put_u32(*stream_id);
-            out.put_slice(header_block);
-        }
+        } => block_frame(out, 2, *stream_id, *fin, header_block),
         Frame::RstStream { stream_id, status } => {
             control_header(out, 3, 0, 8);
             out.put_u32(*stream_id);
@@ -318,16 +316,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             stream_id,
             fin,
             header_block,
-        } => {
-            control_header(
-                out,
-                8,
-                if *fin { FLAG_FIN } else { 0 },
-                4 + header_block.len(),
-            );
-            out.put_u32(*stream_id);
-            out.put_slice(header_block);
-        }
+        } => block_frame(out, 8, *stream_id, *fin, header_block),
         Frame::WindowUpdate { stream_id, delta } => {
             control_header(out, 9, 0, 8);
             out.put_u32(*stream_id);

@@ -98,7 +98,7 @@ pub async fn exec_sync(
 }
 
 /// SIGKILLs the exec'd process named in `pid_file` (runc then exits with it).
-fn kill_exec(pid_file: &Path) {
+pub fn kill_exec(pid_file: &Path) {
     let pid = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok());

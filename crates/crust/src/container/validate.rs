@@ -4,14 +4,14 @@
 //! propagation against the host mount's own propagation), resources within what the kernel
 //! accepts, supplemental groups, and exec argv within the kernel's limits.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use cri_api::v1::{
     ContainerConfig, LinuxContainerResources, Mount, MountPropagation, NamespaceMode,
 };
 
 use super::ContainerError;
-use crate::sandbox::record::SandboxRecord;
+use crate::{mountinfo, sandbox::record::SandboxRecord};
 
 /// The smallest memory limit accepted (Docker's floor; below it runc cannot even start).
 pub const MIN_MEMORY_BYTES: i64 = 6 << 20;
@@ -362,55 +362,12 @@ pub fn check_resources(
     Ok(())
 }
 
-/// One mount of /proc/self/mountinfo: its mount point and optional fields (`shared:N`,
-/// `master:N`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    pub mount_point: PathBuf,
-    pub optional: Vec<String>,
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
-
-/// Parses /proc/<pid>/mountinfo.
-pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let sep = fields.iter().position(|f| *f == "-")?;
-            Some(MountInfo {
-                mount_point: PathBuf::from(unescape(fields.get(4)?)),
-                optional: fields.get(6..sep)?.iter().map(|s| s.to_string()).collect(),
-            })
-        })
-        .collect()
-}
-
-/// The mount `path` lives on: the longest mount point above it (the last one mounted wins).
-pub fn mount_of<'a>(mounts: &'a [MountInfo], path: &Path) -> Option<&'a MountInfo> {
-    mounts
-        .iter()
-        .filter(|m| path.starts_with(&m.mount_point))
-        .max_by_key(|m| m.mount_point.as_os_str().len())
-        .and_then(|best| {
-            mounts
-                .iter()
-                .rev()
-                .find(|m| m.mount_point == best.mount_point)
-        })
-}
-
 /// Bidirectional propagation needs the host path on a shared mount; host-to-container needs a
 /// shared or slave one (as containerd and CRI-O check).
 pub fn check_propagation(
     m: &Mount,
     source: &Path,
-    mounts: &[MountInfo],
+    mounts: &[mountinfo::MountInfo],
 ) -> Result<(), ContainerError> {
     let wanted =
         MountPropagation::try_from(m.propagation).unwrap_or(MountPropagation::PropagationPrivate);
@@ -419,7 +376,7 @@ pub fn check_propagation(
         MountPropagation::PropagationBidirectional => &["shared:"],
         MountPropagation::PropagationHostToContainer => &["shared:", "master:"],
     };
-    let Some(mount) = mount_of(mounts, source) else {
+    let Some(mount) = mountinfo::mount_of(mounts, source) else {
         return Ok(());
     };
     if mount
@@ -452,7 +409,7 @@ pub fn prepare_mount_sources(config: &ContainerConfig) -> Result<(), ContainerEr
         return Ok(());
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mounts = parse_mountinfo(&mountinfo);
+    let mounts = mountinfo::parse(&mountinfo);
     for m in config
         .mounts
         .iter()
@@ -564,7 +521,7 @@ mod tests {
                     40 27 0:50 / /shared rw shared:7 - tmpfs tmpfs rw\n\
                     41 27 0:51 / /slave rw master:7 - tmpfs tmpfs rw\n\
                     42 27 0:52 / /with\\040space rw shared:9 - tmpfs tmpfs rw\n";
-        let mounts = parse_mountinfo(info);
+        let mounts = mountinfo::parse(info);
         assert_eq!(mounts[3].mount_point, Path::new("/with space"));
         let bi = |p: &str| mount(p, "/m", MountPropagation::PropagationBidirectional);
         let slave = |p: &str| mount(p, "/m", MountPropagation::PropagationHostToContainer);

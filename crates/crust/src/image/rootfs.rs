@@ -88,7 +88,7 @@ pub fn mount_overlay(lowers: &[PathBuf], dir: &Path) -> io::Result<PathBuf> {
     for d in [&target, &upper, &work] {
         fs::create_dir_all(d)?;
     }
-    if crate::sandbox::files::is_mountpoint(&target)? {
+    if crate::mountinfo::is_mountpoint(&target)? {
         return Ok(target);
     }
     let data = options(lowers, &upper, &work)?;
@@ -107,7 +107,7 @@ pub fn mount_overlay(lowers: &[PathBuf], dir: &Path) -> io::Result<PathBuf> {
 /// dir (which the kernel mounts read-only). Nothing can be written into the snapshots.
 pub fn mount_readonly(lowers: &[PathBuf], target: &Path) -> io::Result<()> {
     fs::create_dir_all(target)?;
-    if crate::sandbox::files::is_mountpoint(target)? {
+    if crate::mountinfo::is_mountpoint(target)? {
         return Ok(());
     }
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
@@ -160,7 +160,7 @@ pub fn mount_readonly(lowers: &[PathBuf], target: &Path) -> io::Result<()> {
 
 /// Unmounts whatever is mounted directly on `target` (idempotent; a busy one is detached).
 pub fn unmount(target: &Path) -> io::Result<()> {
-    if !target.exists() || !crate::sandbox::files::is_mountpoint(target)? {
+    if !target.exists() || !crate::mountinfo::is_mountpoint(target)? {
         return Ok(());
     }
     match umount2(target, MntFlags::empty()) {
@@ -175,7 +175,7 @@ pub fn unmount(target: &Path) -> io::Result<()> {
 /// Unmounts `dir/rootfs` if it is mounted (idempotent).
 pub fn unmount_overlay(dir: &Path) -> io::Result<()> {
     let target = dir.join("rootfs");
-    if !target.exists() || !crate::sandbox::files::is_mountpoint(&target)? {
+    if !target.exists() || !crate::mountinfo::is_mountpoint(&target)? {
         return Ok(());
     }
     match umount2(&target, MntFlags::empty()) {

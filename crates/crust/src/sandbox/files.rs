@@ -97,7 +97,7 @@ pub fn resolv_conf(dns: &DnsConfig) -> String {
 /// Mounts the shm tmpfs (idempotent: an existing mount is kept).
 pub fn mount_shm(path: &Path) -> io::Result<()> {
     fs::create_dir_all(path)?;
-    if is_mountpoint(path)? {
+    if crate::mountinfo::is_mountpoint(path)? {
         return Ok(());
     }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -106,7 +106,7 @@ pub fn mount_shm(path: &Path) -> io::Result<()> {
 
 /// Unmounts the shm tmpfs if mounted (idempotent).
 pub fn unmount_shm(path: &Path) -> io::Result<()> {
-    if !path.exists() || !is_mountpoint(path)? {
+    if !path.exists() || !crate::mountinfo::is_mountpoint(path)? {
         return Ok(());
     }
     match umount2(path, MntFlags::MNT_DETACH) {
@@ -121,23 +121,6 @@ pub fn remove_dir(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-/// True when `path` is a mount point listed in /proc/self/mountinfo.
-pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
-    let info = fs::read_to_string("/proc/self/mountinfo")?;
-    let target = path.to_string_lossy();
-    Ok(info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == target))
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 #[cfg(test)]

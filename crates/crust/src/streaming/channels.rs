@@ -163,13 +163,16 @@ pub async fn exec(
     report(ch.error.as_ref(), protocol, outcome).await;
 }
 
+/// Connects to one of crust-shim's sockets (through its short path), async.
+fn connect_shim(socket: &Path) -> std::io::Result<tokio::net::UnixStream> {
+    let s = crust_shim::attach::connect(socket)?;
+    s.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(s)
+}
+
 /// Passes a tty container's resize messages to its shim's resize socket.
 async fn forward_resizes(mut rx: mpsc::UnboundedReceiver<Bytes>, socket: std::path::PathBuf) {
-    let connected = crust_shim::attach::connect(&socket).and_then(|s| {
-        s.set_nonblocking(true)?;
-        tokio::net::UnixStream::from_std(s)
-    });
-    let Ok(mut conn) = connected else {
+    let Ok(mut conn) = connect_shim(&socket) else {
         tracing::debug!(socket = %socket.display(), "no resize socket; sizes are dropped");
         return;
     };
@@ -189,11 +192,7 @@ pub async fn attach(
     protocol: &str,
     gone: impl Future<Output = ()>,
 ) {
-    let connected = crust_shim::attach::connect(socket).and_then(|s| {
-        s.set_nonblocking(true)?;
-        tokio::net::UnixStream::from_std(s)
-    });
-    let conn = match connected {
+    let conn = match connect_shim(socket) {
         Ok(c) => c,
         Err(e) => {
             let message = format!("attach socket {}: {e}", socket.display());

@@ -6,7 +6,7 @@
 
 use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Stdio,
 };
 
@@ -190,7 +190,7 @@ impl Process {
 
     /// SIGKILLs the exec'd process (through runc's pid file) and runc exec.
     pub fn kill(&mut self) {
-        kill_pid_file(&self.pid_file);
+        crate::container::exec::kill_exec(&self.pid_file);
         let _ = self.child.start_kill();
     }
 }
@@ -231,16 +231,5 @@ impl Resizer {
         };
         // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer on our open terminal.
         unsafe { libc::ioctl(self.0.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    }
-}
-
-/// SIGKILLs the process named in `pid_file`.
-pub fn kill_pid_file(pid_file: &Path) {
-    let pid = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok());
-    if let Some(pid) = pid.filter(|p| *p > 0) {
-        // SAFETY: kill with a pid runc wrote and a constant signal.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }

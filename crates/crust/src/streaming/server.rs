@@ -123,11 +123,26 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
     };
     let settings = streaming.settings().clone();
     let chosen = protocol.to_string();
+    let mut r = switch(req, "SPDY/3.1", move |io| async move {
+        run::session(io, request, &chosen, &settings).await
+    });
+    if let Ok(v) = header::HeaderValue::from_str(protocol) {
+        r.headers_mut().insert("X-Stream-Protocol-Version", v);
+    }
+    r
+}
+
+/// Answers 101 with `Upgrade: upgrade` and runs `session` on the upgraded connection.
+fn switch<F, Fut>(req: Request<Incoming>, upgrade: &'static str, session: F) -> Reply
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let upgraded = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match upgraded.await {
-            Ok(io) => run::session(TokioIo::new(io), request, &chosen, &settings).await,
-            Err(e) => tracing::debug!(error = %e, "streaming upgrade failed"),
+            Ok(io) => session(TokioIo::new(io)).await,
+            Err(e) => tracing::debug!(error = %e, upgrade, "streaming upgrade failed"),
         }
     });
     let mut r = Response::new(Full::new(Bytes::new()));
@@ -137,13 +152,7 @@ fn route(streaming: Arc<Streaming>, req: Request<Incoming>) -> Reply {
         header::CONNECTION,
         header::HeaderValue::from_static("Upgrade"),
     );
-    h.insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static("SPDY/3.1"),
-    );
-    if let Ok(v) = header::HeaderValue::from_str(protocol) {
-        h.insert("X-Stream-Protocol-Version", v);
-    }
+    h.insert(header::UPGRADE, header::HeaderValue::from_static(upgrade));
     r
 }
 
@@ -220,27 +229,11 @@ fn websocket(streaming: Arc<Streaming>, req: Request<Incoming>, verb: &str, toke
     };
     let settings = streaming.settings().clone();
     let chosen = protocol.to_string();
-    let upgraded = hyper::upgrade::on(req);
-    tokio::spawn(async move {
-        match upgraded.await {
-            Ok(io) => {
-                super::websocket::session(TokioIo::new(io), request, chosen, settings, ports).await
-            }
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-        }
-    });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let mut r = switch(req, "websocket", move |io| async move {
+        super::websocket::session(io, request, chosen, settings, ports).await
+    });
     let h = r.headers_mut();
-    h.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static("websocket"),
-    );
     if let Ok(v) = header::HeaderValue::from_str(&accept) {
         h.insert("Sec-WebSocket-Accept", v);
     }

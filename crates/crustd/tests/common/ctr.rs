@@ -21,8 +21,19 @@ pub async fn busybox(d: &Daemon) -> Env {
     let registry = Registry::start().await;
     let mut image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
     image.config = serde_json::json!({"Cmd": ["/bin/sh"], "Env": ["FROM_IMAGE=1"]});
-    registry.push_image("test/busybox", "1", &image).await;
-    let name = format!("{}/test/busybox:1", registry.addr);
+    let image = push_and_pull(d, &registry, "test/busybox", &image).await;
+    Env { registry, image }
+}
+
+/// Pushes `image` as `repo:1` and pulls it into crustd; its reference.
+pub async fn push_and_pull(
+    d: &Daemon,
+    registry: &Registry,
+    repo: &str,
+    image: &TestImage,
+) -> String {
+    registry.push_image(repo, "1", image).await;
+    let name = format!("{}/{repo}:1", registry.addr);
     d.image_client()
         .await
         .pull_image(PullImageRequest {
@@ -35,10 +46,7 @@ pub async fn busybox(d: &Daemon) -> Env {
         })
         .await
         .unwrap();
-    Env {
-        registry,
-        image: name,
-    }
+    name
 }
 
 pub fn ctr(name: &str, image: &str, script: &str) -> ContainerConfig {

@@ -183,8 +183,12 @@ pub async fn exec(
         .await?
         .into_inner()
         .url;
-    let code = remotecommand(&url, stdin, tty).await?;
-    std::process::exit(code);
+    exit_with(remotecommand(&url, stdin, tty).await?)
+}
+
+/// Ends crust with the command's exit code.
+fn exit_with(code: i32) -> ! {
+    std::process::exit(code)
 }
 
 /// `crust attach [-i] [-t] ID` through the CRI Attach URL.
@@ -200,8 +204,7 @@ pub async fn attach(mut c: Client, id: String, stdin: bool, tty: bool) -> anyhow
         .await?
         .into_inner()
         .url;
-    let code = remotecommand(&url, stdin, tty).await?;
-    std::process::exit(code);
+    exit_with(remotecommand(&url, stdin, tty).await?)
 }
 
 /// Forwards one accepted local connection to `remote` in the pod (a URL per connection: tokens
