@@ -152,6 +152,8 @@ pub struct StreamingConfig {
     pub idle_timeout: String,
     /// How long the server waits for a client's streams after the upgrade.
     pub stream_creation_timeout: String,
+    /// How long a URL returned by Exec/Attach/PortForward stays usable (kubelet's: 1m).
+    pub token_ttl: String,
 }
 
 /// Parses a duration such as `4h`, `30s`, `1h30m`, `250ms`.
@@ -238,6 +240,7 @@ impl Default for StreamingConfig {
             tls_key_file: String::new(),
             idle_timeout: "4h".to_string(),
             stream_creation_timeout: "30s".to_string(),
+            token_ttl: "1m".to_string(),
         }
     }
 }
@@ -283,12 +286,13 @@ impl Config {
         for (key, value) in [
             ("idle_timeout", &s.idle_timeout),
             ("stream_creation_timeout", &s.stream_creation_timeout),
+            ("token_ttl", &s.token_ttl),
         ] {
-            if parse_duration(value).is_none() {
+            if parse_duration(value).is_none_or(|d| d.is_zero()) {
                 return Err(ConfigError::Streaming {
                     key,
                     value: value.clone(),
-                    why: "not a duration such as 30s, 4h or 1h30m",
+                    why: "not a positive duration such as 30s, 4h or 1h30m",
                 });
             }
         }
@@ -386,6 +390,7 @@ insecure = true
         assert_eq!(c.streaming.idle_timeout, "4h");
         for (text, key) in [
             ("[streaming]\nidle_timeout = \"soon\"\n", "idle_timeout"),
+            ("[streaming]\ntoken_ttl = \"0s\"\n", "token_ttl"),
             ("[streaming]\naddress = \"localhost\"\n", "address"),
             ("[streaming]\ntls_cert_file = \"/c.pem\"\n", "tls_cert_file"),
         ] {

@@ -136,6 +136,7 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     let settings = crate::streaming::Settings {
         idle_timeout: duration(&config.streaming.idle_timeout),
         stream_creation_timeout: duration(&config.streaming.stream_creation_timeout),
+        token_ttl: duration(&config.streaming.token_ttl),
     };
     let tls = (!config.streaming.tls_cert_file.is_empty()).then(|| crate::streaming::TlsFiles {
         cert: PathBuf::from(&config.streaming.tls_cert_file),

@@ -409,7 +409,7 @@ async fn forward_url(c: &mut Client, pod: &str) -> String {
     .url
 }
 
-/// A busybox httpd serving `body` on `port` (in the pod's network namespace).
+/// A busybox httpd serving `body` on `port` of 127.0.0.1 (in the pod's network namespace).
 async fn httpd(
     c: &mut Client,
     pod: &str,
@@ -418,15 +418,28 @@ async fn httpd(
     port: u16,
     body: &str,
 ) -> String {
+    httpd_on(c, pod, image, name, "127.0.0.1", port, body).await
+}
+
+/// A busybox httpd serving `body` on `host:port` (`[::1]` for IPv6 loopback only).
+async fn httpd_on(
+    c: &mut Client,
+    pod: &str,
+    image: &str,
+    name: &str,
+    host: &str,
+    port: u16,
+    body: &str,
+) -> String {
     let script = format!(
-        "mkdir -p /www && echo {body} > /www/index.html && exec /bin/busybox httpd -f -p 127.0.0.1:{port} -h /www"
+        "mkdir -p /www && echo {body} > /www/index.html && exec /bin/busybox httpd -f -p {host}:{port} -h /www"
     );
     let id = create(c, pod, ctr(name, image, &script)).await.unwrap();
     start(c, &id).await;
     let up = common::eventually(Duration::from_secs(10), || {
         let (mut c, id) = (c.clone(), id.clone());
         async move {
-            let probe = format!("/bin/busybox wget -q -O - http://127.0.0.1:{port}/");
+            let probe = format!("/bin/busybox wget -q -O - http://{host}:{port}/");
             exec(&mut c, &id, &probe, 5)
                 .await
                 .is_ok_and(|(code, _, _)| code == 0)
@@ -445,6 +458,17 @@ async fn port_forward_into_pod_and_host_network_pods_over_spdy() {
     // Pod network: the port is the pod's localhost, reached inside its pinned netns.
     let pod = d.run_config(&mut c, d.net_pod("forward", false)).await;
     httpd(&mut c, &pod, &env.image, "web", 8080, "from-the-pod").await;
+    // A server on the pod's IPv6 loopback only: reached when 127.0.0.1 refuses.
+    httpd_on(&mut c, &pod, &env.image, "web6", "[::1]", 8086, "from-ipv6").await;
+    let url = forward_url(&mut c, &pod).await;
+    let r = spdy_portforward(&url, &["--port", "8086"]);
+    assert!(
+        r["results"][0]["data"]
+            .as_str()
+            .unwrap_or("")
+            .contains("from-ipv6"),
+        "IPv6 loopback fallback: {r}"
+    );
     let url = forward_url(&mut c, &pod).await;
     let r = spdy_portforward(&url, &["--port", "8080,1", "--requests", "10"]);
     assert_eq!(
@@ -725,6 +749,133 @@ async fn timeouts_and_malformed_requests_end_sessions_not_crustd() {
     c.version(cri_api::v1::VersionRequest::default())
         .await
         .unwrap();
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// An issued URL is refused (404) once `token_ttl` has passed, unused or not, and crustd
+/// keeps issuing fresh ones.
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    let d = Daemon::start_with("[streaming]\ntoken_ttl = \"1s\"\n", &[]).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-expiry")).await;
+    let url = forward_url(&mut c, &pod).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = spdy_portforward(&url, &["--port", "1"]);
+    assert_eq!(r["httpStatus"], 404, "expired after 1 s: {r}");
+    let fresh = forward_url(&mut c, &pod).await;
+    assert_ne!(fresh, url, "a new token each time");
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// `crust exec -i -t` on a real terminal (a pty whose slave is crust's controlling terminal):
+/// the local terminal is raw while the command runs and restored after, the remote terminal
+/// starts at the local size and follows SIGWINCH, keys reach the command, its exit code is
+/// crust's.
+#[tokio::test]
+async fn the_cli_exec_tty_is_raw_follows_resizes_and_restores_the_terminal() {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    use std::{
+        io::{Read, Write},
+        os::{fd::AsRawFd, unix::process::CommandExt},
+        sync::{Arc, Mutex},
+    };
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = d.run_config(&mut c, d.pod("stream-pty")).await;
+    let id = create(&mut c, &pod, ctr("t", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    let size = |rows, cols| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size(33, 77)), None).unwrap();
+    let slave = pty.slave;
+    let script = "stty size; while read a; do stty size; [ \"$a\" = q ] && exit 3; done";
+    let mut cmd = d.crust_cli();
+    cmd.args(["exec", "-i", "-t", &id, "--", "sh", "-c", script]);
+    for fd in 0..3 {
+        let dup = slave.try_clone().unwrap();
+        match fd {
+            0 => cmd.stdin(dup),
+            1 => cmd.stdout(dup),
+            _ => cmd.stderr(dup),
+        };
+    }
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe; the pty becomes the controlling
+    // terminal, so a size change sends crust SIGWINCH.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // its copies of the slave, or the reader never sees the terminal close
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut master = std::fs::File::from(pty.master);
+    let reader = {
+        let (mut master, seen) = (master.try_clone().unwrap(), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once the last slave descriptor (crust's) is closed.
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let shows = |text: &str| {
+        let seen = Arc::clone(&seen);
+        let text = text.to_string();
+        async move { seen.lock().unwrap().contains(&text) }
+    };
+    let ok = common::eventually(Duration::from_secs(20), || shows("33 77")).await;
+    assert!(
+        ok,
+        "the remote terminal starts at the local size: {:?}",
+        seen
+    );
+    let flags = tcgetattr(&slave).unwrap().local_flags;
+    assert!(
+        !flags.intersects(LocalFlags::ICANON | LocalFlags::ECHO),
+        "raw while the command runs: {flags:?}"
+    );
+    // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size(40, 100)) };
+    assert_eq!(rc, 0);
+    // The resize and the keys travel on different streams: ask again until the size shows.
+    let mut resized = false;
+    for _ in 0..100 {
+        master.write_all(b"again\r").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if shows("40 100").await {
+            resized = true;
+            break;
+        }
+    }
+    assert!(resized, "SIGWINCH resizes the remote terminal: {:?}", seen);
+    master.write_all(b"q\r").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{:?}", seen);
+    let flags = tcgetattr(&slave).unwrap().local_flags;
+    assert!(
+        flags.contains(LocalFlags::ICANON | LocalFlags::ECHO),
+        "restored after: {flags:?}"
+    );
+    drop(slave);
+    drop(master);
+    reader.join().unwrap();
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }

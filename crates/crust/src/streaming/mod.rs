@@ -60,6 +60,8 @@ pub struct ExecTarget {
 pub struct Settings {
     pub idle_timeout: Duration,
     pub stream_creation_timeout: Duration,
+    /// How long an issued URL stays usable.
+    pub token_ttl: Duration,
 }
 
 /// Why a streaming request cannot be served.
@@ -145,7 +147,7 @@ pub async fn start(
     let local = listener.local_addr().map_err(StreamingError::Listen)?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let streaming = Arc::new(Streaming {
-        tokens: tokens::Tokens::new(tokens::TOKEN_TTL),
+        tokens: tokens::Tokens::new(settings.token_ttl),
         base_url: format!("{scheme}://{local}"),
         settings,
     });

@@ -1,6 +1,6 @@
 //! Single-use tokens for streaming requests: Exec/Attach/PortForward store the validated request
 //! under a random 256-bit token and return a URL naming it; the streaming server takes it out
-//! once. Unused tokens expire after [`TOKEN_TTL`]; at most [`MAX_IN_FLIGHT`] wait at once (the
+//! once. Unused tokens expire after their TTL (`[streaming] token_ttl`, 1m by default); at most [`MAX_IN_FLIGHT`] wait at once (the
 //! oldest is dropped for a new one, as kubelet's cache does).
 
 use std::{
@@ -11,8 +11,6 @@ use std::{
 
 use base64::Engine as _;
 
-/// How long a token waits to be used.
-pub const TOKEN_TTL: Duration = Duration::from_secs(60);
 /// The most tokens waiting at once.
 pub const MAX_IN_FLIGHT: usize = 1000;
 
