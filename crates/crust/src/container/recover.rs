@@ -26,6 +26,9 @@ impl ContainerManager {
             let id = entry.file_name().to_string_lossy().into_owned();
             crate::store::sweep_temp(&entry.path());
             let path = entry.path().join("container.json");
+            if crate::store::remove_unborn(&entry.path(), &path) {
+                continue;
+            }
             let record = match load_record::<ContainerRecord>(&path, RECORD_VERSION) {
                 Ok(r) => r,
                 Err(e) => {

@@ -36,6 +36,9 @@ impl SandboxManager {
             let id = entry.file_name().to_string_lossy().into_owned();
             crate::store::sweep_temp(&entry.path());
             let path = entry.path().join("sandbox.json");
+            if crate::store::remove_unborn(&entry.path(), &path) {
+                continue;
+            }
             match load_record::<SandboxRecord>(&path, RECORD_VERSION) {
                 Ok(record) => self.recover_one(record, path.clone(), &mut report).await,
                 Err(e) => {

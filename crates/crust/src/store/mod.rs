@@ -9,5 +9,5 @@ pub mod record;
 pub mod registrar;
 
 pub use index::{Index, LookupError};
-pub use record::{load_record, sweep_temp, write_atomic, write_record, RecordError};
+pub use record::{load_record, remove_unborn, sweep_temp, write_atomic, write_record, RecordError};
 pub use registrar::{NameTaken, Registrar};

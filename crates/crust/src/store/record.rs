@@ -88,6 +88,21 @@ pub fn sweep_temp(dir: &Path) -> usize {
         .count()
 }
 
+/// A record directory a create left before its first record landed (killed between `mkdir` and
+/// the rename): no record and nothing else in it (call after [`sweep_temp`]). Such an object
+/// was never acknowledged and holds nothing, so the directory goes and the object never was;
+/// returns true then. A directory with anything in it is left for the caller to report.
+pub fn remove_unborn(dir: &Path, record: &Path) -> bool {
+    if record.exists() || fs::read_dir(dir).map_or(true, |mut it| it.next().is_some()) {
+        return false;
+    }
+    let removed = fs::remove_dir(dir).is_ok();
+    if removed {
+        tracing::info!(dir = %dir.display(), "removed the empty directory of a create cut before its record was written");
+    }
+    removed
+}
+
 /// Serialises `body` with a `version` field and writes it atomically.
 pub fn write_record<T: Serialize>(path: &Path, version: u32, body: &T) -> Result<(), RecordError> {
     let bytes = serde_json::to_vec_pretty(&EnvelopeRef { version, body }).map_err(|source| {
@@ -127,6 +142,32 @@ mod tests {
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Body {
         name: String,
+    }
+
+    #[test]
+    fn only_empty_record_dirs_without_a_record_are_unborn() {
+        let dir = tempfile::tempdir().unwrap();
+        let (empty, full, other) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        for d in [&empty, &full, &other] {
+            fs::create_dir(d).unwrap();
+        }
+        write_record(&full.join("r.json"), 1, &Body { name: "x".into() }).unwrap();
+        fs::write(other.join("rootfs"), b"").unwrap();
+        assert!(remove_unborn(&empty, &empty.join("r.json")));
+        assert!(!empty.exists());
+        assert!(
+            !remove_unborn(&full, &full.join("r.json")),
+            "has its record"
+        );
+        assert!(
+            !remove_unborn(&other, &other.join("r.json")),
+            "holds something: report it"
+        );
+        assert!(other.exists() && full.exists());
     }
 
     #[test]
