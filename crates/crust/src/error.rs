@@ -13,6 +13,34 @@ use crate::{
     store::LookupError,
 };
 
+/// True when `e` (or an error it wraps) is a full disk or an exceeded quota: ENOSPC/EDQUOT from
+/// crustd's own file work, or the same strerror text in what a helper process (runc, a CNI
+/// plugin, crust-shim) reported.
+pub fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let errno = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error);
+        if matches!(errno, Some(libc::ENOSPC | libc::EDQUOT)) {
+            return true;
+        }
+        next = err.source();
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("no space left on device") || text.contains("disk quota exceeded")
+}
+
+/// `code`, unless the failure is a full disk: then ResourceExhausted (the message names the
+/// path that could not be written).
+fn or_exhausted(code: Code, e: &(dyn std::error::Error + 'static)) -> Code {
+    if out_of_space(e) {
+        Code::ResourceExhausted
+    } else {
+        code
+    }
+}
+
 /// gRPC code for a lookup failure. `NotFound` only where the caller wants it (Status calls);
 /// Stop/Remove turn unknown ids into success before reaching here.
 fn lookup_code(e: &LookupError) -> Code {
@@ -70,7 +98,7 @@ fn container_code(e: &ContainerError) -> Code {
 
 impl From<ContainerError> for Status {
     fn from(e: ContainerError) -> Status {
-        Status::new(container_code(&e), e.to_string())
+        Status::new(or_exhausted(container_code(&e), &e), e.to_string())
     }
 }
 
@@ -88,13 +116,16 @@ fn network_code(e: &NetworkError) -> Code {
 
 impl From<SandboxError> for Status {
     fn from(e: SandboxError) -> Status {
-        Status::new(sandbox_code(&e), e.to_string())
+        Status::new(or_exhausted(sandbox_code(&e), &e), e.to_string())
     }
 }
 
 impl From<ImageStoreError> for Status {
     fn from(e: ImageStoreError) -> Status {
-        Status::new(Code::Internal, format!("image store: {e}"))
+        Status::new(
+            or_exhausted(Code::Internal, &e),
+            format!("image store: {e}"),
+        )
     }
 }
 
@@ -150,12 +181,12 @@ pub fn import_status(e: &ImportError) -> Status {
         ImportError::Io(_) => Code::Internal,
         ImportError::Pull(p) => pull_code(p),
     };
-    Status::new(code, format!("import: {e}"))
+    Status::new(or_exhausted(code, e), format!("import: {e}"))
 }
 
 /// The status of a failed pull (shared between merged pulls, hence by reference).
 pub fn pull_status(e: &PullError) -> Status {
-    Status::new(pull_code(e), e.to_string())
+    Status::new(or_exhausted(pull_code(e), e), e.to_string())
 }
 
 impl From<LookupError> for Status {
@@ -189,5 +220,30 @@ mod tests {
         assert!(s
             .message()
             .starts_with("failed to start the sandbox container"));
+    }
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_wherever_it_is_wrapped() {
+        let full = || SandboxError::Io {
+            what: "write",
+            path: "/root/x".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let s: Status = full().into();
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        let s: Status = SandboxError::Step {
+            step: RunStep::Start,
+            source: Box::new(full()),
+        }
+        .into();
+        assert_eq!(s.code(), Code::ResourceExhausted, "through the step wrapper");
+        let s: Status = ContainerError::Shim("write log: No space left on device".into()).into();
+        assert_eq!(s.code(), Code::ResourceExhausted, "a helper's strerror text");
+        let other = SandboxError::Io {
+            what: "write",
+            path: "/root/x".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert_eq!(Status::from(other).code(), Code::Internal);
     }
 }

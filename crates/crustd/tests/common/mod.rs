@@ -200,6 +200,14 @@ impl Daemon {
 
     /// Starts crustd with `extra` appended to its config and `env` set.
     pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Daemon::prepare(extra, env);
+        d.spawn().await;
+        d
+    }
+
+    /// Directories, network and config of a daemon, not started yet ([`Daemon::restart`]
+    /// starts it), for tests that prepare its root first.
+    pub fn prepare(extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("crust-test-")
             .tempdir()
@@ -238,7 +246,7 @@ impl Daemon {
             "CRUST_RUNC_FAILPOINTS".into(),
             failpoints.display().to_string(),
         ));
-        let mut d = Daemon {
+        Daemon {
             child: None,
             socket: dir.path().join("run").join("crust.sock"),
             root: dir.path().join("root"),
@@ -250,9 +258,7 @@ impl Daemon {
             env,
             net,
             dir,
-        };
-        d.spawn().await;
-        d
+        }
     }
 
     async fn spawn(&mut self) {
