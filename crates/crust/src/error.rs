@@ -236,9 +236,17 @@ mod tests {
             source: Box::new(full()),
         }
         .into();
-        assert_eq!(s.code(), Code::ResourceExhausted, "through the step wrapper");
+        assert_eq!(
+            s.code(),
+            Code::ResourceExhausted,
+            "through the step wrapper"
+        );
         let s: Status = ContainerError::Shim("write log: No space left on device".into()).into();
-        assert_eq!(s.code(), Code::ResourceExhausted, "a helper's strerror text");
+        assert_eq!(
+            s.code(),
+            Code::ResourceExhausted,
+            "a helper's strerror text"
+        );
         let other = SandboxError::Io {
             what: "write",
             path: "/root/x".into(),

@@ -499,7 +499,10 @@ fn temp_files(d: &Daemon) -> Vec<String> {
     let mut out = vec![];
     walk(&d.root, &mut out);
     walk(&d.state, &mut out);
-    walk(&d.root.join("content").join("ingest"), &mut out);
+    walk(
+        &d.root.join("images").join("content").join("ingest"),
+        &mut out,
+    );
     out
 }
 

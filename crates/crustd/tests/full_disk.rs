@@ -67,8 +67,14 @@ async fn a_full_root_is_resource_exhausted_and_recovers_once_freed() {
     let record_bytes = std::fs::read(&record).unwrap();
     let (pods_before, blobs_before, snaps_before) = (
         names(&d.root.join("sandboxes")),
-        names(&d.root.join("content/blobs/sha256")),
-        names(&d.root.join("snapshots")),
+        names(&d.root.join("images/content/blobs/sha256")),
+        names(&d.root.join("images/snapshots")),
+    );
+    assert!(
+        !blobs_before.is_empty()
+            && !snaps_before.is_empty()
+            && d.root.join("images/content/ingest").is_dir(),
+        "the store's layout as this test knows it"
     );
     let filler = d.root.join("filler");
     fill(&filler);
@@ -104,9 +110,15 @@ async fn a_full_root_is_resource_exhausted_and_recovers_once_freed() {
     // record is untouched and crustd still answers.
     assert_eq!(names(&d.root.join("sandboxes")), pods_before);
     assert_eq!(names(&d.root.join("containers")), Vec::<String>::new());
-    assert_eq!(names(&d.root.join("content/blobs/sha256")), blobs_before);
-    assert_eq!(names(&d.root.join("content/ingest")), Vec::<String>::new());
-    assert_eq!(names(&d.root.join("snapshots")), snaps_before);
+    assert_eq!(
+        names(&d.root.join("images/content/blobs/sha256")),
+        blobs_before
+    );
+    assert_eq!(
+        names(&d.root.join("images/content/ingest")),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(&d.root.join("images/snapshots")), snaps_before);
     assert_eq!(std::fs::read(&record).unwrap(), record_bytes);
     assert_eq!(common::list(&mut c).await.len(), 1);
     // A crash on the full disk: crustd comes back with the pod READY.
