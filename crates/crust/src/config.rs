@@ -34,6 +34,12 @@ pub enum ConfigError {
     },
     #[error("invalid config: default_runtime {0:?} has no [runtimes.{0}] table")]
     UnknownDefaultRuntime(String),
+    #[error("invalid config: limits.{key} = {value:?}: {why}")]
+    Limit {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
     #[error("invalid config: streaming.{key} = {value:?}: {why}")]
     Streaming {
         key: &'static str,
@@ -56,6 +62,104 @@ pub struct Config {
     pub cni: CniConfig,
     pub registries: BTreeMap<String, RegistryConfig>,
     pub streaming: StreamingConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Bounds on what a registry, an image or a client can make crustd hold or write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest manifest, index or image config accepted (`4MiB`).
+    pub max_manifest_size: String,
+    /// Most bytes one layer may decompress to (`32GiB`): a gzip bomb stops here.
+    pub max_layer_unpacked_size: String,
+    /// Largest gRPC request crustd decodes (`16MiB`, as containerd).
+    pub max_grpc_message_size: String,
+    /// A registry that sends nothing for this long fails the pull (`60s`).
+    pub registry_read_timeout: String,
+}
+
+/// [`LimitsConfig`] parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_manifest_bytes: u64,
+    pub max_layer_unpacked_bytes: u64,
+    pub max_grpc_message_bytes: usize,
+    pub registry_read_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    /// The same values as [`LimitsConfig::default`] (a unit test holds them equal).
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 << 20,
+            max_layer_unpacked_bytes: 32 << 30,
+            max_grpc_message_bytes: 16 << 20,
+            registry_read_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_manifest_size: "4MiB".to_string(),
+            max_layer_unpacked_size: "32GiB".to_string(),
+            max_grpc_message_size: "16MiB".to_string(),
+            registry_read_timeout: "60s".to_string(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits, or the key that does not parse.
+    pub fn parse(&self) -> Result<Limits, ConfigError> {
+        let size = |key: &'static str, value: &String| {
+            parse_size(value)
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Limit {
+                    key,
+                    value: value.clone(),
+                    why: "not a positive size such as 4MiB, 512KiB or 1048576",
+                })
+        };
+        let grpc = size("max_grpc_message_size", &self.max_grpc_message_size)?;
+        Ok(Limits {
+            max_manifest_bytes: size("max_manifest_size", &self.max_manifest_size)?,
+            max_layer_unpacked_bytes: size(
+                "max_layer_unpacked_size",
+                &self.max_layer_unpacked_size,
+            )?,
+            max_grpc_message_bytes: usize::try_from(grpc).unwrap_or(usize::MAX),
+            registry_read_timeout: parse_duration(&self.registry_read_timeout)
+                .filter(|d| !d.is_zero())
+                .ok_or(ConfigError::Limit {
+                    key: "registry_read_timeout",
+                    value: self.registry_read_timeout.clone(),
+                    why: "not a positive duration such as 30s or 2m",
+                })?,
+        })
+    }
+}
+
+/// Parses a size such as `4MiB`, `512KiB`, `32GiB`, `10MB` or plain bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().ok()?;
+    let unit: u64 = match text[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 /// One runtime handler.
@@ -202,6 +306,7 @@ impl Default for Config {
             cni: CniConfig::default(),
             registries: BTreeMap::new(),
             streaming: StreamingConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -282,6 +387,7 @@ impl Config {
                 self.default_runtime.clone(),
             ));
         }
+        self.limits.parse()?;
         let s = &self.streaming;
         for (key, value) in [
             ("idle_timeout", &s.idle_timeout),
@@ -381,6 +487,40 @@ insecure = true
     fn default_runtime_must_exist() {
         let err = Config::from_toml("default_runtime = \"kata\"\n", Path::new("c")).unwrap_err();
         assert!(matches!(err, ConfigError::UnknownDefaultRuntime(_)));
+    }
+
+    #[test]
+    fn limits_parse_sizes_and_refuse_nonsense() {
+        let c = Config::from_toml("", Path::new("c")).unwrap();
+        let l = c.limits.parse().unwrap();
+        assert_eq!(l, Limits::default());
+        assert_eq!(
+            (
+                l.max_manifest_bytes,
+                l.max_layer_unpacked_bytes,
+                l.max_grpc_message_bytes
+            ),
+            (4 << 20, 32 << 30, 16 << 20)
+        );
+        assert_eq!(parse_size("10MB"), Some(10_000_000));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        for bad in ["", "MiB", "4 parsecs", "99999999999999999999GiB", "-1"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        for (text, key) in [
+            ("[limits]\nmax_manifest_size = \"0\"\n", "max_manifest_size"),
+            (
+                "[limits]\nmax_layer_unpacked_size = \"lots\"\n",
+                "max_layer_unpacked_size",
+            ),
+            (
+                "[limits]\nregistry_read_timeout = \"0s\"\n",
+                "registry_read_timeout",
+            ),
+        ] {
+            let e = Config::from_toml(text, Path::new("c")).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

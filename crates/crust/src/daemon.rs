@@ -53,6 +53,8 @@ pub enum DaemonError {
     Images(#[from] crate::image::store::ImageStoreError),
     #[error(transparent)]
     Streaming(#[from] crate::streaming::StreamingError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -85,7 +87,7 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     let images = Arc::new(ImageStore::open(&config.root.join("images"))?);
     let puller = Arc::new(Puller::new(
         images,
-        Registries::new(config.registries.clone()),
+        Registries::new(config.registries.clone(), config.limits.parse()?),
     ));
     let options = ManagerOptions {
         root_dir: sandboxes_root.clone(),
@@ -276,10 +278,11 @@ pub async fn serve(
         Arc::clone(&service.puller),
         service.config.root.join("images").join("import"),
     );
+    let max = service.config.limits.parse()?.max_grpc_message_bytes;
     let server = tonic::transport::Server::builder()
-        .add_service(AdminServer::new(admin))
-        .add_service(RuntimeServiceServer::from_arc(service.clone()))
-        .add_service(ImageServiceServer::from_arc(service))
+        .add_service(AdminServer::new(admin).max_decoding_message_size(max))
+        .add_service(RuntimeServiceServer::from_arc(service.clone()).max_decoding_message_size(max))
+        .add_service(ImageServiceServer::from_arc(service).max_decoding_message_size(max))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });

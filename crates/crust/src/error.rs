@@ -6,7 +6,7 @@ use crate::{
     container::ContainerError,
     image::{
         content::ContentError, import::ImportError, manifest::ManifestError, pull::PullError,
-        registry::RegistryError, store::ImageStoreError,
+        registry::RegistryError, store::ImageStoreError, unpack::UnpackError,
     },
     network::cni::NetworkError,
     sandbox::{controller::ControllerError, SandboxError},
@@ -134,7 +134,8 @@ fn registry_code(e: &RegistryError) -> Code {
         RegistryError::NotFound { .. } => Code::NotFound,
         RegistryError::Unauthorized(_) | RegistryError::Token { .. } => Code::Unauthenticated,
         RegistryError::Credentials(_) => Code::InvalidArgument,
-        RegistryError::Digest { .. } | RegistryError::TooLarge { .. } => Code::DataLoss,
+        RegistryError::Digest { .. } => Code::DataLoss,
+        RegistryError::TooLarge { .. } => Code::ResourceExhausted,
         RegistryError::Content(c) => content_code(c),
         RegistryError::CaFile { .. } => Code::FailedPrecondition,
         RegistryError::Http { .. } | RegistryError::Status { .. } => Code::Unavailable,
@@ -164,6 +165,11 @@ fn pull_code(e: &PullError) -> Code {
             source: ManifestError::NoPlatform { .. },
             ..
         } => Code::NotFound,
+        PullError::Unpack {
+            source: UnpackError::TooLarge { .. },
+            ..
+        }
+        | PullError::ConfigTooLarge { .. } => Code::ResourceExhausted,
         PullError::Manifest { .. } | PullError::LayerType { .. } | PullError::Unpack { .. } => {
             Code::FailedPrecondition
         }

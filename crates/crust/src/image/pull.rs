@@ -54,6 +54,12 @@ pub enum PullError {
     LayerType { digest: String, media_type: String },
     #[error("layer {digest}: {source}")]
     Unpack { digest: String, source: UnpackError },
+    #[error("image config {digest} is {size} bytes, over limits.max_manifest_size ({limit})")]
+    ConfigTooLarge {
+        digest: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("layer {digest}: uncompressed content is {actual}, the image config says {expected}")]
     DiffId {
         digest: String,
@@ -279,7 +285,8 @@ impl Puller {
         } else {
             creds.or_else(|| self.registries.configured_credentials(&endpoint.host))
         };
-        Ok(Session::new(endpoint, &reference.repository, client, creds))
+        let limit = self.registries.limits().max_manifest_bytes;
+        Ok(Session::new(endpoint, &reference.repository, client, creds).with_manifest_limit(limit))
     }
 
     async fn store_bytes(
@@ -313,6 +320,14 @@ impl Puller {
         lease.add(&image.config.digest);
         for layer in &image.layers {
             lease.add(&layer.digest);
+        }
+        let limits = *self.registries.limits();
+        if image.config.size > limits.max_manifest_bytes {
+            return Err(PullError::ConfigTooLarge {
+                digest: image.config.digest.clone(),
+                size: image.config.size,
+                limit: limits.max_manifest_bytes,
+            });
         }
         self.ensure_blob(source, &image.config).await?;
         let config_path = self.store.content().path(&image.config.digest)?;
@@ -426,9 +441,11 @@ impl Puller {
         let blob = self.store.content().path(&layer.digest)?;
         let dir = self.store.snapshot_dir(&layer.chain_id);
         let layer_owned = layer.clone();
-        let unpacked = tokio::task::spawn_blocking(move || unpack_into(&blob, &dir, &layer_owned))
-            .await
-            .map_err(|e| PullError::Task(e.to_string()))?;
+        let max = self.registries.limits().max_layer_unpacked_bytes;
+        let unpacked =
+            tokio::task::spawn_blocking(move || unpack_into(&blob, &dir, &layer_owned, max))
+                .await
+                .map_err(|e| PullError::Task(e.to_string()))?;
         unpacked?;
         self.store.complete_snapshot(&layer.chain_id)?;
         Ok(())
@@ -440,6 +457,7 @@ fn unpack_into(
     blob: &std::path::Path,
     dir: &std::path::Path,
     layer: &Layer,
+    max_bytes: u64,
 ) -> Result<(), PullError> {
     let unpack_err = |source| PullError::Unpack {
         digest: layer.digest.clone(),
@@ -457,7 +475,7 @@ fn unpack_into(
         let compression =
             Compression::from_media_type(&layer.media_type).unwrap_or(Compression::None);
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let diff_id = unpack_layer(reader, compression, &fs_dir).map_err(unpack_err)?;
+        let diff_id = unpack_layer(reader, compression, &fs_dir, max_bytes).map_err(unpack_err)?;
         if diff_id != layer.diff_id {
             return Err(PullError::DiffId {
                 digest: layer.digest.clone(),

@@ -49,6 +49,8 @@ pub enum UnpackError {
     HardlinkOutside { name: String, target: String },
     #[error("reading the layer: {0}")]
     Read(io::Error),
+    #[error("the layer decompresses to more than {limit} bytes (limits.max_layer_unpacked_size)")]
+    TooLarge { limit: u64 },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -74,11 +76,36 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Extracts `layer` into `dest` (which must exist); returns the diffID (`sha256:` of the tar).
+/// Fails the read once more than `left` bytes came through (a decompression bomb).
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    tripped: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => {
+                self.left = left;
+                Ok(n)
+            }
+            None => {
+                self.tripped = true;
+                Err(io::Error::other("decompressed size limit"))
+            }
+        }
+    }
+}
+
+/// Extracts `layer` into `dest` (which must exist), reading at most `max_bytes` of tar;
+/// returns the diffID (`sha256:` of the tar).
 pub fn unpack_layer<R: Read>(
     layer: R,
     compression: Compression,
     dest: &Path,
+    max_bytes: u64,
 ) -> Result<String, UnpackError> {
     let decompressed: Box<dyn Read> = match compression {
         Compression::None => Box::new(layer),
@@ -88,16 +115,34 @@ pub fn unpack_layer<R: Read>(
         }
     };
     let mut archive = tar::Archive::new(Hashing {
-        inner: decompressed,
+        inner: Bounded {
+            inner: decompressed,
+            left: max_bytes,
+            tripped: false,
+        },
         hasher: Sha256::new(),
     });
+    let result = extract_all(&mut archive, dest);
+    let mut rest = archive.into_inner();
+    // The rest of the stream is hashed too: the diffID covers the tar's end padding.
+    let result = result.and_then(|()| {
+        io::copy(&mut rest, &mut io::sink())
+            .map(drop)
+            .map_err(UnpackError::Read)
+    });
+    if rest.inner.tripped {
+        return Err(UnpackError::TooLarge { limit: max_bytes });
+    }
+    result?;
+    Ok(format!("sha256:{}", hex::encode(rest.hasher.finalize())))
+}
+
+fn extract_all<R: Read>(archive: &mut tar::Archive<R>, dest: &Path) -> Result<(), UnpackError> {
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
         extract(&mut entry, dest)?;
     }
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(UnpackError::Read)?;
-    Ok(format!("sha256:{}", hex::encode(rest.hasher.finalize())))
+    Ok(())
 }
 
 /// The entry's path relative to the layer root, refusing `..`.
@@ -340,7 +385,7 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().unwrap();
             assert_eq!(
-                unpack_layer(&data[..], c, dir.path()).unwrap(),
+                unpack_layer(&data[..], c, dir.path(), u64::MAX).unwrap(),
                 diff_id,
                 "{c:?}"
             );
@@ -365,6 +410,35 @@ mod tests {
     }
 
     #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        let zeros = vec![0u8; 8 << 20];
+        let tar = layer(&[("bomb", F, &zeros, None)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(
+            gz.len() < tar.len() / 100,
+            "a bomb: {} -> {}",
+            gz.len(),
+            tar.len()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack_layer(&gz[..], Compression::Gzip, dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, UnpackError::TooLarge { limit } if limit == 1 << 20),
+            "{err}"
+        );
+        let written = fs::metadata(dir.path().join("bomb")).map_or(0, |m| m.len());
+        assert!(written <= 1 << 20, "stopped at the limit: {written}");
+        // The limit counts the tar, padding included: exactly its size passes.
+        let dir = tempfile::tempdir().unwrap();
+        unpack_layer(&gz[..], Compression::Gzip, dir.path(), tar.len() as u64).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack_layer(&gz[..], Compression::Gzip, dir.path(), tar.len() as u64 - 1);
+        assert!(matches!(err, Err(UnpackError::TooLarge { .. })));
+    }
+
+    #[test]
     fn whiteouts_become_overlay_whiteouts() {
         let tar = layer(&[
             ("a/", D, b"", None),
@@ -373,7 +447,7 @@ mod tests {
             ("b/.wh.gone", F, b"", None),
         ]);
         let dir = tempfile::tempdir().unwrap();
-        unpack_layer(&tar[..], Compression::None, dir.path()).unwrap();
+        unpack_layer(&tar[..], Compression::None, dir.path(), u64::MAX).unwrap();
         let gone = fs::symlink_metadata(dir.path().join("b/gone")).unwrap();
         assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
         let mut buf = [0u8; 4];
@@ -413,7 +487,7 @@ mod tests {
         ];
         for (tar, expect) in cases {
             let dir = tempfile::tempdir().unwrap();
-            let err = unpack_layer(&tar[..], Compression::None, dir.path()).unwrap_err();
+            let err = unpack_layer(&tar[..], Compression::None, dir.path(), u64::MAX).unwrap_err();
             assert!(err.to_string().contains(expect), "{err}");
         }
         assert_eq!(

@@ -22,7 +22,7 @@ use super::{
     content::{ContentError, Writer},
     manifest,
 };
-use crate::config::RegistryConfig;
+use crate::config::{Limits, RegistryConfig};
 
 /// Where Docker Hub's API lives.
 const DOCKER_HUB_API: &str = "https://registry-1.docker.io";
@@ -86,15 +86,22 @@ pub struct Endpoint {
 pub struct Registries {
     hosts: BTreeMap<String, RegistryConfig>,
     clients: Mutex<HashMap<(bool, String), reqwest::Client>>,
+    limits: Limits,
 }
 
 impl Registries {
-    /// From the `[registries."<host>"]` tables.
-    pub fn new(hosts: BTreeMap<String, RegistryConfig>) -> Registries {
+    /// From the `[registries."<host>"]` tables, bounded by `limits`.
+    pub fn new(hosts: BTreeMap<String, RegistryConfig>, limits: Limits) -> Registries {
         Registries {
             hosts,
             clients: Mutex::default(),
+            limits,
         }
+    }
+
+    /// What a registry may make crustd read or wait for.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The endpoints to try for `registry`, in order.
@@ -185,17 +192,21 @@ impl Registries {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let client = build_client(key.0, &key.1)?;
+        let client = build_client(key.0, &key.1, self.limits.registry_read_timeout)?;
         clients.insert(key, client.clone());
         Ok(client)
     }
 }
 
-fn build_client(insecure: bool, ca_file: &str) -> Result<reqwest::Client, RegistryError> {
+fn build_client(
+    insecure: bool,
+    ca_file: &str,
+    read_timeout: Duration,
+) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("crust/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(60))
+        .read_timeout(read_timeout)
         .danger_accept_invalid_certs(insecure);
     if !ca_file.is_empty() {
         let ca_err = |reason: String| RegistryError::CaFile {
@@ -232,6 +243,7 @@ pub struct Session {
     client: reqwest::Client,
     creds: Option<Credentials>,
     authorization: Mutex<Option<String>>,
+    max_manifest_bytes: u64,
 }
 
 impl Session {
@@ -252,6 +264,15 @@ impl Session {
             client,
             creds,
             authorization: Mutex::new(authorization),
+            max_manifest_bytes: Limits::default().max_manifest_bytes,
+        }
+    }
+
+    /// Manifests and indexes larger than `bytes` are refused.
+    pub fn with_manifest_limit(self, bytes: u64) -> Session {
+        Session {
+            max_manifest_bytes: bytes,
+            ..self
         }
     }
 
@@ -328,7 +349,7 @@ impl Session {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let bytes = read_limited(&url, response, manifest::MAX_MANIFEST_BYTES).await?;
+        let bytes = read_limited(&url, response, self.max_manifest_bytes).await?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if reference.contains(':') && reference != digest {
             return Err(RegistryError::Digest {
@@ -426,7 +447,7 @@ mod tests {
 
     fn registries(text: &str) -> Registries {
         let c = crate::config::Config::from_toml(text, std::path::Path::new("t")).unwrap();
-        Registries::new(c.registries)
+        Registries::new(c.registries, Limits::default())
     }
 
     fn bases(r: &Registries, host: &str) -> Vec<String> {
