@@ -28,8 +28,8 @@ echo ">> cargo test (unit, end-to-end, failpoints)"
 cargo test --locked --workspace --features crustd/failpoints
 check_tree
 
-echo ">> fuzz (briefly; scripts/fuzz.sh SECONDS for longer)"
-bash scripts/fuzz.sh 20
+echo ">> fuzz every target briefly (scripts/fuzz.sh SECONDS [TARGET...] for longer)"
+bash scripts/fuzz.sh 10
 check_tree
 
 echo ">> independent client: Python grpcio"
