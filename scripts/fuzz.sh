@@ -36,12 +36,22 @@ for entry in "${targets[@]}"; do
         RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir "$dir" --target-dir "$out/build" -s "$sanitizer" \
             "$target" "$@"
     }
+    # The whole output goes to a log; a failure shows its end (the crash and its input).
+    log=$out/$target.log
+    shown() {
+        if "$@" >"$log" 2>&1; then
+            tail -3 "$log"
+        else
+            tail -60 "$log"
+            echo "!! $target failed: $log" >&2
+            exit 1
+        fi
+    }
     if [ -d "$dir/regressions/$target" ]; then
         echo ">> replay $dir/regressions/$target"
-        run "$dir/regressions/$target" -- -runs=0 2>&1 | tail -2
+        shown run "$dir/regressions/$target" -- -runs=0
     fi
     echo ">> fuzz $target for ${seconds}s"
-    run "$out/corpus/$target" "$out/seeds/$target" -- \
-        -max_total_time="$seconds" -artifact_prefix="$out/artifacts/$target/" -print_final_stats=1 \
-        2>&1 | tail -3
+    shown run "$out/corpus/$target" "$out/seeds/$target" -- \
+        -max_total_time="$seconds" -artifact_prefix="$out/artifacts/$target/" -print_final_stats=1
 done

@@ -33,7 +33,7 @@ struct Args {
     bundle: PathBuf,
     runtime: PathBuf,
     runtime_root: PathBuf,
-    log_path: PathBuf,
+    log: log::LogTarget,
     exit_file: PathBuf,
     /// The container has a terminal: runc hands its pty master over a console socket.
     tty: bool,
@@ -47,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut id, mut bundle, mut runtime, mut root, mut log_path, mut exit_file) =
         (None, None, None, None, None, None);
+    let mut log_root = None;
     let mut tty = false;
     let mut stdin = false;
     let mut stdin_once = false;
@@ -74,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--runtime" => runtime = Some(PathBuf::from(value)),
             "--runtime-root" => root = Some(PathBuf::from(value)),
             "--log-path" => log_path = Some(PathBuf::from(value)),
+            "--log-root" => log_root = Some(PathBuf::from(value)),
             "--exit-file" => exit_file = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -84,7 +86,10 @@ fn parse_args() -> Result<Args, String> {
         bundle: bundle.ok_or_else(|| need("bundle"))?,
         runtime: runtime.ok_or_else(|| need("runtime"))?,
         runtime_root: root.ok_or_else(|| need("runtime-root"))?,
-        log_path: log_path.ok_or_else(|| need("log-path"))?,
+        log: log::LogTarget {
+            root: log_root,
+            path: log_path.ok_or_else(|| need("log-path"))?,
+        },
         exit_file: exit_file.ok_or_else(|| need("exit-file"))?,
         tty,
         stdin,
@@ -211,8 +216,8 @@ fn setup(args: &Args) -> Result<Setup, String> {
         }
     }
     block_signals();
-    let log = log::CriLog::open(&args.log_path)
-        .map_err(|e| format!("open log {}: {e}", args.log_path.display()))?;
+    let log = log::CriLog::open(&args.log)
+        .map_err(|e| format!("open log {}: {e}", args.log.path.display()))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin_r, stdin_w) = match args.stdin && !args.tty {
@@ -563,7 +568,7 @@ fn handle_signals(
         let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
         match signo {
             libc::SIGUSR1 => {
-                if let Err(e) = log.reopen(&args.log_path) {
+                if let Err(e) = log.reopen(&args.log) {
                     let _ = e;
                 }
             }

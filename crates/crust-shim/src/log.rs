@@ -2,10 +2,14 @@
 //! per 16 KiB piece of a longer line (P marks a piece that the next record continues).
 
 use std::{
+    ffi::CString,
     fs::{File, OpenOptions},
     io::Write,
-    os::unix::fs::OpenOptionsExt,
-    path::Path,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
+    path::{Component, Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -17,25 +21,101 @@ pub struct CriLog {
     file: File,
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+/// Where the log goes: `path`, which lies inside `root` (the pod's log directory) when there is
+/// one. Below `root` no symlink is followed and only a regular file is written, so a symlink
+/// planted in the log directory (by anything that can write there) cannot aim the container's
+/// output at a host file.
+#[derive(Debug, Clone)]
+pub struct LogTarget {
+    pub root: Option<PathBuf>,
+    pub path: PathBuf,
+}
+
+fn open(target: &LogTarget) -> std::io::Result<File> {
+    let Some(root) = &target.root else {
+        return OpenOptions::new().append(true).open(&target.path);
+    };
+    let rel = target
+        .path
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::other("the log path is not inside the log directory"))?;
+    open_beneath(root, rel)
+}
+
+fn cstr(part: &std::ffi::OsStr) -> std::io::Result<CString> {
+    CString::new(part.as_bytes()).map_err(std::io::Error::other)
+}
+
+/// openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS: `name` is one component of `dir`.
+fn open_at(dir: &OwnedFd, name: &CString, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: open_how is plain integers; all-zero is its empty value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = u64::from(mode);
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: a valid dir fd, NUL-terminated name and an open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn open_beneath(root: &Path, rel: &Path) -> std::io::Result<File> {
+    // The pod's log directory itself is the kubelet's: made if missing, symlinks followed.
+    std::fs::create_dir_all(root)?;
+    let mut dir = OwnedFd::from(File::open(root)?);
+    let parts: Vec<_> = rel.components().collect();
+    let Some((name, parents)) = parts.split_last() else {
+        return Err(std::io::Error::other("the log path names no file"));
+    };
+    for part in parents {
+        let Component::Normal(part) = part else {
+            return Err(std::io::Error::other("the log path holds '..' or '.'"));
+        };
+        let c = cstr(part)?;
+        // SAFETY: a valid dir fd and NUL-terminated name.
+        if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        dir = open_at(&dir, &c, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    }
+    let Component::Normal(name) = name else {
+        return Err(std::io::Error::other("the log path names no file"));
+    };
+    // O_NONBLOCK: a FIFO planted there must not block the shim; only a regular file is kept.
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK;
+    let file = File::from(open_at(&dir, &cstr(name)?, flags, 0o640)?);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("the log path is not a regular file"));
+    }
+    // SAFETY: F_SETFL with plain flags on an fd we own.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, libc::O_APPEND) };
+    Ok(file)
 }
 
 impl CriLog {
-    pub fn open(path: &Path) -> std::io::Result<CriLog> {
-        Ok(CriLog { file: open(path)? })
+    pub fn open(target: &LogTarget) -> std::io::Result<CriLog> {
+        Ok(CriLog {
+            file: open(target)?,
+        })
     }
 
-    /// Opens `path` anew (after logrotate moved the old file away: ReopenContainerLog).
-    pub fn reopen(&mut self, path: &Path) -> std::io::Result<()> {
-        self.file = open(path)?;
+    /// Opens the log anew (after logrotate moved the old file away: ReopenContainerLog).
+    pub fn reopen(&mut self, target: &LogTarget) -> std::io::Result<()> {
+        self.file = open(target)?;
         Ok(())
     }
 
@@ -107,8 +187,13 @@ mod tests {
     #[test]
     fn records_and_pieces() {
         let dir = std::env::temp_dir().join(format!("crust-shim-log-{}", std::process::id()));
-        let path = dir.join("c.log");
-        let mut log = CriLog::open(&path).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sub/c.log");
+        let target = LogTarget {
+            root: Some(dir.clone()),
+            path: path.clone(),
+        };
+        let mut log = CriLog::open(&target).unwrap();
         log.write(0, 'F', b"hello");
         log.write(1, 'P', b"part");
         let text = std::fs::read_to_string(&path).unwrap();
@@ -117,5 +202,35 @@ mod tests {
         assert!(lines[1].ends_with(" stderr P part"), "{}", lines[1]);
         assert_eq!(lines[0].find(' '), Some(30));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Below the log root no symlink is followed (not in a directory, not the file itself)
+    /// and only a regular file is written; a FIFO does not block.
+    #[test]
+    fn symlinks_and_fifos_below_the_root_are_refused() {
+        let root = std::env::temp_dir().join(format!("crust-shim-logroot-{}", std::process::id()));
+        let outside =
+            std::env::temp_dir().join(format!("crust-shim-outside-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dir-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("victim"), root.join("file-link")).unwrap();
+        let fifo = CString::new(root.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        for rel in ["dir-link/0.log", "file-link", "fifo", "../escape.log"] {
+            let target = LogTarget {
+                root: Some(root.clone()),
+                path: root.join(rel),
+            };
+            assert!(CriLog::open(&target).is_err(), "{rel} opened");
+        }
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "written outside"
+        );
+        std::fs::remove_dir_all(root).unwrap();
+        std::fs::remove_dir_all(outside).unwrap();
     }
 }

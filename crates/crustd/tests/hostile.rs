@@ -655,3 +655,112 @@ async fn a_burst_of_bad_requests_leaves_crustd_responsive() {
     assert!(common::list(&mut c).await.is_empty());
     d.assert_no_leaks().await;
 }
+
+/// Container logs never go through a symlink below the pod's log directory, nor into a
+/// non-regular file, and log paths cannot climb out of it (FailedPrecondition / InvalidArgument
+/// naming config.log_path, nothing written outside); AppArmor profiles are names, checked
+/// against the host: here, a Localhost profile (escaping or not) is refused with the field named
+/// and Unconfined runs.
+#[tokio::test]
+async fn log_paths_and_apparmor_profiles_cannot_escape() {
+    let d = Daemon::start().await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let outside = d.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let (pod, logs) = common::ctr::pod_with_logs(&d, &mut c, "logs-escape").await;
+    std::fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(&outside, logs.join("via-dir")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim.log"), logs.join("via-file.log")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", logs.join("dev.log")).unwrap();
+    let cases = [
+        ("via-dir/0.log", Code::FailedPrecondition),
+        ("via-file.log", Code::FailedPrecondition),
+        ("dev.log", Code::FailedPrecondition),
+        ("../escape.log", Code::InvalidArgument),
+        ("/etc/escape.log", Code::InvalidArgument),
+    ];
+    for (i, (log_path, code)) in cases.into_iter().enumerate() {
+        let mut config = ctr(&format!("log{i}"), &env.image, "echo leaked");
+        config.log_path = log_path.into();
+        let err = create(&mut c, &pod, config).await.unwrap_err();
+        assert_eq!(err.code(), code, "{log_path}: {err:?}");
+        assert!(
+            err.message().contains("config.log_path"),
+            "{log_path}: {err:?}"
+        );
+    }
+    assert_eq!(containers(&mut c).await, 0);
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "written outside"
+    );
+    // A plain log path still works, in a subdirectory the shim makes.
+    let mut config = ctr("fine", &env.image, "echo logged");
+    config.log_path = "fine/0.log".into();
+    let id = create(&mut c, &pod, config).await.unwrap();
+    start(&mut c, &id).await;
+    common::ctr::wait_exited(&mut c, &id).await;
+    let text = std::fs::read_to_string(logs.join("fine/0.log")).unwrap();
+    assert!(text.contains(" stdout F logged"), "{text}");
+
+    let apparmor_on = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'));
+    let profile = |kind: ProfileType, reference: &str| SecurityProfile {
+        profile_type: kind as i32,
+        localhost_ref: reference.into(),
+    };
+    for reference in ["../../etc/passwd", "localhost/crust-test-not-loaded"] {
+        let sc = LinuxContainerSecurityContext {
+            apparmor: Some(profile(ProfileType::Localhost, reference)),
+            ..Default::default()
+        };
+        let err = create(&mut c, &pod, with_sc(ctr("aa", &env.image, "true"), sc))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{reference}: {err:?}");
+        assert!(err.message().contains("apparmor"), "{err:?}");
+    }
+    if !apparmor_on {
+        let sc = LinuxContainerSecurityContext {
+            apparmor: Some(profile(ProfileType::RuntimeDefault, "")),
+            ..Default::default()
+        };
+        let err = create(&mut c, &pod, with_sc(ctr("aa", &env.image, "true"), sc))
+            .await
+            .unwrap_err();
+        assert!(err.message().contains("not enabled"), "{err:?}");
+        let mut pod_config = d.pod("aa-pod");
+        let pod_sc = pod_config
+            .linux
+            .as_mut()
+            .unwrap()
+            .security_context
+            .as_mut()
+            .unwrap();
+        pod_sc.apparmor = Some(profile(ProfileType::Localhost, "x"));
+        let err = c
+            .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+                config: Some(pod_config),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("apparmor"), "{err:?}");
+    }
+    let sc = LinuxContainerSecurityContext {
+        apparmor: Some(profile(ProfileType::Unconfined, "")),
+        ..Default::default()
+    };
+    create(
+        &mut c,
+        &pod,
+        with_sc(ctr("unconfined", &env.image, "true"), sc),
+    )
+    .await
+    .unwrap();
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

@@ -35,6 +35,8 @@ pub struct HostFacts {
     pub caps: Vec<String>,
     /// The source of each of the config's mounts (host path, or the image volume's path).
     pub mount_sources: Vec<PathBuf>,
+    /// `process.apparmorProfile`, when a loaded profile was asked for.
+    pub apparmor: Option<String>,
 }
 
 impl HostFacts {
@@ -63,12 +65,14 @@ impl HostFacts {
             .map_err(|reason| invalid("config.devices", reason))?;
         let caps = caps::capabilities(&sc, caps::host_bounding_set())
             .map_err(|reason| invalid("config.linux.security_context.capabilities", reason))?;
+        let apparmor = validate::apparmor_profile(&sc)?;
         Ok(HostFacts {
             user,
             seccomp,
             devices,
             caps,
             mount_sources,
+            apparmor,
         })
     }
 }

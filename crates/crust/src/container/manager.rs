@@ -308,7 +308,9 @@ impl ContainerManager {
             root.clone(),
         );
         let bundle = dir.clone();
+        let (log_dir, log_path) = (pod.config.log_directory.clone(), record.log_path.clone());
         let facts = tokio::task::spawn_blocking(move || {
+            validate::check_log_target(&log_dir, &log_path)?;
             HostFacts::gather(&config, &image_user, &bundle, &rootfs, &volumes)
         })
         .await
@@ -327,6 +329,9 @@ impl ContainerManager {
             } else {
                 PathBuf::from(&record.log_path)
             },
+            // The shim follows no symlink below the pod's log directory.
+            log_root: (!record.log_path.is_empty())
+                .then(|| PathBuf::from(&pod.config.log_directory)),
             exit_file: dir.join("exit.json"),
             tty: record.config.tty,
             stdin: record.config.stdin,
@@ -377,7 +382,11 @@ impl ContainerManager {
             caps: &facts.caps,
             mount_sources: &facts.mount_sources,
         };
-        Ok(container_spec(&record.config, &input))
+        let mut spec = container_spec(&record.config, &input);
+        if let Some(profile) = &facts.apparmor {
+            spec["process"]["apparmorProfile"] = serde_json::json!(profile);
+        }
+        Ok(spec)
     }
 
     /// Watches the shim; its exit is the container's exit (a shim already gone or a zombie

@@ -2,6 +2,7 @@
 //! ([`spec`], [`user`]), the per-container crust-shim ([`shim`]) and the manager that runs the CRI
 //! verbs ([`manager`]), including what StopPodSandbox/RemovePodSandbox need of a pod's containers.
 
+pub mod apparmor;
 pub mod caps;
 pub mod exec;
 pub mod host_facts;

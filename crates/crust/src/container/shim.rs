@@ -17,6 +17,8 @@ pub struct ShimArgs {
     pub runtime: PathBuf,
     pub runtime_root: PathBuf,
     pub log_path: PathBuf,
+    /// The pod's log directory, below which the shim resolves `log_path` without symlinks.
+    pub log_root: Option<PathBuf>,
     pub exit_file: PathBuf,
     /// The container has a terminal (its output arrives on a pty).
     pub tty: bool,
@@ -60,6 +62,9 @@ pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerEr
         }
         if args.stdin_once {
             cmd.arg("--stdin-once");
+        }
+        if let Some(root) = &args.log_root {
+            cmd.arg("--log-root").arg(root);
         }
         cmd.arg("--id")
             .arg(&args.id)

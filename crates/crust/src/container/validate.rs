@@ -7,7 +7,8 @@
 use std::path::{Component, Path};
 
 use cri_api::v1::{
-    ContainerConfig, LinuxContainerResources, Mount, MountPropagation, NamespaceMode,
+    ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, Mount,
+    MountPropagation, NamespaceMode,
 };
 
 use super::ContainerError;
@@ -120,6 +121,7 @@ fn check_security(config: &ContainerConfig) -> Result<(), ContainerError> {
         .and_then(|l| l.security_context.clone())
         .unwrap_or_default();
     super::seccomp::choice(&sc).map_err(|r| invalid("config.linux.security_context.seccomp", r))?;
+    apparmor_profile(&sc)?;
     super::caps::capabilities(&sc, super::caps::host_bounding_set())
         .map_err(|r| invalid("config.linux.security_context.capabilities", r))?;
     if let Some(ns) = &sc.namespace_options {
@@ -139,6 +141,56 @@ fn check_security(config: &ContainerConfig) -> Result<(), ContainerError> {
         }
     }
     Ok(())
+}
+
+/// The container's log file below the pod's log directory must not go through a symlink and
+/// must be a regular file if it exists (crust-shim opens it the same way, without following
+/// symlinks); what does not exist yet is made by the shim. Touches the host: blocking.
+pub fn check_log_target(log_dir: &str, log_path: &str) -> Result<(), ContainerError> {
+    let Ok(rel) = Path::new(log_path).strip_prefix(log_dir) else {
+        return Ok(()); // no log (the pod has no log directory)
+    };
+    let mut at = Path::new(log_dir).to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return Ok(());
+        };
+        let last = i + 1 == parts.len();
+        let bad = if meta.file_type().is_symlink() {
+            Some("is a symlink")
+        } else if last && !meta.is_file() {
+            Some("is not a regular file")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            return Err(ContainerError::Precondition {
+                field: "config.log_path",
+                reason: format!("{} {why}: logs are not written through it", at.display()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `process.apparmorProfile` the context asks for (see [`super::apparmor`]).
+pub fn apparmor_profile(
+    sc: &LinuxContainerSecurityContext,
+) -> Result<Option<String>, ContainerError> {
+    let field = "config.linux.security_context.apparmor";
+    // The deprecated string is what kubelets before 1.30 send.
+    #[allow(deprecated)]
+    let deprecated = &sc.apparmor_profile;
+    let profile =
+        super::apparmor::choice(sc.apparmor.as_ref(), deprecated).map_err(|r| invalid(field, r))?;
+    super::apparmor::resolve(
+        profile,
+        super::apparmor::enabled(),
+        super::apparmor::is_loaded,
+    )
+    .map_err(|r| invalid(field, r))
 }
 
 /// Environment entries the OCI spec can carry: a key without `=` or NUL, a UTF-8 value without

@@ -108,8 +108,23 @@ pub fn check_config(config: &PodSandboxConfig) -> Result<(), SandboxError> {
         for (name, value) in &linux.sysctls {
             check_sysctl(name, value, &ns).map_err(|r| invalid("config.linux.sysctls", r))?;
         }
+        check_apparmor(linux.security_context.as_ref())?;
     }
     Ok(())
+}
+
+/// The pod's AppArmor profile, as the containers' are checked (the pause itself runs under
+/// the runtime's default).
+fn check_apparmor(
+    sc: Option<&cri_api::v1::LinuxSandboxSecurityContext>,
+) -> Result<(), SandboxError> {
+    use crate::container::apparmor;
+    let field = "config.linux.security_context.apparmor";
+    let Some(sc) = sc else { return Ok(()) };
+    let profile = apparmor::choice(sc.apparmor.as_ref(), "").map_err(|r| invalid(field, r))?;
+    apparmor::resolve(profile, apparmor::enabled(), apparmor::is_loaded)
+        .map(drop)
+        .map_err(|r| invalid(field, r))
 }
 
 /// The longest sysctl value accepted (a page, as /proc/sys writes take).
