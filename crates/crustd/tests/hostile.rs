@@ -764,3 +764,31 @@ async fn log_paths_and_apparmor_profiles_cannot_escape() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+/// `limits.max_grpc_message_size` bounds what crustd decodes: a larger request is refused
+/// before it is read into a CRI message (tonic's OutOfRange, naming the limit), a smaller one
+/// is served, and crustd goes on.
+#[tokio::test]
+async fn requests_over_the_grpc_message_limit_are_refused() {
+    let d = Daemon::start_with("[limits]\nmax_grpc_message_size = \"64KiB\"\n", &[]).await;
+    let mut c = d.client().await;
+    let mut big = d.pod("grpc-big");
+    big.annotations.insert("big".into(), "x".repeat(100 << 10));
+    let err = c
+        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(big),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("65536"), "{err:?}");
+    let mut small = d.pod("grpc-small");
+    small
+        .annotations
+        .insert("small".into(), "x".repeat(32 << 10));
+    let pod = d.run_config(&mut c, small).await;
+    c.version(VersionRequest::default()).await.unwrap();
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
