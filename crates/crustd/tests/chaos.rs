@@ -418,7 +418,65 @@ impl Chaos {
         }
         let temps = temp_files(&self.d);
         assert!(temps.is_empty(), "seed {seed}: temp files left: {temps:?}");
+        // A veth per listed pod-network pod at most (a NOTREADY pod whose Stop was cut keeps
+        // its network until Stop runs again, as kubelet's does), and an IP for every READY one.
+        let wired = self.pod_network_pods(c).await;
+        let veths = veths(&self.d);
+        let ready_without_ip: Vec<_> = wired
+            .iter()
+            .filter(|(_, ready, ip)| *ready && ip.is_empty())
+            .collect();
+        if veths.len() > wired.len() || !ready_without_ip.is_empty() {
+            panic!(
+                "seed {seed}: {} veths on the bridge for {} pod-network pods (id, READY, IP):\n{veths:#?}\n{wired:#?}\n{}",
+                veths.len(),
+                wired.len(),
+                self.d.log_text()
+            );
+        }
     }
+
+    /// Listed pods in the pod network: id, READY, IP.
+    async fn pod_network_pods(&self, c: &mut Client) -> Vec<(String, bool, String)> {
+        let mut out = vec![];
+        for p in common::list(c).await {
+            let status = c
+                .pod_sandbox_status(cri_api::v1::PodSandboxStatusRequest {
+                    pod_sandbox_id: p.id.clone(),
+                    verbose: false,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+                .unwrap();
+            let mode = status
+                .linux
+                .and_then(|l| l.namespaces)
+                .and_then(|n| n.options)
+                .map_or(-1, |o| o.network);
+            if mode == cri_api::v1::NamespaceMode::Pod as i32 {
+                let ready = p.state == PodSandboxState::SandboxReady as i32;
+                out.push((
+                    p.id,
+                    ready,
+                    status.network.map(|n| n.ip).unwrap_or_default(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn veths(d: &Daemon) -> Vec<String> {
+    let links = Command::new("ip")
+        .args(["-o", "link", "show", "master", &d.net.bridge])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 /// What crustd holds on the host, one string each, naming the pod or container it is for.
@@ -469,6 +527,15 @@ fn held(d: &Daemon) -> Vec<String> {
             .map(|c| format!("cgroup {c}")),
     );
     out.extend(d.shims().into_iter().map(|s| format!("shim {s}")));
+    let dir = d.dir.path().display().to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    out.extend(
+        mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.contains(&dir))
+            .map(|m| format!("mount {m}")),
+    );
     if let Ok(rules) = Command::new("iptables-save").output() {
         out.extend(
             String::from_utf8_lossy(&rules.stdout)
