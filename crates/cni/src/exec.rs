@@ -91,17 +91,43 @@ impl RuntimeConf {
     }
 }
 
+/// Told of every plugin call: plugin type, command, success, duration (for metrics).
+pub type Observer = std::sync::Arc<dyn Fn(&str, &'static str, bool, Duration) + Send + Sync>;
+
 /// The plugin executor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cni {
     bin_dirs: Vec<PathBuf>,
     timeout: Duration,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Cni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cni")
+            .field("bin_dirs", &self.bin_dirs)
+            .field("timeout", &self.timeout)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Cni {
     /// Plugins are looked up in `bin_dirs` in order; every call gets `timeout`.
     pub fn new(bin_dirs: Vec<PathBuf>, timeout: Duration) -> Cni {
-        Cni { bin_dirs, timeout }
+        Cni {
+            bin_dirs,
+            timeout,
+            observer: None,
+        }
+    }
+
+    /// Tells `observer` of every plugin call from now on.
+    pub fn with_observer(self, observer: Observer) -> Cni {
+        Cni {
+            observer: Some(observer),
+            ..self
+        }
     }
 
     /// The executable for plugin `plugin_type`.
@@ -168,8 +194,23 @@ impl Cni {
         }
     }
 
-    /// One plugin call; `Ok(None)` when the plugin printed nothing (DEL).
+    /// One plugin call, timed for the observer; `Ok(None)` when the plugin printed nothing (DEL).
     async fn exec(
+        &self,
+        command: &'static str,
+        plugin_type: &str,
+        stdin: &Value,
+        rt: &RuntimeConf,
+    ) -> Result<Option<Value>, CniError> {
+        let started = std::time::Instant::now();
+        let result = self.exec_plugin(command, plugin_type, stdin, rt).await;
+        if let Some(observe) = &self.observer {
+            observe(plugin_type, command, result.is_ok(), started.elapsed());
+        }
+        result
+    }
+
+    async fn exec_plugin(
         &self,
         command: &'static str,
         plugin_type: &str,

@@ -34,6 +34,8 @@ pub enum ConfigError {
     },
     #[error("invalid config: default_runtime {0:?} has no [runtimes.{0}] table")]
     UnknownDefaultRuntime(String),
+    #[error("invalid config: metrics.address = {0:?}: not an IP:port")]
+    Metrics(String),
     #[error("invalid config: limits.{key} = {value:?}: {why}")]
     Limit {
         key: &'static str,
@@ -63,6 +65,15 @@ pub struct Config {
     pub registries: BTreeMap<String, RegistryConfig>,
     pub streaming: StreamingConfig,
     pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:port` serving `/metrics`; empty (the default): no endpoint.
+    pub address: String,
 }
 
 /// Bounds on what a registry, an image or a client can make crustd hold or write.
@@ -307,6 +318,7 @@ impl Default for Config {
             registries: BTreeMap::new(),
             streaming: StreamingConfig::default(),
             limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -388,6 +400,15 @@ impl Config {
             ));
         }
         self.limits.parse()?;
+        if !self.metrics.address.is_empty()
+            && self
+                .metrics
+                .address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(ConfigError::Metrics(self.metrics.address.clone()));
+        }
         let s = &self.streaming;
         for (key, value) in [
             ("idle_timeout", &s.idle_timeout),

@@ -25,6 +25,7 @@ use crate::{
     container::{ContainerManager, ContainerOptions},
     events::EventBus,
     image::{self, pull::Puller, registry::Registries, store::ImageStore, SandboxImage},
+    metrics::collect::StateCounts,
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{OciRuntime, RuncRuntime},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
@@ -145,9 +146,65 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         key: PathBuf::from(&config.streaming.tls_key_file),
     });
     let streaming = crate::streaming::start(&config.streaming.address, settings, tls).await?;
+    start_metrics(&config, &manager, &containers).await?;
     Ok(Arc::new(CriService::new(
         manager, events, config, puller, containers, streaming,
     )))
+}
+
+/// Points the scrape-time metrics at the stores and serves `/metrics` when configured.
+async fn start_metrics(
+    config: &Config,
+    pods: &Arc<SandboxManager>,
+    containers: &Arc<ContainerManager>,
+) -> Result<(), DaemonError> {
+    let (pods, containers) = (Arc::clone(pods), Arc::clone(containers));
+    crate::metrics::collect::set_source(Box::new(move || state_counts(&pods, &containers)));
+    if config.metrics.address.is_empty() {
+        return Ok(());
+    }
+    crate::metrics::server::start(&config.metrics.address)
+        .await
+        .map_err(io_err(
+            "serve metrics on",
+            Path::new(&config.metrics.address),
+        ))?;
+    Ok(())
+}
+
+/// Pods and containers by CRI state, and the containers whose shim lives.
+fn state_counts(pods: &SandboxManager, containers: &ContainerManager) -> StateCounts {
+    let ready = pods
+        .store()
+        .all()
+        .iter()
+        .filter(|s| s.state().is_ready())
+        .count() as i64;
+    let total = pods.store().all().len() as i64;
+    let records = containers.list(None);
+    let states = [
+        cri_api::v1::ContainerState::ContainerCreated,
+        cri_api::v1::ContainerState::ContainerRunning,
+        cri_api::v1::ContainerState::ContainerExited,
+        cri_api::v1::ContainerState::ContainerUnknown,
+    ];
+    let count = |state: cri_api::v1::ContainerState| {
+        records.iter().filter(|r| r.state.to_cri() == state).count() as i64
+    };
+    StateCounts {
+        pods: vec![
+            ("SANDBOX_READY", ready),
+            ("SANDBOX_NOTREADY", total - ready),
+        ],
+        containers: states
+            .iter()
+            .map(|s| (s.as_str_name(), count(*s)))
+            .collect(),
+        shims: records
+            .iter()
+            .filter(|r| r.shim.is_some() && r.state.may_run())
+            .count() as i64,
+    }
 }
 
 /// crust-shim: next to this executable, else on PATH.

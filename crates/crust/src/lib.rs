@@ -12,6 +12,7 @@ pub mod events;
 pub mod failpoint;
 pub mod image;
 pub mod memory;
+pub mod metrics;
 pub mod mountinfo;
 pub mod network;
 pub mod oci_runtime;

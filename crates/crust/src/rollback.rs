@@ -50,6 +50,7 @@ impl<S: std::fmt::Debug> Rollback<S> {
                 }
             }
         }
+        crate::metrics::global().rolled_back(failed.len());
         failed
     }
 }

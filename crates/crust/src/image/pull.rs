@@ -167,10 +167,14 @@ impl Puller {
     ) -> Result<Pulled, PullError> {
         let started = std::time::Instant::now();
         let mut lease = self.store.lease();
-        let (session, top) = self.resolve(reference, creds).await?;
-        let pulled = self
-            .install(&session, &mut lease, Some(reference), top)
-            .await?;
+        let pulled = async {
+            let (session, top) = self.resolve(reference, creds).await?;
+            self.install(&session, &mut lease, Some(reference), top)
+                .await
+        }
+        .await;
+        crate::metrics::global().pull(pulled.is_ok(), started.elapsed());
+        let pulled = pulled?;
         drop(lease);
         tracing::info!(image = %reference, id = %pulled.id, elapsed_ms = started.elapsed().as_millis() as u64, "image pulled");
         Ok(pulled)
@@ -428,6 +432,7 @@ impl Puller {
             .await
             .map_err(|e| source.error(&desc.digest, e))?;
         writer.commit().await?;
+        crate::metrics::global().pulled_bytes(desc.size);
         Ok(())
     }
 

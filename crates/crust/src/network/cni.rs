@@ -137,7 +137,9 @@ impl CniNetwork {
     /// A network over `opts`.
     pub fn new(opts: CniOptions) -> CniNetwork {
         CniNetwork {
-            cni: Cni::new(opts.bin_dirs.clone(), opts.timeout),
+            cni: Cni::new(opts.bin_dirs.clone(), opts.timeout).with_observer(std::sync::Arc::new(
+                |plugin, command, ok, took| crate::metrics::global().cni(plugin, command, ok, took),
+            )),
             cache: Cache::new(opts.cache_dir.clone()),
             opts,
             loaded: RwLock::new(Loaded::default()),

@@ -315,6 +315,9 @@ impl SandboxManager {
         self.finish(sandbox).await?;
         times.lap(RunStep::Finish);
         tracing::debug!(id = %sandbox.id, steps_us = %times.summary(), "RunPodSandbox step times");
+        for (step, took) in times.laps() {
+            crate::metrics::global().run_step(step, took);
+        }
         Ok(())
     }
 
@@ -337,11 +340,14 @@ impl SandboxManager {
             self.mark(undo, Undo::Netns);
         }
         let netns = async {
-            if cni {
-                self.create_netns(sandbox).await
-            } else {
-                Ok(())
+            if !cni {
+                return Ok(());
             }
+            // Beside the files: its own duration goes to the step histogram.
+            let started = std::time::Instant::now();
+            let made = self.create_netns(sandbox).await;
+            crate::metrics::global().run_step(RunStep::Netns.key(), started.elapsed());
+            made
         };
         let local = write_files_and_shm(record, paths.clone(), shm);
         let (local, netns) = tokio::join!(local, netns);

@@ -34,6 +34,13 @@ impl StepTimes {
         self.last = now;
     }
 
+    /// Each lap: its step's key and duration.
+    pub fn laps(&self) -> impl Iterator<Item = (&'static str, std::time::Duration)> + '_ {
+        self.laps
+            .iter()
+            .map(|(step, us)| (step.key(), std::time::Duration::from_micros(*us as u64)))
+    }
+
     /// `persist=812 files=95 ... total=61234` (microseconds).
     pub fn summary(&self) -> String {
         let mut out = String::new();

@@ -71,8 +71,13 @@ where
     let _counted = MUTATING.contains(&rpc).then(InFlight::enter);
     let started = Instant::now();
     let result = fut.instrument(tracing::debug_span!("cri", rpc)).await;
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_us = elapsed.as_micros() as u64;
     crate::memory::note_activity();
+    let code = result
+        .as_ref()
+        .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+    crate::metrics::global().rpc(rpc, code, elapsed);
     match &result {
         Ok(_) => tracing::debug!(rpc, elapsed_us, "ok"),
         Err(status) => {
