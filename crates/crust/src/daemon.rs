@@ -349,6 +349,7 @@ pub async fn serve(
         () = shutdown => {}
     }
     let _ = stop_tx.send(());
+    crate::notify::notify("STOPPING=1\n");
     let running = crate::server::instrument::in_flight();
     if running > 0 {
         tracing::info!(
@@ -382,6 +383,7 @@ pub async fn run(
     let service = build(config).await?;
     let listener = bind_socket(&socket)?;
     tracing::info!(socket = %socket.display(), "crustd serving CRI v1");
+    crate::notify::notify("READY=1\nSTATUS=serving CRI v1\n");
     let trimmer = crate::memory::spawn_idle_trim(crate::memory::QUIET);
     let result = serve(service, listener, shutdown).await;
     trimmer.abort();

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod mountinfo;
 pub mod network;
+pub mod notify;
 pub mod oci_runtime;
 pub mod rollback;
 pub mod safe_fs;

@@ -79,6 +79,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
+    crust::notify::take_from_env();
     let cli = Cli::parse();
     let config = load_config(&cli)?;
     match cli.command.as_ref().unwrap_or(&Command::Serve) {

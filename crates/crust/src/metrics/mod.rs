@@ -290,7 +290,10 @@ mod tests {
             classic.contains("# HELP crust_grpc_requests_total CRI calls"),
             "{classic}"
         );
-        assert!(classic.contains("# TYPE process_open_fds gauge\n"), "{classic}");
+        assert!(
+            classic.contains("# TYPE process_open_fds gauge\n"),
+            "{classic}"
+        );
         assert!(!classic.contains("# EOF"), "{classic}");
     }
 }
