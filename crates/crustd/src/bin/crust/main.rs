@@ -4,6 +4,7 @@
 mod bench;
 mod containers;
 mod density;
+mod doctor;
 mod floor;
 mod images;
 mod pullbench;
@@ -49,6 +50,19 @@ enum Output {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Check this node for what crustd needs and say what to fix (needs no running crustd;
+    /// exits 1 when something blocks crust).
+    Doctor {
+        /// The host root to check (a mounted node image, say).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// crustd's config file (its runtimes and CNI dirs are checked).
+        #[arg(long, default_value = crust::config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print JSON (same as `-o json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Runtime name and versions.
     Version,
     /// Runtime status and configuration.
@@ -308,12 +322,18 @@ fn print_pods(items: &[PodSandbox], quiet: bool) {
 type Client = RuntimeServiceClient<Channel>;
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The doctor answers before any connection: crustd need not run.
+    if let Cmd::Doctor { root, config, json } = &cli.command {
+        let fine = doctor(root, config, *json || cli.output == Output::Json)?;
+        std::process::exit(if fine { 0 } else { 1 });
+    }
     let channel = connect(cli.socket.clone(), cli.call_timeout).await?;
     let images = ImageServiceClient::new(channel.clone());
     let admin = AdminClient::new(channel.clone());
     let c = RuntimeServiceClient::new(channel);
     let json = cli.output == Output::Json;
     match cli.command {
+        Cmd::Doctor { .. } => Ok(()), // answered above
         Cmd::Version => version(c, json).await,
         Cmd::Info => info(c, json).await,
         Cmd::Runp { config, runtime } => runp(c, &config, runtime).await,
@@ -549,6 +569,13 @@ async fn events(mut c: Client, json: bool) -> anyhow::Result<()> {
         println!("{} {kind} {}", ev.created_at, ev.container_id);
     }
     Ok(())
+}
+
+/// `crust doctor`: no connection to crustd.
+fn doctor(root: &std::path::Path, config: &std::path::Path, json: bool) -> anyhow::Result<bool> {
+    let under_root = root.join(config.strip_prefix("/").unwrap_or(config));
+    let config = crust::config::Config::load(&under_root, false)?;
+    doctor::report(&doctor::examine(root, &config), json)
 }
 
 #[tokio::main(flavor = "current_thread")]
