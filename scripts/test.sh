@@ -44,3 +44,7 @@ mkdir -p "$stubs"
     --python_out="$stubs" --grpc_python_out="$stubs" crates/cri-api/proto/api.proto
 PYTHONDONTWRITEBYTECODE=1 CRUSTD=target/debug/crustd PYTHONPATH="$stubs" "$venv/bin/pytest" -q -p no:cacheprovider tests/python
 check_tree
+
+echo ">> the Debian package: build, install, run a pod, purge"
+bash scripts/package-test.sh
+check_tree
