@@ -269,6 +269,9 @@ pub struct StreamingConfig {
     pub stream_creation_timeout: String,
     /// How long a URL returned by Exec/Attach/PortForward stays usable (kubelet's: 1m).
     pub token_ttl: String,
+    /// Streams one SPDY session may have open at once (a port-forward opens two per
+    /// connection); more are refused with RST_STREAM.
+    pub max_streams_per_session: usize,
 }
 
 /// Parses a duration such as `4h`, `30s`, `1h30m`, `250ms`.
@@ -358,6 +361,7 @@ impl Default for StreamingConfig {
             idle_timeout: "4h".to_string(),
             stream_creation_timeout: "30s".to_string(),
             token_ttl: "1m".to_string(),
+            max_streams_per_session: 128,
         }
     }
 }
@@ -422,6 +426,13 @@ impl Config {
                     why: "not a positive duration such as 30s, 4h or 1h30m",
                 });
             }
+        }
+        if s.max_streams_per_session == 0 {
+            return Err(ConfigError::Streaming {
+                key: "max_streams_per_session",
+                value: "0".into(),
+                why: "a session needs at least one stream",
+            });
         }
         if s.address.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Streaming {
@@ -552,6 +563,10 @@ insecure = true
         for (text, key) in [
             ("[streaming]\nidle_timeout = \"soon\"\n", "idle_timeout"),
             ("[streaming]\ntoken_ttl = \"0s\"\n", "token_ttl"),
+            (
+                "[streaming]\nmax_streams_per_session = 0\n",
+                "max_streams_per_session",
+            ),
             ("[streaming]\naddress = \"localhost\"\n", "address"),
             ("[streaming]\ntls_cert_file = \"/c.pem\"\n", "tls_cert_file"),
         ] {

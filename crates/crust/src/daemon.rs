@@ -140,6 +140,7 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
         idle_timeout: duration(&config.streaming.idle_timeout),
         stream_creation_timeout: duration(&config.streaming.stream_creation_timeout),
         token_ttl: duration(&config.streaming.token_ttl),
+        max_streams: config.streaming.max_streams_per_session,
     };
     let tls = (!config.streaming.tls_cert_file.is_empty()).then(|| crate::streaming::TlsFiles {
         cert: PathBuf::from(&config.streaming.tls_cert_file),

@@ -62,6 +62,8 @@ pub struct Settings {
     pub stream_creation_timeout: Duration,
     /// How long an issued URL stays usable.
     pub token_ttl: Duration,
+    /// Streams open at once in one SPDY session.
+    pub max_streams: usize,
 }
 
 /// Why a streaming request cannot be served.

@@ -54,6 +54,7 @@ where
 {
     let config = spdy::Config {
         idle_timeout: Some(settings.idle_timeout),
+        max_streams: settings.max_streams,
         ..spdy::Config::default()
     };
     let (mut session, mut incoming) = spdy::Session::server(io, config);
