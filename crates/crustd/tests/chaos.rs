@@ -553,12 +553,14 @@ fn temp_files(d: &Daemon) -> Vec<String> {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let Ok(kind) = e.file_type() else { continue };
             let name = e.file_name().to_string_lossy().into_owned();
-            if kind.is_dir() && !kind.is_symlink() {
+            if kind.is_dir() && name.ends_with(".removing") {
+                out.push(e.path().display().to_string()); // a cut removal recovery did not finish
+            } else if kind.is_dir() && !kind.is_symlink() {
                 // Snapshots and bundles hold the images' own files; only crustd's writes count.
                 if !matches!(name.as_str(), "snapshots" | "rootfs" | "bundle") {
                     walk(&e.path(), out);
                 }
-            } else if name.ends_with(".tmp") {
+            } else if name.ends_with(".tmp") || name.ends_with(".removing") {
                 out.push(e.path().display().to_string());
             }
         }

@@ -157,3 +157,41 @@ async fn r6_corrupt_truncated_and_future_records_do_not_stop_crustd() {
     assert!(d.pause_pids().is_empty());
     d.assert_no_leaks().await;
 }
+
+/// A removal cut by a crash after its rename (a `.ID.removing` directory, half deleted, under
+/// the containers and sandboxes roots) is finished at start: nothing is listed for it, nothing
+/// of it stays.
+#[tokio::test]
+async fn removals_cut_by_a_crash_are_finished_at_start() {
+    let mut d = Daemon::start().await;
+    d.kill9();
+    let cut = |root: &std::path::Path, id: &str| {
+        let trash = root.join(format!(".{id}.removing"));
+        std::fs::create_dir_all(trash.join("rootfs/etc")).unwrap();
+        std::fs::write(trash.join("config.json"), b"{}").unwrap();
+        trash
+    };
+    let ctr = cut(&d.root.join("containers"), &"c".repeat(64));
+    let pod = cut(&d.root.join("sandboxes"), &"d".repeat(64));
+    d.restart().await;
+    let mut c = d.client().await;
+    assert!(
+        common::list(&mut c).await.is_empty(),
+        "no pod for a cut removal"
+    );
+    let listed = c
+        .list_containers(cri_api::v1::ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert!(
+        listed.is_empty(),
+        "no container for a cut removal: {listed:?}"
+    );
+    assert!(
+        !ctr.exists() && !pod.exists(),
+        "the cut removals were finished"
+    );
+    d.assert_no_leaks().await;
+}

@@ -526,10 +526,7 @@ impl ContainerManager {
         tokio::task::spawn_blocking(move || {
             host_facts::unmount_image_volumes(&target)?;
             rootfs::unmount_overlay(&target)?;
-            match std::fs::remove_dir_all(&target) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
+            crate::store::remove_record_dir(&target)
         })
         .await
         .map_err(|e| ContainerError::Task(e.to_string()))?

@@ -21,9 +21,13 @@ impl ContainerManager {
     pub async fn recover(&self) -> Result<(), ContainerError> {
         let root = &self.options.root_dir;
         std::fs::create_dir_all(root).map_err(io("create", root))?;
+        crate::store::sweep_removing(root);
         let entries = std::fs::read_dir(root).map_err(io("read", root))?;
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
+            if crate::store::is_removing(&id) {
+                continue; // a removal the sweep could not finish (it said why)
+            }
             crate::store::sweep_temp(&entry.path());
             let path = entry.path().join("container.json");
             if crate::store::remove_unborn(&entry.path(), &path) {

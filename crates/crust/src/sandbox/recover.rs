@@ -28,12 +28,13 @@ impl SandboxManager {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
             Err(e) => return Err(e),
         };
+        crate::store::sweep_removing(&dir);
         for entry in entries {
             let entry = entry?;
-            if !entry.file_type()?.is_dir() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !entry.file_type()?.is_dir() || crate::store::is_removing(&id) {
                 continue;
             }
-            let id = entry.file_name().to_string_lossy().into_owned();
             crate::store::sweep_temp(&entry.path());
             let path = entry.path().join("sandbox.json");
             if crate::store::remove_unborn(&entry.path(), &path) {

@@ -171,11 +171,8 @@ async fn write_blocking(path: PathBuf, record: SandboxRecord) -> Result<(), Reco
 
 async fn remove_dir_blocking(dir: PathBuf) -> Result<(), RecordError> {
     let path = dir.clone();
-    let result = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    })
-    .await
-    .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+    let result = tokio::task::spawn_blocking(move || crate::store::remove_record_dir(&dir))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
     result.map_err(|source| RecordError::Io { path, source })
 }

@@ -9,5 +9,8 @@ pub mod record;
 pub mod registrar;
 
 pub use index::{Index, LookupError};
-pub use record::{load_record, remove_unborn, sweep_temp, write_atomic, write_record, RecordError};
+pub use record::{
+    is_removing, load_record, remove_record_dir, remove_unborn, sweep_removing, sweep_temp,
+    write_atomic, write_record, RecordError,
+};
 pub use registrar::{NameTaken, Registrar};

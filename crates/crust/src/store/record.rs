@@ -88,6 +88,52 @@ pub fn sweep_temp(dir: &Path) -> usize {
         .count()
 }
 
+/// Removes a record directory (a container's or a sandbox's) as one step: it is renamed to
+/// `.<name>.removing` first (atomic), then deleted. A crash part-way through the deletion leaves
+/// only the renamed directory, which [`sweep_removing`] deletes at the next start, never a
+/// directory under the object's id whose record is gone but other files are not (recovery would
+/// list that as an UNKNOWN object nothing removes).
+pub fn remove_record_dir(dir: &Path) -> std::io::Result<()> {
+    let Some(name) = dir.file_name() else {
+        return Err(std::io::Error::other("a record directory has a name"));
+    };
+    let trash = dir.with_file_name(format!(".{}.removing", name.to_string_lossy()));
+    match fs::rename(dir, &trash) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    match fs::remove_dir_all(&trash) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// True for the name [`remove_record_dir`] gives a directory it is deleting.
+pub fn is_removing(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".removing")
+}
+
+/// Deletes the directories a crash left in the middle of [`remove_record_dir`] under `root`;
+/// returns how many went. Call at start, before the records in `root` are loaded.
+pub fn sweep_removing(root: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(root) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| is_removing(&e.file_name().to_string_lossy()))
+        .filter(|e| match fs::remove_dir_all(e.path()) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot finish a removal a crash cut");
+                false
+            }
+        })
+        .inspect(|e| tracing::info!(path = %e.path().display(), "finished a removal a crash cut"))
+        .count()
+}
+
 /// A record directory a create left before its first record landed (killed between `mkdir` and
 /// the rename): no record and nothing else in it (call after [`sweep_temp`]). Such an object
 /// was never acknowledged and holds nothing, so the directory goes and the object never was;
@@ -142,6 +188,28 @@ mod tests {
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Body {
         name: String,
+    }
+
+    #[test]
+    fn a_removal_is_one_rename_and_a_cut_one_is_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("abc");
+        fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
+        write_record(&dir.join("r.json"), 1, &Body { name: "x".into() }).unwrap();
+        remove_record_dir(&dir).unwrap();
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
+        remove_record_dir(&dir).unwrap(); // gone already: fine
+                                          // A crash after the rename: the half-deleted directory has the trash name only.
+        let cut = root.path().join(".def.removing");
+        fs::create_dir_all(cut.join("rootfs")).unwrap();
+        fs::create_dir_all(root.path().join("kept")).unwrap();
+        assert_eq!(sweep_removing(root.path()), 1);
+        let left: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["kept"]);
+        assert!(is_removing(".x.removing") && !is_removing("x.removing") && !is_removing(".x"));
     }
 
     #[test]
