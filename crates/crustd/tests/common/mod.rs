@@ -570,9 +570,42 @@ impl Drop for Daemon {
             }
         }
         remove_cgroups(&self.cgroup_parent);
+        remove_host_port_rules(&self.net.name);
         let _ = Command::new("ip")
             .args(["link", "del", &self.net.bridge])
             .output();
+    }
+}
+
+/// The portmap rules and chains of network `name` (a failed test never ran CNI DEL): each
+/// `CNI-HOSTPORT-DNAT` rule whose comment names the network goes, with the `CNI-DN-*` chain it
+/// jumps to.
+pub fn remove_host_port_rules(name: &str) {
+    let Ok(out) = Command::new("iptables-save").args(["-t", "nat"]).output() else {
+        return;
+    };
+    let marker = format!("dnat name: \\\"{name}\\\"");
+    let marker_plain = format!("dnat name: \"{name}\"");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rule) = line.strip_prefix("-A CNI-HOSTPORT-DNAT ") else {
+            continue;
+        };
+        if !line.contains(&marker) && !line.contains(&marker_plain) {
+            continue;
+        }
+        let chain = rule.rsplit(" -j ").next().unwrap_or("").to_string();
+        // iptables-save quotes the comment; hand iptables the words through sh to keep them.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("iptables -t nat -D CNI-HOSTPORT-DNAT {rule}"))
+            .output();
+        if chain.starts_with("CNI-DN-") {
+            for flag in ["-F", "-X"] {
+                let _ = Command::new("iptables")
+                    .args(["-t", "nat", flag, &chain])
+                    .output();
+            }
+        }
     }
 }
 
