@@ -798,7 +798,10 @@ async fn the_cli_exec_tty_is_raw_follows_resizes_and_restores_the_terminal() {
     };
     let pty = nix::pty::openpty(Some(&size(33, 77)), None).unwrap();
     let slave = pty.slave;
-    let script = "stty size; while read a; do stty size; [ \"$a\" = q ] && exit 3; done";
+    // The first size travels on the resize stream after the command started (as with any
+    // runtime and kubectl): wait for it, as a shell prompt would, before printing it.
+    let script = "until s=$(stty size 2>/dev/null) && [ \"$s\" != '0 0' ]; do sleep 0.05; done; \
+                  echo \"$s\"; while read a; do stty size; [ \"$a\" = q ] && exit 3; done";
     let mut cmd = d.crust_cli();
     cmd.args(["exec", "-i", "-t", &id, "--", "sh", "-c", script]);
     for fd in 0..3 {
