@@ -31,6 +31,11 @@ for entry in "${targets[@]}"; do
         continue
     fi
     dir=crates/$crate/fuzz
+    # A fuzz crate has its own Cargo.lock: stale, cargo fuzz would rewrite it (and the tree).
+    cargo metadata --locked --format-version 1 --manifest-path "$dir/Cargo.toml" >/dev/null 2>&1 || {
+        echo "!! $dir/Cargo.lock is stale: cargo update --workspace --manifest-path $dir/Cargo.toml" >&2
+        exit 1
+    }
     mkdir -p "$out/corpus/$target" "$out/artifacts/$target" "$out/seeds/$target"
     run() {
         RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir "$dir" --target-dir "$out/build" -s "$sanitizer" \
