@@ -175,13 +175,9 @@ async fn start_metrics(
 
 /// Pods and containers by CRI state, and the containers whose shim lives.
 fn state_counts(pods: &SandboxManager, containers: &ContainerManager) -> StateCounts {
-    let ready = pods
-        .store()
-        .all()
-        .iter()
-        .filter(|s| s.state().is_ready())
-        .count() as i64;
-    let total = pods.store().all().len() as i64;
+    let all = pods.store().all();
+    let ready = all.iter().filter(|s| s.state().is_ready()).count() as i64;
+    let total = all.len() as i64;
     let records = containers.list(None);
     let states = [
         cri_api::v1::ContainerState::ContainerCreated,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     ctr::{busybox, create, ctr, exec, start, Env},
+    peak_rss_kib,
     registry::{busybox_layer, Compression, TarBuilder, TestImage, TestLayer},
     Client, Daemon,
 };
@@ -50,14 +51,6 @@ async fn containers(c: &mut Client) -> usize {
 }
 
 /// crustd's peak resident memory (VmHWM) in KiB.
-fn peak_rss_kib(d: &Daemon) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[tokio::test]
 async fn image_account_files_are_read_inside_the_rootfs_bounded_and_off_the_workers() {

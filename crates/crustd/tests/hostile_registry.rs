@@ -16,6 +16,7 @@ use std::{
 };
 
 use common::{
+    assert_store_clean, entries, peak_rss_kib,
     registry::{busybox_layer, sha256, Compression, Registry, TarBuilder, TestImage, TestLayer},
     Daemon,
 };
@@ -146,38 +147,6 @@ async fn pull(d: &Daemon, image: &str) -> Result<(), tonic::Status> {
         .map(drop)
 }
 
-fn entries(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|it| {
-            it.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The image store holds nothing but complete snapshots and no download in progress.
-fn assert_store_clean(d: &Daemon) {
-    let ingest = entries(&d.root.join("images/content/ingest"));
-    assert!(ingest.is_empty(), "ingest left: {ingest:?}");
-    let snaps = d.root.join("images/snapshots");
-    for s in entries(&snaps) {
-        assert!(
-            snaps.join(&s).join(".complete").is_file(),
-            "incomplete snapshot {s} left"
-        );
-    }
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_hostile_registry_fails_pulls_fast_with_the_images_fault() {
     let good_layer = gzip(&TarBuilder::new().file("f", b"x", 0o644).finish());
@@ -288,9 +257,9 @@ async fn a_hostile_registry_fails_pulls_fast_with_the_images_fault() {
         assert_store_clean(&d);
     }
     assert!(
-        peak_rss_kib(d.pid()) < 200 << 10,
+        peak_rss_kib(&d) < 200 << 10,
         "crustd's peak RSS: {} KiB",
-        peak_rss_kib(d.pid())
+        peak_rss_kib(&d)
     );
 }
 
@@ -347,8 +316,8 @@ async fn gzip_bombs_and_layers_writing_through_symlinks_are_refused() {
         .await
         .unwrap();
     assert!(
-        peak_rss_kib(d.pid()) < 200 << 10,
+        peak_rss_kib(&d) < 200 << 10,
         "crustd's peak RSS: {} KiB",
-        peak_rss_kib(d.pid())
+        peak_rss_kib(&d)
     );
 }

@@ -8,6 +8,7 @@ mod common;
 use std::os::unix::fs::FileTypeExt as _;
 
 use common::{
+    assert_store_clean, entries,
     registry::{busybox_layer, sha256, Compression, Registry, TarBuilder, TestImage, TestLayer},
     Daemon,
 };
@@ -85,35 +86,6 @@ fn snapshot(d: &Daemon, chain_id: &str) -> std::path::PathBuf {
         .join("images/snapshots")
         .join(chain_id.trim_start_matches("sha256:"))
         .join("fs")
-}
-
-fn entries(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|it| {
-            it.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Nothing half-written: no ingest files, and every snapshot dir is complete.
-fn assert_store_clean(d: &Daemon) {
-    let ingest = d.root.join("images/content/ingest");
-    assert!(
-        entries(&ingest).is_empty(),
-        "ingest left: {:?}",
-        entries(&ingest)
-    );
-    for s in entries(&d.root.join("images/snapshots")) {
-        assert!(
-            d.root
-                .join("images/snapshots")
-                .join(&s)
-                .join(".complete")
-                .is_file(),
-            "incomplete snapshot {s} left"
-        );
-    }
 }
 
 #[tokio::test]

@@ -84,6 +84,15 @@ pub fn resolve(
     }
 }
 
+/// The `process.apparmorProfile` a security context's profile (and deprecated string) asks
+/// for on this host: [`choice`] then [`resolve`] with the kernel's facts.
+pub fn on_this_host(
+    profile: Option<&SecurityProfile>,
+    deprecated: &str,
+) -> Result<Option<String>, String> {
+    resolve(choice(profile, deprecated)?, enabled(), is_loaded)
+}
+
 /// True when the kernel has a profile named `name` loaded.
 pub fn is_loaded(name: &str) -> bool {
     std::fs::read_to_string("/sys/kernel/security/apparmor/profiles").is_ok_and(|all| {

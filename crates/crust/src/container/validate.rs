@@ -183,14 +183,7 @@ pub fn apparmor_profile(
     // The deprecated string is what kubelets before 1.30 send.
     #[allow(deprecated)]
     let deprecated = &sc.apparmor_profile;
-    let profile =
-        super::apparmor::choice(sc.apparmor.as_ref(), deprecated).map_err(|r| invalid(field, r))?;
-    super::apparmor::resolve(
-        profile,
-        super::apparmor::enabled(),
-        super::apparmor::is_loaded,
-    )
-    .map_err(|r| invalid(field, r))
+    super::apparmor::on_this_host(sc.apparmor.as_ref(), deprecated).map_err(|r| invalid(field, r))
 }
 
 /// Environment entries the OCI spec can carry: a key without `=` or NUL, a UTF-8 value without

@@ -118,13 +118,10 @@ pub fn check_config(config: &PodSandboxConfig) -> Result<(), SandboxError> {
 fn check_apparmor(
     sc: Option<&cri_api::v1::LinuxSandboxSecurityContext>,
 ) -> Result<(), SandboxError> {
-    use crate::container::apparmor;
-    let field = "config.linux.security_context.apparmor";
     let Some(sc) = sc else { return Ok(()) };
-    let profile = apparmor::choice(sc.apparmor.as_ref(), "").map_err(|r| invalid(field, r))?;
-    apparmor::resolve(profile, apparmor::enabled(), apparmor::is_loaded)
+    crate::container::apparmor::on_this_host(sc.apparmor.as_ref(), "")
         .map(drop)
-        .map_err(|r| invalid(field, r))
+        .map_err(|r| invalid("config.linux.security_context.apparmor", r))
 }
 
 /// The longest sysctl value accepted (a page, as /proc/sys writes take).

@@ -609,6 +609,40 @@ pub fn remove_host_port_rules(name: &str) {
     }
 }
 
+/// Names in `dir` (none when it does not exist).
+pub fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The image store holds nothing half-written: no ingest file, every snapshot complete.
+pub fn assert_store_clean(d: &Daemon) {
+    let ingest = entries(&d.root.join("images/content/ingest"));
+    assert!(ingest.is_empty(), "ingest left: {ingest:?}");
+    let snaps = d.root.join("images/snapshots");
+    for s in entries(&snaps) {
+        assert!(
+            snaps.join(&s).join(".complete").is_file(),
+            "incomplete snapshot {s} left"
+        );
+    }
+}
+
+/// crustd's peak resident memory (VmHWM) in KiB.
+pub fn peak_rss_kib(d: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 /// Cgroup directories left under `parent` in any v1 controller.
 pub fn cgroup_children(parent: &str) -> Vec<String> {
     let mut out = Vec::new();
