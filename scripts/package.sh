@@ -11,4 +11,11 @@ if ! cargo deb --version >/dev/null 2>&1; then
     echo ">> installing cargo-deb"
     cargo install --quiet --locked cargo-deb --version 3.8.0
 fi
+# The package's assets include `crust` from the crust-cli crate: cargo deb builds only crustd's
+# binaries, so build the CLI first with the same profile.
+if [ $# -gt 0 ]; then
+    cargo build --locked -p crust-cli "$@"
+else
+    cargo build --locked --release -p crust-cli
+fi
 cargo deb --locked -p crustd "$@"

@@ -345,7 +345,7 @@ impl Daemon {
 
     /// The `crust` CLI pointed at this daemon's socket.
     pub fn crust_cli(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crust"));
+        let mut cmd = Command::new(crust_cli_binary());
         cmd.arg("--socket").arg(&self.socket);
         cmd
     }
@@ -824,4 +824,19 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// The `crust` binary of the crust-cli crate, beside crustd in the same target directory. Cargo
+/// hands a test only its own package's binaries; `cargo test --workspace` (scripts/test.sh) builds
+/// crust-cli's too, as that crate has integration tests. Run alone (`cargo test -p crustd`), build
+/// it first with `cargo build -p crust-cli`.
+pub fn crust_cli_binary() -> PathBuf {
+    let crustd = Path::new(env!("CARGO_BIN_EXE_crustd"));
+    let crust = crustd.with_file_name("crust");
+    assert!(
+        crust.exists(),
+        "{} is missing: build it with `cargo build -p crust-cli` (cargo test --workspace does)",
+        crust.display()
+    );
+    crust
 }

@@ -23,7 +23,7 @@ use crust::{
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::bench::{in_parallel_range, BenchArgs, Progress, Stats};
+use super::{in_parallel_range, BenchArgs, Progress, Stats};
 
 /// What the floor measured.
 #[derive(Debug, Clone, Serialize)]

@@ -3,13 +3,9 @@
 
 mod bench;
 mod containers;
-mod density;
 mod doctor;
-mod floor;
 mod images;
-mod pullbench;
 mod stream;
-mod streambench;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -350,30 +346,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Inspectp { id } => inspectp(c, id).await,
         Cmd::Stopp { ids } => stopp(c, ids).await,
         Cmd::Rmp { ids } => rmp(c, ids).await,
-        Cmd::Bench(args) if args.pull.is_some() => {
-            let image = args.pull.clone().unwrap_or_default();
-            let report = pullbench::run(images, image, args.runs).await?;
-            emit(&report, json, args.json.as_deref(), pullbench::print)
-        }
-        Cmd::Bench(args) if args.streaming.is_some() => {
-            let image = args.streaming.clone().unwrap_or_default();
-            images::ensure(images, &image).await?;
-            let report = streambench::run(c, &cli.socket, &args, &image).await?;
-            emit(&report, json, args.json.as_deref(), streambench::print)
-        }
-        Cmd::Bench(mut args) if args.density.is_some() => {
-            args.pods = args.density.unwrap_or(args.pods);
-            let report = density::run(c, &cli.socket, &args).await?;
-            emit(&report, json, args.json.as_deref(), density::print)
-        }
-        Cmd::Bench(args) => {
-            if let Some(image) = &args.container_image {
-                images::ensure(images, image).await?;
-            }
-            let path = args.json.clone();
-            let report = bench::run(c, cli.socket.display().to_string(), *args).await?;
-            emit(&report, json, path.as_deref(), bench::print)
-        }
+        Cmd::Bench(args) => bench::run(c, images, &cli.socket, *args, json).await,
         Cmd::Events => events(c, json).await,
         Cmd::Images { quiet } => images::list(images, quiet, json).await,
         Cmd::Create {

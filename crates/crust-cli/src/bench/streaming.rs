@@ -23,7 +23,8 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{bench::BenchArgs, Client};
+use super::BenchArgs;
+use crate::Client;
 
 /// What the streaming bench measured.
 #[derive(Debug, Serialize)]
@@ -59,7 +60,7 @@ const GIB: u64 = 1 << 30;
 
 /// A pod with two containers: one idle for execs, one serving 1 GiB per connection on PORT.
 async fn setup(c: &mut Client, args: &BenchArgs, image: &str) -> anyhow::Result<(String, String)> {
-    let mut pod = crate::bench::pod_config(args, 0, "streaming");
+    let mut pod = super::pod_config(args, 0, "streaming");
     pod.metadata.as_mut().context("pod metadata")?.name = "crust-bench-streaming".into();
     let pod_id = c
         .run_pod_sandbox(RunPodSandboxRequest {
@@ -239,14 +240,14 @@ async fn forwarded(c: &mut Client, pod: &str) -> anyhow::Result<(u64, f64)> {
 /// The runtime's RSS growth per idle port-forward session (each holding one idle connection
 /// to the httpd; no process of the runtime's).
 async fn idle_sessions(c: &mut Client, pod: &str, runtime: i32, n: usize) -> anyhow::Result<f64> {
-    let (before, _) = crate::density::memory_kib(runtime);
+    let (before, _) = super::density::memory_kib(runtime);
     let mut open = Vec::new();
     for _ in 0..n {
         let url = forward_url(c, pod, IDLE_PORT).await?;
         open.push(ws(&url, "v4.channel.k8s.io").await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (after, _) = crate::density::memory_kib(runtime);
+    let (after, _) = super::density::memory_kib(runtime);
     drop(open);
     Ok(after.saturating_sub(before) as f64 / n.max(1) as f64)
 }
@@ -303,7 +304,7 @@ async fn measure(
     let ip = pod_ip(c, pod).await?;
     let direct = tokio::net::TcpStream::connect((ip.as_str(), PORT)).await?;
     let (_, direct_mib_s) = drain(direct).await?;
-    let runtime = crate::density::server_pid(socket)?;
+    let runtime = super::density::server_pid(socket)?;
     let sessions = 20;
     let idle_session_kib = idle_sessions(c, pod, runtime, sessions).await?;
     Ok(StreamReport {

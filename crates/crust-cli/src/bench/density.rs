@@ -14,7 +14,7 @@ use cri_api::v1::{runtime_service_client::RuntimeServiceClient, RunPodSandboxReq
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::bench::{pod_config, BenchArgs};
+use super::{pod_config, BenchArgs};
 
 /// Memory figures, in KiB.
 #[derive(Debug, Clone, Serialize)]
@@ -224,7 +224,7 @@ async fn start_pods(
 ) -> anyhow::Result<()> {
     let tag = format!("{:x}", crust::events::now_ns());
     let (client, shared, args2) = (client.clone(), ids, args.clone());
-    crate::bench::in_parallel(args.pods, args.concurrency, "density", move |i| {
+    super::in_parallel(args.pods, args.concurrency, "density", move |i| {
         let (mut c, ids, config) = (client.clone(), shared.clone(), pod_config(&args2, i, &tag));
         async move {
             let req = RunPodSandboxRequest {
