@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 install_deps
 
 echo ">> building (release)"
-cargo build --release --locked -p crustd
+cargo build --release --locked -p crustd -p crust-cli
 install -m 0755 target/release/crustd target/release/crust target/release/crust-shim /usr/local/bin/
 
 if crust version >/dev/null 2>&1; then
