@@ -56,7 +56,7 @@ pub fn examine(root: &Path, config: &Config) -> Vec<Finding> {
     let mut out: Vec<Finding> = config
         .runtimes
         .iter()
-        .map(|(name, rt)| runtime(root, name, &rt.path))
+        .map(|(name, rt)| runtime(root, name, &rt.binary(name)))
         .collect();
     out.push(shim(root));
     out.push(cgroups(root));

@@ -4,7 +4,8 @@
 //! to crustd over descriptor 3 (SCM_RIGHTS), waits for the exec'd process and prints
 //! `exit <code>` (or `error <message>`) on stdout.
 //!
-//! `crust-shim exec-tty --runtime R --root DIR --id ID --pid-file FILE -- CMD...`
+//! `crust-shim exec-tty --runtime R --runtime-root DIR [--runtime-arg A]... --id ID --pid-file FILE
+//! -- CMD...`
 
 use std::{
     os::fd::{AsRawFd, RawFd},
@@ -18,6 +19,7 @@ use crate::{errno_err, exit_code, recv_fd, short_temp_dir, unblocked};
 struct ExecArgs {
     runtime: PathBuf,
     root: PathBuf,
+    runtime_args: Vec<String>,
     id: String,
     pid_file: PathBuf,
     cmd: Vec<String>,
@@ -26,6 +28,7 @@ struct ExecArgs {
 fn parse(args: &[String]) -> Result<ExecArgs, String> {
     let mut it = args.iter();
     let (mut runtime, mut root, mut id, mut pid_file) = (None, None, None, None);
+    let mut runtime_args = Vec::new();
     while let Some(flag) = it.next() {
         if flag == "--" {
             break;
@@ -36,7 +39,8 @@ fn parse(args: &[String]) -> Result<ExecArgs, String> {
             .clone();
         match flag.as_str() {
             "--runtime" => runtime = Some(PathBuf::from(value)),
-            "--root" => root = Some(PathBuf::from(value)),
+            "--runtime-root" => root = Some(PathBuf::from(value)),
+            "--runtime-arg" => runtime_args.push(value),
             "--id" => id = Some(value),
             "--pid-file" => pid_file = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
@@ -48,7 +52,8 @@ fn parse(args: &[String]) -> Result<ExecArgs, String> {
     }
     Ok(ExecArgs {
         runtime: runtime.ok_or("--runtime is required")?,
-        root: root.ok_or("--root is required")?,
+        root: root.ok_or("--runtime-root is required")?,
+        runtime_args,
         id: id.ok_or("--id is required")?,
         pid_file: pid_file.ok_or("--pid-file is required")?,
         cmd,
@@ -96,6 +101,7 @@ fn run(a: &ExecArgs) -> Result<i32, String> {
     let mut cmd = Command::new(&a.runtime);
     cmd.arg("--root")
         .arg(&a.root)
+        .args(&a.runtime_args)
         .args(["exec", "-d", "--tty", "--console-socket"])
         .arg(&socket)
         .arg("--pid-file")

@@ -8,12 +8,16 @@
 //! reopens the log on SIGUSR1, reaps whatever it inherits, and finally writes the exit code
 //! atomically (`<exit-file>`: JSON, via temp file, fsync, rename). It survives crustd restarts.
 //!
+//! Runtimes that run a pod's containers inside one sandbox process (runsc) are handled as
+//! [`sandboxed`] describes: the answer is then `ok <pid> <shim pid> sandboxed`.
+//!
 //! The binary is `crust-shim` of the crustd package (so it is built, and found next to crustd,
 //! wherever crustd is); this crate holds its code.
 
 pub mod attach;
 mod exec_tty;
 mod log;
+pub mod sandboxed;
 
 use std::{
     ffi::CString,
@@ -33,6 +37,8 @@ struct Args {
     bundle: PathBuf,
     runtime: PathBuf,
     runtime_root: PathBuf,
+    /// Global runtime options after `--root` (`--runtime-arg`, repeated).
+    runtime_args: Vec<String>,
     log: log::LogTarget,
     exit_file: PathBuf,
     /// The container has a terminal: runc hands its pty master over a console socket.
@@ -48,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut id, mut bundle, mut runtime, mut root, mut log_path, mut exit_file) =
         (None, None, None, None, None, None);
     let mut log_root = None;
+    let mut runtime_args = Vec::new();
     let mut tty = false;
     let mut stdin = false;
     let mut stdin_once = false;
@@ -74,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--bundle" => bundle = Some(PathBuf::from(value)),
             "--runtime" => runtime = Some(PathBuf::from(value)),
             "--runtime-root" => root = Some(PathBuf::from(value)),
+            "--runtime-arg" => runtime_args.push(value),
             "--log-path" => log_path = Some(PathBuf::from(value)),
             "--log-root" => log_root = Some(PathBuf::from(value)),
             "--exit-file" => exit_file = Some(PathBuf::from(value)),
@@ -86,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
         bundle: bundle.ok_or_else(|| need("bundle"))?,
         runtime: runtime.ok_or_else(|| need("runtime"))?,
         runtime_root: root.ok_or_else(|| need("runtime-root"))?,
+        runtime_args,
         log: log::LogTarget {
             root: log_root,
             path: log_path.ok_or_else(|| need("log-path"))?,
@@ -174,16 +183,27 @@ pub fn run() -> ! {
 fn daemon(args: Args, status: OwnedFd) -> ! {
     let mut status = File::from(status);
     match setup(&args) {
-        Ok((pid, streams, log, stdin, pty)) => {
+        Ok(ready) => {
             // Bound before "ok": once crustd answers CreateContainer, attach works. Without the
             // socket the container still runs and logs.
-            let attach = attach::Attach::bind(&args.bundle, stdin, args.stdin_once, pty).ok();
+            let attach =
+                attach::Attach::bind(&args.bundle, ready.stdin, args.stdin_once, ready.pty).ok();
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
-            let _ = writeln!(status, "ok {pid} {me}");
+            let pid = ready.pid;
+            let mode = if ready.pending.is_some() {
+                " sandboxed"
+            } else {
+                ""
+            };
+            let _ = writeln!(status, "ok {pid} {me}{mode}");
             drop(status);
             quiet_stdio();
-            let code = monitor(&args, pid, streams, log, attach);
+            let init = match ready.pending {
+                Some(pending) => Init::Pending(pending),
+                None => Init::Process(pid),
+            };
+            let code = monitor(&args, init, ready.streams, ready.log, attach);
             let _ = std::fs::remove_file(args.bundle.join(attach::SOCKET));
             let _ = std::fs::remove_file(args.bundle.join(attach::RESIZE_SOCKET));
             write_exit(&args, code);
@@ -196,15 +216,20 @@ fn daemon(args: Args, status: OwnedFd) -> ! {
     }
 }
 
-/// What setup hands to the monitor: init pid, output read ends, the log, the stdin write end,
-/// and the terminal (for resizes) of a tty container.
-type Setup = (
-    i32,
-    [OwnedFd; 2],
-    log::CriLog,
-    Option<OwnedFd>,
-    Option<OwnedFd>,
-);
+/// What setup hands to the monitor.
+struct Setup {
+    /// The init pid from the runtime's pid file (the sandbox's, for a sandboxed runtime).
+    pid: i32,
+    /// The output read ends.
+    streams: [OwnedFd; 2],
+    log: log::CriLog,
+    /// The stdin write end.
+    stdin: Option<OwnedFd>,
+    /// The terminal (for resizes) of a tty container.
+    pty: Option<OwnedFd>,
+    /// A sandboxed runtime's container: its stdio until `start`.
+    pending: Option<sandboxed::Pending>,
+}
 
 /// Session, subreaper, signals, pipes, `runc create`.
 fn setup(args: &Args) -> Result<Setup, String> {
@@ -223,10 +248,18 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let (stdin_r, stdin_w) = match args.stdin && !args.tty {
         true => {
             let (r, w) = pipe()?;
-            (Stdio::from(r), Some(w))
+            (Some(r), Some(w))
         }
-        false => (Stdio::null(), None),
+        false => (None, None),
     };
+    // The runtime gets copies; the shim keeps the originals in case the runtime turns out to
+    // take the container's stdio at `start` (sandboxed), and drops them otherwise.
+    let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
+    let create_stdin = match &stdin_r {
+        Some(r) => Stdio::from(dup(r)?),
+        None => Stdio::null(),
+    };
+    let (create_out, create_err) = (dup(&out_w)?, dup(&err_w)?);
     let pid_file = args.bundle.join("init.pid");
     let runc_log = args.bundle.join("runc.log");
     // A short private dir: socket paths must fit in sockaddr_un (108 bytes).
@@ -249,6 +282,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let mut cmd = Command::new(&args.runtime);
     cmd.arg("--root")
         .arg(&args.runtime_root)
+        .args(&args.runtime_args)
         .arg("--log")
         .arg(&runc_log)
         .args(["--log-format", "json", "create"]);
@@ -262,9 +296,9 @@ fn setup(args: &Args) -> Result<Setup, String> {
         .arg("--pid-file")
         .arg(&pid_file)
         .arg(&args.id)
-        .stdin(stdin_r)
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(err_w))
+        .stdin(create_stdin)
+        .stdout(Stdio::from(create_out))
+        .stderr(Stdio::from(create_err))
         .status()
         .map_err(|e| format!("run {}: {e}", args.runtime.display()))?;
     if !result.success() {
@@ -281,6 +315,11 @@ fn setup(args: &Args) -> Result<Setup, String> {
         .trim()
         .parse::<i32>()
         .map_err(|e| format!("pid file: {e}"))?;
+    let pending = (!sandboxed::is_child(pid)).then_some(sandboxed::Pending {
+        stdin: stdin_r,
+        stdout: out_w,
+        stderr: err_w,
+    });
     let mut stdin_w = stdin_w;
     let mut pty = None;
     let out_r = match console {
@@ -300,7 +339,14 @@ fn setup(args: &Args) -> Result<Setup, String> {
         }
         None => out_r,
     };
-    Ok((pid, [out_r, err_r], log, stdin_w, pty))
+    Ok(Setup {
+        pid,
+        streams: [out_r, err_r],
+        log,
+        stdin: stdin_w,
+        pty,
+        pending,
+    })
 }
 
 /// `/tmp/crust-pty-XXXXXX`, mode 0700.
@@ -369,6 +415,7 @@ fn handled_signals() -> libc::sigset_t {
         for s in [
             libc::SIGCHLD,
             libc::SIGUSR1,
+            libc::SIGUSR2,
             libc::SIGTERM,
             libc::SIGINT,
             libc::SIGHUP,
@@ -415,7 +462,7 @@ fn quiet_stdio() {
 /// passed); returns init's exit code (128 + signal when killed).
 fn monitor(
     args: &Args,
-    init: i32,
+    mut init: Init,
     streams: [OwnedFd; 2],
     mut log: log::CriLog,
     mut attach: Option<attach::Attach>,
@@ -486,7 +533,7 @@ fn monitor(
         }
         if handle_signals(
             sfd.as_ref().map(|s| s.as_raw_fd()),
-            init,
+            &mut init,
             &mut code,
             &mut log,
             args,
@@ -495,8 +542,8 @@ fn monitor(
         }
         // Without a signalfd, poll the init pid.
         if sfd.is_none() && code.is_none() {
-            if let Some(c) = reap(init) {
-                code = Some(c);
+            if let Some(c) = reap(init.pid()) {
+                code = Some(init.finish(c));
                 exited_at = Some(Instant::now());
             }
         }
@@ -507,7 +554,14 @@ fn monitor(
             rest.clear();
         }
     }
-    code.unwrap_or_else(|| reap_blocking(init))
+    match code {
+        Some(code) => code,
+        None if init.pid() > 0 => {
+            let raw = reap_blocking(init.pid());
+            init.finish(raw)
+        }
+        None => NEVER_RAN,
+    }
 }
 
 /// Reads what is there from `fd` into `buf` and logs complete records; the bytes read, `None`
@@ -552,10 +606,62 @@ fn split_records(partial: &mut Vec<u8>) -> Vec<(char, Vec<u8>)> {
     }
 }
 
+/// What the monitor waits for.
+enum Init {
+    /// The container's init, the shim's child.
+    Process(i32),
+    /// A sandboxed runtime's container before its start (crustd's SIGUSR2 starts it).
+    Pending(sandboxed::Pending),
+    /// A sandboxed runtime's started container: its `wait` child.
+    Waiting(sandboxed::Waiter),
+    /// Given up or failed to start: nothing runs.
+    Gone,
+}
+
+impl Init {
+    /// The child whose exit is the container's (0: none).
+    fn pid(&self) -> i32 {
+        match self {
+            Init::Process(pid) => *pid,
+            Init::Waiting(w) => w.pid,
+            Init::Pending(_) | Init::Gone => 0,
+        }
+    }
+
+    /// The container's exit code once the child exited with `code`.
+    fn finish(&mut self, code: i32) -> i32 {
+        match std::mem::replace(self, Init::Gone) {
+            Init::Waiting(w) => w.exit_code(),
+            _ => code,
+        }
+    }
+
+    /// SIGUSR2 (start) and SIGTERM (given up) for a pending sandboxed container; the exit code
+    /// when nothing will run.
+    fn on_request(&mut self, signo: i32, args: &Args) -> Option<i32> {
+        if !matches!(self, Init::Pending(_)) || !matches!(signo, libc::SIGUSR2 | libc::SIGTERM) {
+            return None;
+        }
+        let Init::Pending(pending) = std::mem::replace(self, Init::Gone) else {
+            return None;
+        };
+        if signo == libc::SIGUSR2 {
+            if let Some(waiter) = sandboxed::start(args, pending) {
+                *self = Init::Waiting(waiter);
+                return None;
+            }
+        }
+        Some(NEVER_RAN)
+    }
+}
+
+/// The exit code of a container that never ran (as containerd reports it).
+const NEVER_RAN: i32 = 255;
+
 /// Drains the signalfd; returns true when init's exit was seen now.
 fn handle_signals(
     sfd: Option<RawFd>,
-    init: i32,
+    init: &mut Init,
     code: &mut Option<i32>,
     log: &mut log::CriLog,
     args: &Args,
@@ -574,15 +680,21 @@ fn handle_signals(
             }
             libc::SIGCHLD => {
                 if code.is_none() {
-                    if let Some(c) = reap(init) {
-                        *code = Some(c);
+                    if let Some(c) = reap(init.pid()) {
+                        *code = Some(init.finish(c));
                         init_exited = true;
                     }
                 } else {
-                    reap(init);
+                    reap(init.pid());
                 }
             }
-            _ => {} // the shim outlives crustd's signals; the container decides when it ends
+            // Otherwise the shim outlives crustd's signals; the container decides when it ends.
+            other => {
+                if let Some(c) = init.on_request(other, args) {
+                    *code = Some(c);
+                    init_exited = true;
+                }
+            }
         }
     }
     init_exited

@@ -4,7 +4,7 @@
 //! pods keep running and are picked up again by the next start.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     future::Future,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
@@ -27,7 +27,7 @@ use crate::{
     image::{self, pull::Puller, registry::Registries, store::ImageStore, SandboxImage},
     metrics::collect::StateCounts,
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
-    oci_runtime::{OciRuntime, RuncRuntime},
+    oci_runtime::{OciRuntime, RuncRuntime, RuntimeCli},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
     server::admin_import::AdminService,
     server::CriService,
@@ -93,7 +93,7 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     let options = ManagerOptions {
         root_dir: sandboxes_root.clone(),
         state_dir: sandboxes_state,
-        handlers: config.runtimes.keys().cloned().collect::<BTreeSet<_>>(),
+        handlers: config.runtimes.clone(),
         default_handler: config.default_runtime.clone(),
         netns_dir: config.state.join("netns"),
         sandbox_image: SandboxImage {
@@ -236,12 +236,19 @@ fn runtimes(config: &Config) -> BTreeMap<String, Arc<dyn OciRuntime>> {
         .runtimes
         .iter()
         .map(|(handler, rt)| {
-            let binary = resolve_binary(&rt.path);
+            let binary = resolve_binary(&rt.binary(handler));
             if !binary.is_file() {
-                tracing::warn!(handler = %handler, path = %rt.path.display(), "runtime binary not found; pods on this handler will fail");
+                tracing::warn!(handler = %handler, path = %binary.display(), "runtime binary not found; pods on this handler will fail");
             }
-            let root = config.state.join("runtime").join(handler);
-            let runtime: Arc<dyn OciRuntime> = Arc::new(RuncRuntime::new(&binary, &root));
+            let cli = RuntimeCli {
+                binary,
+                root: rt
+                    .root
+                    .clone()
+                    .unwrap_or_else(|| config.state.join("runtime").join(handler)),
+                args: rt.runtime_args.clone(),
+            };
+            let runtime: Arc<dyn OciRuntime> = Arc::new(RuncRuntime::new(cli, rt.clone()));
             (handler.clone(), runtime)
         })
         .collect()

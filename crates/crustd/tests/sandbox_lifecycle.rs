@@ -61,7 +61,12 @@ async fn run_status_list_stop_remove_with_events() {
         "sandbox"
     );
     assert_eq!(spec["annotations"]["io.kubernetes.cri.sandbox-name"], "web");
-    assert_eq!(spec["annotations"]["test/annotation"], "yes");
+    // The default handler lets none of the pod's own annotations through (`pod_annotations`).
+    assert!(spec["annotations"].get("test/annotation").is_none());
+    assert_eq!(
+        spec["annotations"]["io.kubernetes.cri.sandbox-id"],
+        id.as_str()
+    );
     assert_eq!(status.runtime_handler, "runc");
     assert!(
         st.info["info"].contains("\"state\":\"ready\""),

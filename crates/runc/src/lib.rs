@@ -79,6 +79,7 @@ pub struct ContainerState {
 pub struct Runc {
     binary: PathBuf,
     root: PathBuf,
+    global_args: Vec<String>,
     timeout: Duration,
 }
 
@@ -90,8 +91,20 @@ impl Runc {
         Runc {
             binary: binary.into(),
             root: root.into(),
+            global_args: Vec::new(),
             timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Global options put after `--root` on every call, e.g. `--platform=ptrace` for runsc.
+    pub fn with_global_args(mut self, args: Vec<String>) -> Self {
+        self.global_args = args;
+        self
+    }
+
+    /// The global options of [`Runc::with_global_args`].
+    pub fn global_args(&self) -> &[String] {
+        &self.global_args
     }
 
     /// Overrides the per-call timeout (default 30 s).
@@ -188,6 +201,7 @@ impl Runc {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root")
             .arg(&self.root)
+            .args(&self.global_args)
             .arg("--log-format")
             .arg("json")
             .stdin(Stdio::null())
@@ -355,6 +369,15 @@ mod tests {
         assert_eq!(
             args.trim(),
             "--root /run/test-root --log-format json state c1"
+        );
+        let runsc =
+            Runc::new(runc.binary(), "/r").with_global_args(vec!["--platform=ptrace".into()]);
+        runsc.state("c1").await.unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(
+            args.trim(),
+            "--root /r --platform=ptrace --log-format json state c1",
+            "global args go after --root, before the command"
         );
     }
 

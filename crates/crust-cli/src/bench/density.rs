@@ -20,6 +20,8 @@ use super::{pod_config, BenchArgs};
 #[derive(Debug, Clone, Serialize)]
 pub struct DensityReport {
     pub pods: usize,
+    /// The runtime handler the pods ran on ("" = the runtime's default).
+    pub runtime_handler: String,
     pub server_pid: i32,
     pub server_rss_kib_idle: u64,
     pub server_pss_kib_idle: u64,
@@ -155,6 +157,7 @@ pub async fn run(
     removed?;
     Ok(DensityReport {
         pods: args.pods,
+        runtime_handler: args.runtime.clone(),
         server_pid: pid,
         server_rss_kib_idle: rss_idle,
         server_pss_kib_idle: pss_idle,
@@ -226,10 +229,11 @@ async fn start_pods(
     let (client, shared, args2) = (client.clone(), ids, args.clone());
     super::in_parallel(args.pods, args.concurrency, "density", move |i| {
         let (mut c, ids, config) = (client.clone(), shared.clone(), pod_config(&args2, i, &tag));
+        let handler = args2.runtime.clone();
         async move {
             let req = RunPodSandboxRequest {
                 config: Some(config),
-                runtime_handler: String::new(),
+                runtime_handler: handler,
             };
             let id = c
                 .run_pod_sandbox(req)
@@ -304,8 +308,12 @@ fn pod_memory(parent: &str) -> (f64, f64, usize) {
 
 /// Prints the density report.
 pub fn print(r: &DensityReport) {
+    let handler = match r.runtime_handler.as_str() {
+        "" => "the default handler",
+        h => h,
+    };
     println!(
-        "crust bench --density {}: runtime pid {}",
+        "crust bench --density {} on {handler}: runtime pid {}",
         r.pods, r.server_pid
     );
     println!(

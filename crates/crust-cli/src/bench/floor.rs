@@ -323,6 +323,8 @@ async fn setup_one(env: &Env, i: usize) -> anyhow::Result<(i32, [Duration; 4])> 
         shm: None,
         cgroups_path: &cgroups_path,
         oom_score_adj: crust::daemon::sandbox_oom_score_adj(),
+        sandbox_id: &id,
+        runtime: &crust::config::RuntimeConfig::runc(),
     };
     let spec = pause_spec(
         &PodSandboxConfig {

@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Set cri.sandbox.network.setup.v2=true (network first).
     #[arg(long)]
     pub network_first: bool,
+    /// The runtime handler (RuntimeClass handler) of the pods; empty: the runtime's default.
+    #[arg(long, default_value = "")]
+    pub runtime: String,
     /// Also measure the floor: netns + CNI ADD + runc create/start and the reverse, same pods.
     #[arg(long)]
     pub floor: bool,

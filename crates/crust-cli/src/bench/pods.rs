@@ -197,7 +197,7 @@ impl Bench {
         let (mut c, samples) = (self.client.clone(), &self.samples);
         let req = RunPodSandboxRequest {
             config: Some(config.clone()),
-            runtime_handler: String::new(),
+            runtime_handler: self.args.runtime.clone(),
         };
         let id = timed(samples, "RunPodSandbox", c.run_pod_sandbox(req))
             .await?

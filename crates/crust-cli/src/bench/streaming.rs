@@ -65,7 +65,7 @@ async fn setup(c: &mut Client, args: &BenchArgs, image: &str) -> anyhow::Result<
     let pod_id = c
         .run_pod_sandbox(RunPodSandboxRequest {
             config: Some(pod),
-            runtime_handler: String::new(),
+            runtime_handler: args.runtime.clone(),
         })
         .await?
         .into_inner()

@@ -28,6 +28,11 @@ fuzz_target!(|data: &[u8]| {
         shm: Some(Path::new("/run/fuzz/shm")),
         cgroups_path: "/crust/fuzz",
         oom_score_adj: -998,
+        sandbox_id: "fuzz",
+        runtime: &crust::config::RuntimeConfig {
+            pod_annotations: vec!["io.".into()],
+            ..Default::default()
+        },
     };
     let spec = spec::pause_spec(&config, &input);
     if std::env::var_os("CRUST_FUZZ_DEBUG").is_some() {

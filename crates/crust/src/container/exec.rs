@@ -8,6 +8,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 use super::ContainerError;
+use crate::oci_runtime::RuntimeCli;
 
 /// Most bytes kept per stream (kubelet's limit).
 pub const MAX_OUTPUT: usize = 16 << 20;
@@ -36,19 +37,17 @@ async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> Vec<u8> {
     }
 }
 
-/// Runs `cmd` in container `id` with `runtime` (`--root runtime_root`); `timeout` zero = none.
+/// Runs `cmd` in container `id` with `runtime`; `timeout` zero = none.
 pub async fn exec_sync(
-    runtime: &Path,
-    runtime_root: &Path,
+    runtime: &RuntimeCli,
     id: &str,
     cmd: &[String],
     timeout: Duration,
     scratch: &Path,
 ) -> Result<ExecOutput, ContainerError> {
     let pid_file = scratch.join(format!("exec-{}.pid", crate::store::id::new_id()));
-    let mut child = tokio::process::Command::new(runtime)
-        .arg("--root")
-        .arg(runtime_root)
+    let mut child = runtime
+        .command()
         .arg("exec")
         .arg("--pid-file")
         .arg(&pid_file)
@@ -61,7 +60,7 @@ pub async fn exec_sync(
         .spawn()
         .map_err(|source| ContainerError::Io {
             what: "run",
-            path: runtime.to_path_buf(),
+            path: runtime.binary.clone(),
             source,
         })?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
@@ -85,7 +84,7 @@ pub async fn exec_sync(
     let _ = std::fs::remove_file(&pid_file);
     let status = status.map_err(|source| ContainerError::Io {
         what: "wait for",
-        path: runtime.to_path_buf(),
+        path: runtime.binary.clone(),
         source,
     })?;
     let exit_code = status.code().unwrap_or(255);

@@ -40,13 +40,15 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
-    /// Gathers everything for the container in `dir` whose rootfs is `root`. Blocking.
+    /// Gathers everything for the container in `dir` whose rootfs is `root`; `host_devices`:
+    /// a privileged container on a handler that gives it the host's device nodes. Blocking.
     pub fn gather(
         config: &ContainerConfig,
         image_user: &str,
         dir: &Path,
         root: &Path,
         volumes: &[ImageVolume],
+        host_devices: bool,
     ) -> Result<HostFacts, ContainerError> {
         let sc = config
             .linux
@@ -61,8 +63,16 @@ impl HostFacts {
         let seccomp_field = "config.linux.security_context.seccomp";
         let choice = seccomp::choice(&sc).map_err(|reason| invalid(seccomp_field, reason))?;
         let seccomp = seccomp::profile(&choice).map_err(|reason| invalid(seccomp_field, reason))?;
-        let devices = super::spec::host_devices(config)
+        let mut devices = super::spec::host_devices(config)
             .map_err(|reason| invalid("config.devices", reason))?;
+        if host_devices && sc.privileged {
+            let asked: Vec<String> = devices.iter().map(|d| d.container_path.clone()).collect();
+            devices.extend(
+                super::spec::privileged_host_devices()
+                    .into_iter()
+                    .filter(|d| !asked.contains(&d.container_path)),
+            );
+        }
         let caps = caps::capabilities(&sc, caps::host_bounding_set())
             .map_err(|reason| invalid("config.linux.security_context.capabilities", reason))?;
         let apparmor = validate::apparmor_profile(&sc)?;

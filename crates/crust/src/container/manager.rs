@@ -39,6 +39,8 @@ use crate::{
 
 /// How long a SIGKILLed container may take to go.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a sandboxed runtime's shim may take to start its container.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where containers live and what runs them.
 #[derive(Debug, Clone)]
@@ -309,21 +311,29 @@ impl ContainerManager {
         );
         let bundle = dir.clone();
         let (log_dir, log_path) = (pod.config.log_directory.clone(), record.log_path.clone());
+        let handler = self.runtime(&record.runtime_handler)?.handler_config();
+        let host_devices = !handler.privileged_without_host_devices;
         let facts = tokio::task::spawn_blocking(move || {
             validate::check_log_target(&log_dir, &log_path)?;
-            HostFacts::gather(&config, &image_user, &bundle, &rootfs, &volumes)
+            HostFacts::gather(
+                &config,
+                &image_user,
+                &bundle,
+                &rootfs,
+                &volumes,
+                host_devices,
+            )
         })
         .await
         .map_err(task)??;
         let spec = self.spec(&record, pod, image_config, &root, &facts)?;
         let file = dir.join("config.json");
         std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
-        let (binary, runtime_root) = self.runtime(&record.runtime_handler)?.binary_and_root();
+        let runtime = self.runtime(&record.runtime_handler)?.cli().clone();
         let args = ShimArgs {
             id: c.id.clone(),
             bundle: dir.clone(),
-            runtime: binary.to_path_buf(),
-            runtime_root: runtime_root.to_path_buf(),
+            runtime,
             log_path: if record.log_path.is_empty() {
                 PathBuf::from("/dev/null")
             } else {
@@ -341,6 +351,7 @@ impl ContainerManager {
         let shim = ShimProcess {
             pid: started.shim_pid,
             start_time: start_time(started.shim_pid).ok().flatten().unwrap_or(0),
+            sandboxed: started.sandboxed,
         };
         c.change(|r| r.shim = Some(shim.clone()));
         self.persist(c).await?;
@@ -383,6 +394,8 @@ impl ContainerManager {
             mount_sources: &facts.mount_sources,
         };
         let mut spec = container_spec(&record.config, &input);
+        let handler = self.runtime(&record.runtime_handler)?.handler_config();
+        spec["annotations"] = super::spec::annotations(record, pod, handler);
         if let Some(profile) = &facts.apparmor {
             spec["process"]["apparmorProfile"] = serde_json::json!(profile);
         }
@@ -433,7 +446,10 @@ impl ContainerManager {
             });
         }
         let started_at = now_ns();
-        self.runtime(&record.runtime_handler)?.start(&c.id).await?;
+        match &record.shim {
+            Some(shim) if shim.sandboxed => self.start_in_shim(&c).await?,
+            _ => self.runtime(&record.runtime_handler)?.start(&c.id).await?,
+        }
         c.change(|r| {
             if r.state == ContainerState::Created {
                 r.state = ContainerState::Running;
@@ -443,6 +459,34 @@ impl ContainerManager {
         self.persist(&c).await?;
         self.publish(&c, EventKind::Started);
         Ok(())
+    }
+
+    /// Starts a sandboxed runtime's container through its shim, which holds the container's
+    /// stdio: SIGUSR2, then the shim's `start.result` (`ok` or `error <message>`).
+    async fn start_in_shim(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+        let result = self.dir(&c.id).join(crust_shim::sandboxed::START_RESULT);
+        let _ = std::fs::remove_file(&result);
+        let Some(watch) = c.watch().filter(|w| !w.has_exited()) else {
+            return Err(ContainerError::Shim("the shim is gone".into()));
+        };
+        watch
+            .process()
+            .signal(libc::SIGUSR2)
+            .map_err(io("signal the shim of", &self.dir(&c.id)))?;
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(text) = std::fs::read_to_string(&result) {
+                return match text.trim().strip_prefix("error ") {
+                    Some(message) => Err(ContainerError::Shim(message.to_string())),
+                    None => Ok(()),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err(ContainerError::Shim(format!(
+            "the shim did not start the container within {} s",
+            START_TIMEOUT.as_secs()
+        )))
     }
 
     /// StopContainer: the image's stop signal (else SIGTERM), SIGKILL at the deadline; 0 = kill now.
@@ -463,6 +507,19 @@ impl ContainerManager {
             mark_exited(c, &self.dir(&c.id).join("exit.json"));
             return self.persist(c).await;
         };
+        let never_started = record.state == ContainerState::Created
+            && record.shim.as_ref().is_some_and(|s| s.sandboxed);
+        if never_started {
+            // Nothing runs yet; the shim gives the container up on SIGTERM (exit code 255).
+            let _ = watch.process().signal(libc::SIGTERM);
+            return match watch.wait(KILL_TIMEOUT).await {
+                true => self.finish_stop(c).await,
+                false => Err(ContainerError::StopTimeout {
+                    id: c.id.clone(),
+                    seconds: KILL_TIMEOUT.as_secs(),
+                }),
+            };
+        }
         let runtime = self.runtime(&record.runtime_handler)?;
         if timeout_s > 0 {
             let signal = stop_signal(&self.images, &record);
@@ -523,7 +580,9 @@ impl ContainerManager {
         }
         let dir = self.dir(&c.id);
         let target = dir.clone();
+        let cgroup = record.cgroups_path.clone();
         tokio::task::spawn_blocking(move || {
+            stats::remove_leftover_cgroup(&cgroup);
             host_facts::unmount_image_volumes(&target)?;
             rootfs::unmount_overlay(&target)?;
             crate::store::remove_record_dir(&target)
@@ -553,10 +612,8 @@ impl ContainerManager {
     pub fn exec_target(&self, key: &str) -> Result<crate::streaming::ExecTarget, ContainerError> {
         let c = self.running(key, "exec needs a running container")?;
         let record = c.snapshot();
-        let (binary, root) = self.runtime(&record.runtime_handler)?.binary_and_root();
         Ok(crate::streaming::ExecTarget {
-            runtime: binary.to_path_buf(),
-            runtime_root: root.to_path_buf(),
+            runtime: self.runtime(&record.runtime_handler)?.cli().clone(),
             container_id: c.id.clone(),
             scratch: self.dir(&c.id),
             shim: self.options.shim.clone(),
@@ -582,9 +639,9 @@ impl ContainerManager {
         validate::check_argv(cmd)?;
         let c = self.running(key, "exec needs a running container")?;
         let record = c.snapshot();
-        let (binary, root) = self.runtime(&record.runtime_handler)?.binary_and_root();
+        let runtime = self.runtime(&record.runtime_handler)?.cli();
         let timeout = Duration::from_secs(timeout_s.max(0) as u64);
-        exec::exec_sync(binary, root, &c.id, cmd, timeout, &self.dir(&c.id)).await
+        exec::exec_sync(runtime, &c.id, cmd, timeout, &self.dir(&c.id)).await
     }
 
     /// ReopenContainerLog: the shim reopens the log path (kubelet renamed the old file away);

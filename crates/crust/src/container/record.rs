@@ -17,6 +17,10 @@ pub struct ShimProcess {
     pub pid: i32,
     /// From /proc/<pid>/stat, to recognise the same process after a restart.
     pub start_time: u64,
+    /// The runtime runs the container inside its sandbox process (runsc): StartContainer asks
+    /// the shim to start it, which holds its stdio (see crust_shim::sandboxed).
+    #[serde(default)]
+    pub sandboxed: bool,
 }
 
 /// Everything crust keeps about one container.

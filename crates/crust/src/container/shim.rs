@@ -8,14 +8,14 @@ use std::{
 };
 
 use super::ContainerError;
+use crate::oci_runtime::RuntimeCli;
 
 /// What to start the shim with.
 #[derive(Debug, Clone)]
 pub struct ShimArgs {
     pub id: String,
     pub bundle: PathBuf,
-    pub runtime: PathBuf,
-    pub runtime_root: PathBuf,
+    pub runtime: RuntimeCli,
     pub log_path: PathBuf,
     /// The pod's log directory, below which the shim resolves `log_path` without symlinks.
     pub log_root: Option<PathBuf>,
@@ -33,6 +33,8 @@ pub struct ShimArgs {
 pub struct Started {
     pub init_pid: i32,
     pub shim_pid: i32,
+    /// The runtime runs the container inside a sandbox process (runsc): the shim starts it.
+    pub sandboxed: bool,
 }
 
 /// Parses the shim's answer.
@@ -41,10 +43,18 @@ pub fn parse_answer(text: &str) -> Result<Started, ContainerError> {
     if let Some(message) = line.strip_prefix("error ") {
         return Err(ContainerError::Shim(message.to_string()));
     }
-    let mut parts = line.strip_prefix("ok ").unwrap_or("").split_whitespace();
-    let mut next = || parts.next().and_then(|p| p.parse::<i32>().ok());
-    match (next(), next()) {
-        (Some(init_pid), Some(shim_pid)) => Ok(Started { init_pid, shim_pid }),
+    let parts: Vec<&str> = line
+        .strip_prefix("ok ")
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let pid = |i: usize| parts.get(i).and_then(|p| p.parse::<i32>().ok());
+    match (pid(0), pid(1), parts.get(2).copied()) {
+        (Some(init_pid), Some(shim_pid), mode @ (None | Some("sandboxed"))) => Ok(Started {
+            init_pid,
+            shim_pid,
+            sandboxed: mode.is_some(),
+        }),
         _ => Err(ContainerError::Shim(format!("unexpected answer {line:?}"))),
     }
 }
@@ -70,10 +80,7 @@ pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerEr
             .arg(&args.id)
             .arg("--bundle")
             .arg(&args.bundle)
-            .arg("--runtime")
-            .arg(&args.runtime)
-            .arg("--runtime-root")
-            .arg(&args.runtime_root)
+            .args(args.runtime.shim_flags())
             .arg("--log-path")
             .arg(&args.log_path)
             .arg("--exit-file")
@@ -118,11 +125,14 @@ mod tests {
             parse_answer("ok 12 34\n").unwrap(),
             Started {
                 init_pid: 12,
+                sandboxed: false,
                 shim_pid: 34
             }
         );
         let err = parse_answer("error runc create failed: no such file\n").unwrap_err();
         assert!(err.to_string().contains("no such file"));
         assert!(parse_answer("ok x").is_err());
+        assert!(parse_answer("ok 12 34 sandboxed").unwrap().sandboxed);
+        assert!(parse_answer("ok 12 34 other").is_err());
     }
 }

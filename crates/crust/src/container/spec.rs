@@ -112,6 +112,50 @@ pub fn host_devices(config: &ContainerConfig) -> Result<Vec<Device>, String> {
         .collect()
 }
 
+/// Every device node under the host's `/dev`, as a privileged container gets them (containerd's
+/// walk: `pts`, `shm`, `fd`, `mqueue` and the lxc/udev dirs skipped, `/dev/console` too, symlinks
+/// not followed). Blocking.
+pub fn privileged_host_devices() -> Vec<Device> {
+    let mut out = Vec::new();
+    walk_devices(Path::new("/dev"), &mut out);
+    out
+}
+
+fn walk_devices(dir: &Path, out: &mut Vec<Device>) {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let (path, name) = (entry.path(), entry.file_name());
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            let skip = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+            if !skip.iter().any(|s| name == *s) {
+                walk_devices(&path, out);
+            }
+            continue;
+        }
+        let kind = match () {
+            _ if name == "console" => continue,
+            _ if kind.is_char_device() => 'c',
+            _ if kind.is_block_device() => 'b',
+            _ => continue,
+        };
+        out.push(Device {
+            container_path: path.display().to_string(),
+            kind,
+            major: nix::sys::stat::major(meta.rdev()),
+            minor: nix::sys::stat::minor(meta.rdev()),
+            file_mode: meta.mode() & 0o777,
+            access: "rwm".into(),
+        });
+    }
+}
+
 /// The process identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedUser {
@@ -321,6 +365,46 @@ pub fn resources(config: &ContainerConfig) -> Value {
     }
     res
 }
+
+/// The container spec's annotations: the pod's that the handler lets through (`pod_annotations`)
+/// and the CRI ones containerd writes, which runtimes use to group a pod's containers into one
+/// sandbox (runsc, Kata: `container-type` and `sandbox-id`).
+pub fn annotations(
+    record: &crate::container::record::ContainerRecord,
+    pod: &crate::sandbox::record::SandboxRecord,
+    handler: &crate::config::RuntimeConfig,
+) -> Value {
+    use crate::sandbox::manager::{
+        ANNOTATION_CONTAINER_TYPE, ANNOTATION_SANDBOX_ID, ANNOTATION_SANDBOX_NAME,
+        ANNOTATION_SANDBOX_NAMESPACE, ANNOTATION_SANDBOX_UID,
+    };
+    let meta = pod.config.metadata.clone().unwrap_or_default();
+    let mut out: serde_json::Map<String, Value> = pod
+        .config
+        .annotations
+        .iter()
+        .filter(|(k, _)| handler.passes_annotation(k))
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let name = record.config.metadata.as_ref().map(|m| m.name.clone());
+    for (k, v) in [
+        (ANNOTATION_CONTAINER_TYPE, "container".to_string()),
+        (ANNOTATION_CONTAINER_NAME, name.unwrap_or_default()),
+        (ANNOTATION_SANDBOX_ID, pod.id.clone()),
+        (ANNOTATION_SANDBOX_NAME, meta.name),
+        (ANNOTATION_SANDBOX_NAMESPACE, meta.namespace),
+        (ANNOTATION_SANDBOX_UID, meta.uid),
+        (ANNOTATION_IMAGE_NAME, record.image.clone()),
+    ] {
+        out.insert(k.to_string(), json!(v));
+    }
+    Value::Object(out)
+}
+
+/// The container's name (CRI metadata), for the runtime.
+pub const ANNOTATION_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+/// The image the container was created from, as the client named it.
+pub const ANNOTATION_IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
 
 /// The whole spec as JSON (`config.json`).
 pub fn container_spec(config: &ContainerConfig, input: &SpecInput<'_>) -> Value {

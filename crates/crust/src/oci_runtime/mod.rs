@@ -5,9 +5,14 @@
 pub mod features;
 pub mod monitor;
 
-use std::path::Path;
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+};
 
 use async_trait::async_trait;
+
+use crate::config::RuntimeConfig;
 use runc::{Runc, RuncError};
 
 /// Errors from the OCI runtime.
@@ -47,28 +52,67 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError>;
     /// Applies the OCI LinuxResources in `resources_file` to a running container.
     async fn update(&self, id: &str, resources_file: &Path) -> Result<(), OciError>;
-    /// The runtime binary and its `--root` (for crust-shim, which runs `create` itself).
-    fn binary_and_root(&self) -> (&Path, &Path);
+    /// How to run the runtime's CLI (for crust-shim, which runs `create` itself, and for exec).
+    fn cli(&self) -> &RuntimeCli;
+    /// The handler's configuration (annotations it may see, privileged devices, order).
+    fn handler_config(&self) -> &RuntimeConfig;
     /// What the runtime can do (from its `features` output).
     fn features(&self) -> features::Features {
         features::Features::default()
     }
 }
 
-/// [`OciRuntime`] over the runc CLI (also fits crun, which has the same CLI).
+/// How one handler's runtime CLI is invoked: `BINARY --root ROOT ARGS... COMMAND ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeCli {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    /// Global options after `--root` (`runtime_args` of the handler).
+    pub args: Vec<String>,
+}
+
+impl RuntimeCli {
+    /// `BINARY --root ROOT ARGS...`, ready for a command (stdin /dev/null unless set).
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.root).args(&self.args);
+        cmd
+    }
+
+    /// The same as crust-shim flags (`--runtime`, `--runtime-root`, `--runtime-arg` per arg).
+    pub fn shim_flags(&self) -> Vec<OsString> {
+        let mut flags = vec![
+            "--runtime".into(),
+            self.binary.clone().into(),
+            "--runtime-root".into(),
+            self.root.clone().into(),
+        ];
+        for arg in &self.args {
+            flags.push("--runtime-arg".into());
+            flags.push(arg.into());
+        }
+        flags
+    }
+}
+
+/// [`OciRuntime`] over the runc CLI (also fits crun and runsc, which have the same CLI).
 #[derive(Debug, Clone)]
 pub struct RuncRuntime {
     runc: Runc,
+    cli: RuntimeCli,
+    config: RuntimeConfig,
     features: features::Features,
 }
 
 impl RuncRuntime {
-    /// A runtime running `binary` with its state under `root`, with what `binary features`
-    /// says it can do (blocking: call at start).
-    pub fn new(binary: &Path, root: &Path) -> Self {
+    /// A runtime run as `cli` says, with what `binary features` says it can do (blocking: call at
+    /// start).
+    pub fn new(cli: RuntimeCli, config: RuntimeConfig) -> Self {
         RuncRuntime {
-            runc: Runc::new(binary, root),
-            features: features::probe(binary),
+            config,
+            runc: Runc::new(&cli.binary, &cli.root).with_global_args(cli.args.clone()),
+            features: features::probe(&cli.binary),
+            cli,
         }
     }
 }
@@ -116,8 +160,12 @@ impl OciRuntime for RuncRuntime {
         Ok(self.runc.update(id, resources_file).await?)
     }
 
-    fn binary_and_root(&self) -> (&Path, &Path) {
-        (self.runc.binary(), self.runc.root())
+    fn cli(&self) -> &RuntimeCli {
+        &self.cli
+    }
+
+    fn handler_config(&self) -> &RuntimeConfig {
+        &self.config
     }
 
     fn features(&self) -> features::Features {

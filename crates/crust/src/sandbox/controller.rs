@@ -156,6 +156,8 @@ impl PauseController {
             shm: shm.as_deref(),
             cgroups_path: &record.cgroups_path,
             oom_score_adj: self.oom_score_adj,
+            sandbox_id: &record.id,
+            runtime: self.runtime(&record.runtime_handler)?.handler_config(),
         };
         let spec = pause_spec(&record.config, &input);
         let file = bundle.join("config.json");

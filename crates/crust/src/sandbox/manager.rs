@@ -4,7 +4,7 @@
 //! Run, Stop and Remove each run in a task of their own, so a client that cancels its request never
 //! interrupts a half-done procedure or its rollback; the per-sandbox `op` lock serialises them.
 
-use std::{collections::BTreeSet, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use cri_api::v1::PodSandboxConfig;
 
@@ -12,6 +12,7 @@ use super::{
     checkpoint::Checkpoint,
     controller::SandboxController,
     files::{self, SandboxPaths},
+    order,
     record::{Held, NetworkMode, NetworkSettings, Sandbox, SandboxRecord},
     state::SandboxState,
     status,
@@ -19,6 +20,7 @@ use super::{
     validate, RunStep, SandboxError,
 };
 use crate::{
+    config::RuntimeConfig,
     events::{now_ns, Event, EventBus, EventKind},
     failpoint,
     image::SandboxImage,
@@ -40,6 +42,8 @@ pub const ANNOTATION_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 pub const ANNOTATION_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
 pub const ANNOTATION_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 pub const ANNOTATION_SANDBOX_ATTEMPT: &str = "io.kubernetes.cri.sandbox-attempt";
+pub const ANNOTATION_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+pub const ANNOTATION_SANDBOX_LOG_DIRECTORY: &str = "io.kubernetes.cri.sandbox-log-directory";
 
 /// What the manager needs to know about its surroundings.
 #[derive(Debug, Clone)]
@@ -48,7 +52,8 @@ pub struct ManagerOptions {
     pub root_dir: PathBuf,
     /// `<state>/sandboxes`
     pub state_dir: PathBuf,
-    pub handlers: BTreeSet<String>,
+    /// The configured runtime handlers.
+    pub handlers: BTreeMap<String, RuntimeConfig>,
     pub default_handler: String,
     /// `<state>/netns`: pinned network namespaces.
     pub netns_dir: PathBuf,
@@ -209,6 +214,12 @@ impl SandboxManager {
         } else {
             Vec::new()
         };
+        let runtime = self
+            .options
+            .handlers
+            .get(&handler)
+            .ok_or_else(|| SandboxError::UnknownHandler(handler.clone()))?;
+        let network_order = order::choose(&config, &handler, runtime, cni)?;
         let id = new_id();
         let checkpoint = Checkpoint::from_config(&config, !cni).to_json();
         Ok(SandboxRecord {
@@ -230,6 +241,7 @@ impl SandboxManager {
             reason: None,
             rootfs: None,
             pod_resources: Default::default(),
+            network_order: Some(network_order),
         })
     }
 
@@ -240,7 +252,7 @@ impl SandboxManager {
         } else {
             requested
         };
-        if !self.options.handlers.contains(&handler) {
+        if !self.options.handlers.contains_key(&handler) {
             return Err(SandboxError::UnknownHandler(handler));
         }
         Ok(handler)
@@ -370,7 +382,7 @@ impl SandboxManager {
     ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
         let cni = record.network_mode == NetworkMode::Cni;
-        let net_first = cni && network_first(&record.config);
+        let net_first = cni && record.network_order().network_first();
         if net_first {
             self.setup_network(sandbox, undo).await?;
             times.lap(RunStep::Network);
@@ -823,17 +835,6 @@ impl SandboxManager {
 enum Admitted {
     New(Arc<Sandbox>, tokio::sync::OwnedMutexGuard<()>),
     Existing(String),
-}
-
-/// The pod annotation choosing the network-first order (exactly "true").
-pub const ANNOTATION_NETWORK_SETUP_V2: &str = "cri.sandbox.network.setup.v2";
-
-/// True when the pod asks for the network to be set up before the sandbox starts.
-fn network_first(config: &PodSandboxConfig) -> bool {
-    config
-        .annotations
-        .get(ANNOTATION_NETWORK_SETUP_V2)
-        .is_some_and(|v| v == "true")
 }
 
 /// Every resource a run may create, declared in the first (write-ahead) record so a crash at any

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod controller;
 pub mod files;
 pub mod manager;
+pub mod order;
 pub mod record;
 pub mod recover;
 pub mod resources;

@@ -93,6 +93,19 @@ pub struct SandboxRecord {
     /// the containers'; the request's id is left empty). Empty until one arrives.
     #[serde(default, with = "crate::store::proto_b64")]
     pub pod_resources: cri_api::v1::UpdatePodSandboxResourcesRequest,
+    /// The RunPodSandbox order chosen for the pod and why; `None` in records written before the
+    /// choice was stored (see [`SandboxRecord::network_order`]).
+    #[serde(default)]
+    pub network_order: Option<super::order::NetworkOrder>,
+}
+
+impl SandboxRecord {
+    /// The pod's RunPodSandbox order (the stored choice, or how older records chose).
+    pub fn network_order(&self) -> super::order::NetworkOrder {
+        self.network_order
+            .clone()
+            .unwrap_or_else(|| super::order::NetworkOrder::legacy(&self.config))
+    }
 }
 
 /// The in-memory entry for one sandbox.

@@ -161,6 +161,7 @@ fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox
         reason: Some(format!("unreadable record: {error}")),
         rootfs: None,
         pod_resources: Default::default(),
+        network_order: None,
     };
     let mut sandbox = Sandbox::new(record, path, true);
     sandbox.load_error = Some(error);

@@ -6,6 +6,7 @@ use cri_api::v1::{NamespaceMode, PodSandboxConfig};
 use serde_json::{json, Value};
 
 use super::record::NetworkMode;
+use crate::config::RuntimeConfig;
 
 /// Inputs besides the pod config.
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub struct PauseSpecInput<'a> {
     pub shm: Option<&'a Path>,
     pub cgroups_path: &'a str,
     pub oom_score_adj: i32,
+    pub sandbox_id: &'a str,
+    /// The handler: which of the pod's own annotations its runtime may see.
+    pub runtime: &'a RuntimeConfig,
 }
 
 const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
@@ -60,25 +64,33 @@ pub fn pause_spec(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Valu
     if input.network != NetworkMode::Host && !config.hostname.is_empty() {
         spec["hostname"] = json!(config.hostname);
     }
-    spec["annotations"] = annotations(config);
+    spec["annotations"] = annotations(config, input);
     spec
 }
 
-/// The pod's annotations plus the CRI ones naming it as a sandbox (for the runtime only; the
-/// client's view of its annotations is not changed).
-fn annotations(config: &PodSandboxConfig) -> Value {
+/// The pod's annotations the handler lets through (`pod_annotations`) plus the CRI ones naming it
+/// as a sandbox, which runtimes such as runsc read (for the runtime only; the client's view of
+/// its annotations is not changed).
+fn annotations(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Value {
     use super::manager::{
-        ANNOTATION_CONTAINER_TYPE, ANNOTATION_SANDBOX_ATTEMPT, ANNOTATION_SANDBOX_NAME,
-        ANNOTATION_SANDBOX_NAMESPACE, ANNOTATION_SANDBOX_UID,
+        ANNOTATION_CONTAINER_TYPE, ANNOTATION_SANDBOX_ATTEMPT, ANNOTATION_SANDBOX_ID,
+        ANNOTATION_SANDBOX_LOG_DIRECTORY, ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_NAMESPACE,
+        ANNOTATION_SANDBOX_UID,
     };
     let meta = config.metadata.clone().unwrap_or_default();
     let mut out: serde_json::Map<String, Value> = config
         .annotations
         .iter()
+        .filter(|(k, _)| input.runtime.passes_annotation(k))
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     for (k, v) in [
         (ANNOTATION_CONTAINER_TYPE, "sandbox".to_string()),
+        (ANNOTATION_SANDBOX_ID, input.sandbox_id.to_string()),
+        (
+            ANNOTATION_SANDBOX_LOG_DIRECTORY,
+            config.log_directory.clone(),
+        ),
         (ANNOTATION_SANDBOX_NAME, meta.name),
         (ANNOTATION_SANDBOX_NAMESPACE, meta.namespace),
         (ANNOTATION_SANDBOX_UID, meta.uid),
@@ -217,6 +229,8 @@ mod tests {
             shm: Some(Path::new("/s/shm")),
             cgroups_path: "/crust/x",
             oom_score_adj: -998,
+            sandbox_id: "x",
+            runtime: &RuntimeConfig::runc(),
         };
         let spec = pause_spec(&host_pid_config(), &input);
         assert_eq!(types(&spec), vec!["mount", "ipc"]);
@@ -225,6 +239,39 @@ mod tests {
         assert_eq!(spec["linux"]["cgroupsPath"], "/crust/x");
         assert!(spec["linux"]["sysctl"].get("net.ipv4.ip_forward").is_none());
         assert_eq!(spec["linux"]["sysctl"]["kernel.shm_rmid_forced"], "1");
+    }
+
+    #[test]
+    fn only_allowed_pod_annotations_reach_the_runtime() {
+        let pause_args = ["/pause".to_string()];
+        let allow = RuntimeConfig {
+            pod_annotations: vec!["io.katacontainers.*".into()],
+            ..Default::default()
+        };
+        let input = PauseSpecInput {
+            rootfs: Path::new("/r"),
+            args: &pause_args,
+            network: NetworkMode::Host,
+            netns: None,
+            shm: None,
+            cgroups_path: "/crust/x",
+            oom_score_adj: 0,
+            sandbox_id: "abc",
+            runtime: &allow,
+        };
+        let mut config = PodSandboxConfig::default();
+        config
+            .annotations
+            .insert("io.katacontainers.config.x".into(), "1".into());
+        config
+            .annotations
+            .insert("example.com/secret-ish".into(), "2".into());
+        let spec = pause_spec(&config, &input);
+        let a = &spec["annotations"];
+        assert_eq!(a["io.katacontainers.config.x"], "1");
+        assert!(a.get("example.com/secret-ish").is_none(), "{a}");
+        assert_eq!(a["io.kubernetes.cri.container-type"], "sandbox");
+        assert_eq!(a["io.kubernetes.cri.sandbox-id"], "abc");
     }
 
     #[test]
@@ -238,6 +285,11 @@ mod tests {
             shm: None,
             cgroups_path: "/crust/x",
             oom_score_adj: 0,
+            sandbox_id: "x",
+            runtime: &RuntimeConfig {
+                pod_annotations: vec!["mine/".into()],
+                ..Default::default()
+            },
         };
         let spec = pause_spec(
             &PodSandboxConfig {
@@ -249,5 +301,6 @@ mod tests {
         assert_eq!(types(&spec), vec!["mount", "pid", "ipc", "uts", "network"]);
         assert_eq!(spec["linux"]["namespaces"][4]["path"], "/run/crust/netns/x");
         assert_eq!(spec["hostname"], "h");
+        assert_eq!(spec["annotations"]["io.kubernetes.cri.sandbox-id"], "x");
     }
 }

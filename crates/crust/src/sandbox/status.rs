@@ -111,6 +111,7 @@ pub fn verbose_info(record: &SandboxRecord, load_error: Option<&str>) -> HashMap
         "state": record.state,
         "runtimeHandler": record.runtime_handler,
         "networkMode": record.network_mode,
+        "networkSetup": record.network_order(),
         "held": record.held,
         "pause": record.pause,
         "netns": record.netns,
@@ -162,6 +163,7 @@ mod tests {
             reason: None,
             rootfs: None,
             pod_resources: Default::default(),
+            network_order: None,
         }
     }
 

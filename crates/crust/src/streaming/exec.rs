@@ -68,10 +68,8 @@ impl Process {
         let pid_file = target
             .scratch
             .join(format!("exec-{}.pid", &crate::store::id::new_id()[..16]));
-        let mut command = tokio::process::Command::new(&target.runtime);
+        let mut command = target.runtime.command();
         command
-            .arg("--root")
-            .arg(&target.runtime_root)
             .arg("exec")
             .arg("--pid-file")
             .arg(&pid_file)
@@ -122,10 +120,7 @@ impl Process {
         let mut command = tokio::process::Command::new(&target.shim);
         command
             .arg("exec-tty")
-            .arg("--runtime")
-            .arg(&target.runtime)
-            .arg("--root")
-            .arg(&target.runtime_root)
+            .args(target.runtime.shim_flags())
             .arg("--id")
             .arg(&target.container_id)
             .arg("--pid-file")

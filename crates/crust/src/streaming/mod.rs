@@ -47,8 +47,7 @@ pub struct Io {
 /// How to run a process in a container: its runtime, state root and id, and a scratch dir.
 #[derive(Debug, Clone)]
 pub struct ExecTarget {
-    pub runtime: PathBuf,
-    pub runtime_root: PathBuf,
+    pub runtime: crate::oci_runtime::RuntimeCli,
     pub container_id: String,
     pub scratch: PathBuf,
     /// crust-shim, whose `exec-tty` mode runs terminal execs.

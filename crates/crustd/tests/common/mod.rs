@@ -466,21 +466,33 @@ impl Daemon {
                 .filter(|l| l.contains(&dir))
                 .map(|l| format!("mount: {l}")),
         );
-        for handler in ["runc", "failing"] {
-            let root = self.state.join("runtime").join(handler);
-            let out = Command::new("/usr/sbin/runc")
+        let roots = std::fs::read_dir(self.state.join("runtime"))
+            .map(|e| e.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for root in roots {
+            let handler = root.file_name().unwrap().to_string_lossy().into_owned();
+            let (binary, quiet) = match handler.starts_with("runsc") {
+                true => ("runsc", "-quiet"),
+                false => ("/usr/sbin/runc", "-q"),
+            };
+            let out = Command::new(binary)
                 .arg("--root")
                 .arg(&root)
-                .args(["list", "-q"])
+                .args(["list", quiet])
                 .output()
                 .unwrap();
             leaks.extend(
                 String::from_utf8_lossy(&out.stdout)
                     .lines()
-                    .map(|l| format!("runc container ({handler}): {l}")),
+                    .map(|l| format!("{binary} container ({handler}): {l}")),
             );
         }
         leaks.extend(self.shims().into_iter().map(|p| format!("crust-shim: {p}")));
+        leaks.extend(
+            self.processes("runsc")
+                .into_iter()
+                .map(|p| format!("runsc process: {p}")),
+        );
         for sub in ["root/sandboxes", "state/sandboxes", "root/containers"] {
             if let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) {
                 leaks.extend(entries.map(|e| format!("{sub}: {:?}", e.unwrap().file_name())));
@@ -502,6 +514,11 @@ impl Daemon {
 
     /// Live crust-shim processes of this daemon (zombies do not count).
     pub fn shims(&self) -> Vec<String> {
+        self.processes("crust-shim")
+    }
+
+    /// Live processes whose command line holds `name` and this daemon's directory.
+    pub fn processes(&self, name: &str) -> Vec<String> {
         let dir = self.dir.path().display().to_string();
         let mut out = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -515,7 +532,7 @@ impl Daemon {
             let zombie = stat
                 .rsplit_once(") ")
                 .is_some_and(|(_, rest)| rest.starts_with('Z'));
-            if cmdline.contains("crust-shim") && cmdline.contains(&dir) && !zombie {
+            if cmdline.contains(name) && cmdline.contains(&dir) && !zombie {
                 out.push(format!("{pid} {cmdline}"));
             }
         }

@@ -10,6 +10,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+mod runtime;
+pub use runtime::{NetworkSetup, RuntimeConfig, RuntimeType};
+
 /// Default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/crust/crust.sock";
 /// Default root (persistent) directory.
@@ -34,6 +37,8 @@ pub enum ConfigError {
     },
     #[error("invalid config: default_runtime {0:?} has no [runtimes.{0}] table")]
     UnknownDefaultRuntime(String),
+    #[error("invalid config: runtimes.{handler}: {why}")]
+    Runtime { handler: String, why: String },
     #[error("invalid config: metrics.address = {0:?}: not an IP:port")]
     Metrics(String),
     #[error("invalid config: limits.{key} = {value:?}: {why}")]
@@ -173,14 +178,6 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(unit)
 }
 
-/// One runtime handler.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeConfig {
-    /// The OCI runtime binary, looked up on PATH when not absolute.
-    pub path: PathBuf,
-}
-
 /// CNI settings (used by the networking issue).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -304,12 +301,7 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
 impl Default for Config {
     fn default() -> Self {
         let mut runtimes = BTreeMap::new();
-        runtimes.insert(
-            "runc".to_string(),
-            RuntimeConfig {
-                path: PathBuf::from("runc"),
-            },
-        );
+        runtimes.insert("runc".to_string(), RuntimeConfig::runc());
         Config {
             socket: PathBuf::from(DEFAULT_SOCKET),
             root: PathBuf::from(DEFAULT_ROOT),
@@ -402,6 +394,12 @@ impl Config {
             return Err(ConfigError::UnknownDefaultRuntime(
                 self.default_runtime.clone(),
             ));
+        }
+        for (handler, runtime) in &self.runtimes {
+            runtime.check(handler).map_err(|why| ConfigError::Runtime {
+                handler: handler.clone(),
+                why,
+            })?;
         }
         self.limits.parse()?;
         if !self.metrics.address.is_empty()
@@ -507,7 +505,10 @@ path = "/usr/bin/crun"
 insecure = true
 "#;
         let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
-        assert_eq!(c.runtimes["crun"].path, PathBuf::from("/usr/bin/crun"));
+        assert_eq!(
+            c.runtimes["crun"].binary("crun"),
+            PathBuf::from("/usr/bin/crun")
+        );
         assert!(
             c.runtimes.contains_key("runc"),
             "defaults are kept for other handlers"
