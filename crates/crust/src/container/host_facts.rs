@@ -63,12 +63,12 @@ impl HostFacts {
         let seccomp_field = "config.linux.security_context.seccomp";
         let choice = seccomp::choice(&sc).map_err(|reason| invalid(seccomp_field, reason))?;
         let seccomp = seccomp::profile(&choice).map_err(|reason| invalid(seccomp_field, reason))?;
-        let mut devices = super::spec::host_devices(config)
+        let mut devices = super::devices::host_devices(config)
             .map_err(|reason| invalid("config.devices", reason))?;
         if host_devices && sc.privileged {
             let asked: Vec<String> = devices.iter().map(|d| d.container_path.clone()).collect();
             devices.extend(
-                super::spec::privileged_host_devices()
+                super::devices::privileged_host_devices()
                     .into_iter()
                     .filter(|d| !asked.contains(&d.container_path)),
             );

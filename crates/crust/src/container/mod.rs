@@ -4,6 +4,7 @@
 
 pub mod apparmor;
 pub mod caps;
+pub mod devices;
 pub mod exec;
 pub mod host_facts;
 pub mod manager;
