@@ -98,4 +98,3 @@ fn walk_devices(dir: &Path, out: &mut Vec<Device>) {
         });
     }
 }
-
