@@ -324,12 +324,11 @@ fn setup(args: &Args) -> Result<Setup, String> {
     let mut pty = None;
     let out_r = match console {
         Some(listener) => {
-            let (conn, _) = listener
-                .accept()
-                .map_err(|e| format!("console socket: {e}"))?;
+            let accepted = accept_within(&listener, CONSOLE_TIMEOUT);
             if let Some(dir) = &console_dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
+            let conn = accepted?;
             let master = recv_fd(conn.as_raw_fd())?;
             if args.stdin {
                 stdin_w = master.try_clone().ok();
@@ -347,6 +346,34 @@ fn setup(args: &Args) -> Result<Setup, String> {
         pty,
         pending,
     })
+}
+
+/// How long the runtime may take to hand over a tty container's terminal after `create`.
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The runtime's connection to the console socket, if it comes within `timeout` (a runtime that
+/// never sends the terminal must not hang CreateContainer).
+fn accept_within(
+    listener: &std::os::unix::net::UnixListener,
+    timeout: Duration,
+) -> Result<std::os::unix::net::UnixStream, String> {
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut fd, 1, ms) } <= 0 {
+        return Err(format!(
+            "the runtime did not hand over the terminal within {} s",
+            timeout.as_secs()
+        ));
+    }
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| format!("console socket: {e}"))?;
+    Ok(conn)
 }
 
 /// `/tmp/crust-pty-XXXXXX`, mode 0700.

@@ -799,8 +799,11 @@ async fn the_cli_exec_tty_is_raw_follows_resizes_and_restores_the_terminal() {
     let pty = nix::pty::openpty(Some(&size(33, 77)), None).unwrap();
     let slave = pty.slave;
     // The first size travels on the resize stream after the command started (as with any
-    // runtime and kubectl): wait for it, as a shell prompt would, before printing it.
-    let script = "until s=$(stty size 2>/dev/null) && [ \"$s\" != '0 0' ]; do sleep 0.05; done; \
+    // runtime and kubectl): wait for it, as a shell prompt would, before printing it. An empty
+    // answer is no answer: the SIGWINCH that comes with the size can cut the shell's read of
+    // the command substitution (seen once under load: the script printed an empty line).
+    let script = "while :; do s=$(stty size 2>/dev/null); case \"$s\" in ''|'0 '*) sleep 0.05;; \
+                  *) break;; esac; done; \
                   echo \"$s\"; while read a; do stty size; [ \"$a\" = q ] && exit 3; done";
     let mut cmd = d.crust_cli();
     cmd.args(["exec", "-i", "-t", &id, "--", "sh", "-c", script]);
