@@ -8,7 +8,7 @@ CRUST_APT_PACKAGES=(runc containernetworking-plugins iproute2 iptables iputils-p
 # Only for the test suite: a real registry (docker-registry), htpasswd for its basic auth
 # (apache2-utils), busybox-static, from which the tests build their images, and skopeo, whose
 # OCI archives `crust import` must read; openssl signs the test token server's JWTs.
-CRUST_TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static skopeo openssl prometheus systemd runsc)
+CRUST_TEST_APT_PACKAGES=(docker-registry apache2-utils busybox-static skopeo openssl prometheus systemd runsc containerd)
 # Only for `crust bench --pull`: the comparison pipeline.
 CRUST_BENCH_APT_PACKAGES=(skopeo umoci docker-registry busybox-static)
 

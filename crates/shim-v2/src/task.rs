@@ -1,0 +1,170 @@
+//! One shim's Task service over ttrpc: the calls crust makes for a pod's sandbox and containers,
+//! each bounded by a deadline.
+
+use std::time::Duration;
+
+use containerd_shim_protos::{api, shim_async::TaskClient};
+use ttrpc::{asynchronous::Client, context};
+
+use crate::ShimError;
+
+/// How long one call may take (Wait has none: it returns when the process exits).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected shim.
+#[derive(Clone)]
+pub struct Shim {
+    address: String,
+    task: TaskClient,
+}
+
+impl std::fmt::Debug for Shim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shim")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+fn deadline() -> context::Context {
+    context::with_timeout(CALL_TIMEOUT.as_nanos() as i64)
+}
+
+fn err(call: &'static str) -> impl FnOnce(ttrpc::Error) -> ShimError {
+    move |source| ShimError::Ttrpc { call, source }
+}
+
+impl Shim {
+    /// Connects to the shim serving `address` (`unix://...`).
+    pub async fn connect(address: &str) -> Result<Shim, ShimError> {
+        let client = Client::connect(address).await.map_err(err("connect"))?;
+        Ok(Shim {
+            address: address.to_string(),
+            task: TaskClient::new(client),
+        })
+    }
+
+    /// The address this client is connected to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Connect: the shim's pid and the task's (0 before Create).
+    pub async fn info(&self, id: &str) -> Result<api::ConnectResponse, ShimError> {
+        let req = api::ConnectRequest {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        self.task
+            .connect(deadline(), &req)
+            .await
+            .map_err(err("Connect"))
+    }
+
+    /// Create: the task's init pid.
+    pub async fn create(&self, req: &api::CreateTaskRequest) -> Result<u32, ShimError> {
+        let resp = self
+            .task
+            .create(deadline(), req)
+            .await
+            .map_err(err("Create"))?;
+        Ok(resp.pid)
+    }
+
+    /// Start the task (`exec_id` empty) or one of its execs: the pid.
+    pub async fn start(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
+        let req = api::StartRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        let resp = self
+            .task
+            .start(deadline(), &req)
+            .await
+            .map_err(err("Start"))?;
+        Ok(resp.pid)
+    }
+
+    /// Kill with `signal` (`all`: every process of the task).
+    pub async fn kill(
+        &self,
+        id: &str,
+        exec_id: &str,
+        signal: u32,
+        all: bool,
+    ) -> Result<(), ShimError> {
+        let req = api::KillRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            signal,
+            all,
+            ..Default::default()
+        };
+        self.task
+            .kill(deadline(), &req)
+            .await
+            .map_err(err("Kill"))?;
+        Ok(())
+    }
+
+    /// Wait until the task (or exec) exits: its exit status.
+    pub async fn wait(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
+        let req = api::WaitRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        let resp = self
+            .task
+            .wait(context::Context::default(), &req)
+            .await
+            .map_err(err("Wait"))?;
+        Ok(resp.exit_status)
+    }
+
+    /// State of the task (or exec).
+    pub async fn state(&self, id: &str, exec_id: &str) -> Result<api::StateResponse, ShimError> {
+        let req = api::StateRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        self.task
+            .state(deadline(), &req)
+            .await
+            .map_err(err("State"))
+    }
+
+    /// Delete the exited task (or exec): its exit status.
+    pub async fn delete(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
+        let req = api::DeleteRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        let resp = self
+            .task
+            .delete(deadline(), &req)
+            .await
+            .map_err(err("Delete"))?;
+        Ok(resp.exit_status)
+    }
+
+    /// Shutdown: the shim exits once it holds no task (`now`: at once).
+    pub async fn shutdown(&self, id: &str, now: bool) -> Result<(), ShimError> {
+        let req = api::ShutdownRequest {
+            id: id.to_string(),
+            now,
+            ..Default::default()
+        };
+        match self.task.shutdown(deadline(), &req).await {
+            // The shim may exit before it answers.
+            Ok(_) | Err(ttrpc::Error::RemoteClosed) | Err(ttrpc::Error::LocalClosed) => Ok(()),
+            Err(source) => Err(ShimError::Ttrpc {
+                call: "Shutdown",
+                source,
+            }),
+        }
+    }
+}
