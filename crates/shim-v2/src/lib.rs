@@ -16,7 +16,7 @@ pub mod task;
 pub use bootstrap::{ShimBinary, ShimLog};
 pub use containerd_shim_protos::{api, protobuf};
 pub use events::EventsServer;
-pub use task::Shim;
+pub use task::{process_spec, Shim};
 
 /// Errors from a shim.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,15 @@ impl std::fmt::Debug for Shim {
     }
 }
 
+/// An OCI process spec (JSON) as the Any an ExecProcessRequest carries.
+pub fn process_spec(json: &[u8]) -> containerd_shim_protos::protobuf::well_known_types::any::Any {
+    containerd_shim_protos::protobuf::well_known_types::any::Any {
+        type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+        value: json.to_vec(),
+        ..Default::default()
+    }
+}
+
 fn deadline() -> context::Context {
     context::with_timeout(CALL_TIMEOUT.as_nanos() as i64)
 }
@@ -151,6 +160,85 @@ impl Shim {
         Ok(resp.exit_status)
     }
 
+    /// Exec: registers process `exec_id` in task `id` from its OCI process spec (JSON); start it
+    /// with [`Shim::start`].
+    pub async fn exec(&self, req: &api::ExecProcessRequest) -> Result<(), ShimError> {
+        self.task.exec(deadline(), req).await.map_err(err("Exec"))?;
+        Ok(())
+    }
+
+    /// Pids: every process of the task.
+    pub async fn pids(&self, id: &str) -> Result<Vec<u32>, ShimError> {
+        let req = api::PidsRequest {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        let resp = self
+            .task
+            .pids(deadline(), &req)
+            .await
+            .map_err(err("Pids"))?;
+        Ok(resp.processes.iter().map(|p| p.pid).collect())
+    }
+
+    /// ResizePty of the task's or an exec's terminal.
+    pub async fn resize_pty(
+        &self,
+        id: &str,
+        exec_id: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), ShimError> {
+        let req = api::ResizePtyRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            width,
+            height,
+            ..Default::default()
+        };
+        self.task
+            .resize_pty(deadline(), &req)
+            .await
+            .map_err(err("ResizePty"))?;
+        Ok(())
+    }
+
+    /// CloseIO: closes the process's stdin.
+    pub async fn close_stdin(&self, id: &str, exec_id: &str) -> Result<(), ShimError> {
+        let req = api::CloseIORequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            stdin: true,
+            ..Default::default()
+        };
+        self.task
+            .close_io(deadline(), &req)
+            .await
+            .map_err(err("CloseIO"))?;
+        Ok(())
+    }
+
+    /// Update: new OCI LinuxResources for the task.
+    pub async fn update(&self, req: &api::UpdateTaskRequest) -> Result<(), ShimError> {
+        self.task
+            .update(deadline(), req)
+            .await
+            .map_err(err("Update"))?;
+        Ok(())
+    }
+
+    /// Stats: the task's cgroup metrics, as the shim encodes them (an Any).
+    pub async fn stats(&self, id: &str) -> Result<api::StatsResponse, ShimError> {
+        let req = api::StatsRequest {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        self.task
+            .stats(deadline(), &req)
+            .await
+            .map_err(err("Stats"))
+    }
+
     /// Shutdown: the shim exits once it holds no task (`now`: at once).
     pub async fn shutdown(&self, id: &str, now: bool) -> Result<(), ShimError> {
         let req = api::ShutdownRequest {
@@ -159,8 +247,11 @@ impl Shim {
             ..Default::default()
         };
         match self.task.shutdown(deadline(), &req).await {
-            // The shim may exit before it answers.
-            Ok(_) | Err(ttrpc::Error::RemoteClosed) | Err(ttrpc::Error::LocalClosed) => Ok(()),
+            // The shim may exit before it answers (the connection ends: closed or early EOF).
+            Ok(_)
+            | Err(ttrpc::Error::RemoteClosed)
+            | Err(ttrpc::Error::LocalClosed)
+            | Err(ttrpc::Error::Socket(_)) => Ok(()),
             Err(source) => Err(ShimError::Ttrpc {
                 call: "Shutdown",
                 source,

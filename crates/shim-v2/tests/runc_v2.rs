@@ -255,6 +255,35 @@ async fn delete_cleans_up_after_a_shim_killed_mid_task() {
     };
     let pid = shim.create(&req).await.unwrap();
     shim.start(id, "").await.unwrap();
+    // An exec in the running task, its processes and stats.
+    let exec_out = dir.path().join("exec-out");
+    let process = serde_json::json!({
+        "args": ["/bin/sh", "-c", "echo from-exec; exit 4"],
+        "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0},
+    });
+    let exec = api::ExecProcessRequest {
+        id: id.into(),
+        exec_id: "e1".into(),
+        stdout: format!("file://{}", exec_out.display()),
+        stderr: format!("file://{}", exec_out.display()),
+        spec: Some(shim_v2::process_spec(process.to_string().as_bytes())).into(),
+        ..Default::default()
+    };
+    shim.exec(&exec).await.unwrap();
+    shim.start(id, "e1").await.unwrap();
+    assert_eq!(shim.wait(id, "e1").await.unwrap(), 4);
+    assert_eq!(shim.delete(id, "e1").await.unwrap(), 4);
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&exec_out).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(text, "from-exec\n");
+    assert!(shim.pids(id).await.unwrap().contains(&pid));
+    assert!(shim.stats(id).await.unwrap().stats.is_some());
     let shim_pid = shim.info(id).await.unwrap().shim_pid;
     drop(shim);
     // SAFETY: plain kill of the shim's pid.
