@@ -63,18 +63,24 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (before the socket is bound: a SIGTERM right after
+/// crustd starts serving must be a graceful stop, not the default action) and returns the future
+/// that resolves on the first of them. Call inside the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop crustd with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; stop crustd with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
     }
 }
 
@@ -103,7 +109,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("start the async runtime")?;
-            runtime.block_on(crust::daemon::run(config, shutdown_signal()))?;
+            runtime.block_on(async { crust::daemon::run(config, shutdown_signal()).await })?;
             Ok(())
         }
     }
