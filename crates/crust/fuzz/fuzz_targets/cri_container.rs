@@ -32,6 +32,7 @@ fn pod_record(config: cri_api::v1::PodSandboxConfig) -> SandboxRecord {
         reason: None,
         rootfs: None,
         pod_resources: Default::default(),
+        network_order: None,
     }
 }
 
