@@ -11,10 +11,14 @@
 //! Runtimes that run a pod's containers inside one sandbox process (runsc) are handled as
 //! [`sandboxed`] describes: the answer is then `ok <pid> <shim pid> sandboxed`.
 //!
+//! For `shim-v2` handlers the containerd shim holds the container and runs `crust-shim cri-log`
+//! as its logging binary ([`binary_log`]).
+//!
 //! The binary is `crust-shim` of the crustd package (so it is built, and found next to crustd,
 //! wherever crustd is); this crate holds its code.
 
 pub mod attach;
+pub mod binary_log;
 mod exec_tty;
 mod log;
 pub mod sandboxed;
@@ -142,6 +146,9 @@ pub fn run() -> ! {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("exec-tty") {
         exec_tty::main(&argv[2..]);
+    }
+    if argv.get(1).map(String::as_str) == Some("cri-log") {
+        binary_log::main(&argv[2..]);
     }
     let args = match parse_args() {
         Ok(a) => a,

@@ -21,13 +21,13 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crust_api::v1::admin_server::AdminServer;
 
 use crate::{
-    config::Config,
+    config::{Config, RuntimeType},
     container::{ContainerManager, ContainerOptions},
     events::EventBus,
     image::{self, pull::Puller, registry::Registries, store::ImageStore, SandboxImage},
     metrics::collect::StateCounts,
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
-    oci_runtime::{OciRuntime, RuncRuntime, RuntimeCli},
+    oci_runtime::{shim_v2::ShimV2Runtime, OciRuntime, RuncRuntime, RuntimeCli},
     sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
     server::admin_import::AdminService,
     server::CriService,
@@ -83,6 +83,9 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     let rootfs = image::ensure_builtin_pause(&config.root)
         .map_err(io_err("write built-in pause under", &config.root))?;
     let runtimes = runtimes(&config);
+    for runtime in runtimes.values() {
+        runtime.recover().await;
+    }
     let controller = PauseController::new(runtimes.clone(), rootfs, sandbox_oom_score_adj());
     let events = EventBus::default();
     let images = Arc::new(ImageStore::open(&config.root.join("images"))?);
@@ -236,19 +239,27 @@ fn runtimes(config: &Config) -> BTreeMap<String, Arc<dyn OciRuntime>> {
         .runtimes
         .iter()
         .map(|(handler, rt)| {
-            let binary = resolve_binary(&rt.binary(handler));
+            let root = rt
+                .root
+                .clone()
+                .unwrap_or_else(|| config.state.join("runtime").join(handler));
+            let binary = match rt.kind {
+                RuntimeType::Oci => resolve_binary(&rt.binary(handler)),
+                RuntimeType::ShimV2 => resolve_binary(rt.shim.as_deref().unwrap_or(Path::new(""))),
+            };
             if !binary.is_file() {
                 tracing::warn!(handler = %handler, path = %binary.display(), "runtime binary not found; pods on this handler will fail");
             }
-            let cli = RuntimeCli {
-                binary,
-                root: rt
-                    .root
-                    .clone()
-                    .unwrap_or_else(|| config.state.join("runtime").join(handler)),
-                args: rt.runtime_args.clone(),
+            let runtime: Arc<dyn OciRuntime> = match rt.kind {
+                RuntimeType::Oci => {
+                    let args = rt.runtime_args.clone();
+                    let cli = RuntimeCli { binary, root, args };
+                    Arc::new(RuncRuntime::new(cli, rt.clone()))
+                }
+                RuntimeType::ShimV2 => {
+                    Arc::new(ShimV2Runtime::new(binary, root, shim_binary(), rt.clone()))
+                }
             };
-            let runtime: Arc<dyn OciRuntime> = Arc::new(RuncRuntime::new(cli, rt.clone()));
             (handler.clone(), runtime)
         })
         .collect()

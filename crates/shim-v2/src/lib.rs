@@ -14,9 +14,9 @@ pub mod events;
 pub mod task;
 
 pub use bootstrap::{ShimBinary, ShimLog};
-pub use containerd_shim_protos::{api, protobuf};
+pub use containerd_shim_protos::{api, protobuf, shim::oci};
 pub use events::EventsServer;
-pub use task::{process_spec, Shim};
+pub use task::{linux_resources, process_spec, runc_options, Shim};
 
 /// Errors from a shim.
 #[derive(Debug, thiserror::Error)]

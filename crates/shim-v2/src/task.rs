@@ -35,6 +35,29 @@ pub fn process_spec(json: &[u8]) -> containerd_shim_protos::protobuf::well_known
     }
 }
 
+/// OCI LinuxResources (JSON) as the Any an UpdateTaskRequest carries.
+pub fn linux_resources(
+    json: &[u8],
+) -> containerd_shim_protos::protobuf::well_known_types::any::Any {
+    containerd_shim_protos::protobuf::well_known_types::any::Any {
+        type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+        value: json.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The runc shim's runtime options as the Any a CreateTaskRequest carries.
+pub fn runc_options(
+    options: &containerd_shim_protos::shim::oci::Options,
+) -> containerd_shim_protos::protobuf::well_known_types::any::Any {
+    use containerd_shim_protos::protobuf::Message as _;
+    containerd_shim_protos::protobuf::well_known_types::any::Any {
+        type_url: "containerd.runc.v1.Options".into(),
+        value: options.write_to_bytes().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 fn deadline() -> context::Context {
     context::with_timeout(CALL_TIMEOUT.as_nanos() as i64)
 }
@@ -130,6 +153,25 @@ impl Shim {
             .await
             .map_err(err("Wait"))?;
         Ok(resp.exit_status)
+    }
+
+    /// Wait, with the exit time: `(exit status, exited at in ns since the epoch)`.
+    pub async fn wait_exit(&self, id: &str, exec_id: &str) -> Result<(u32, i64), ShimError> {
+        let req = api::WaitRequest {
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            ..Default::default()
+        };
+        let resp = self
+            .task
+            .wait(context::Context::default(), &req)
+            .await
+            .map_err(err("Wait"))?;
+        let at = resp
+            .exited_at
+            .as_ref()
+            .map_or(0, |t| t.seconds * 1_000_000_000 + i64::from(t.nanos));
+        Ok((resp.exit_status, at))
     }
 
     /// State of the task (or exec).

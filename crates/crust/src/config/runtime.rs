@@ -13,6 +13,50 @@ pub enum RuntimeType {
     /// A runc-compatible CLI (runc, runsc, crun): `create`/`start`/`kill`/`delete` on a bundle.
     #[default]
     Oci,
+    /// A containerd runtime v2 shim (`containerd-shim-runc-v2`, Kata's, gVisor's): one shim
+    /// per pod, driven over ttrpc.
+    ShimV2,
+}
+
+impl RuntimeType {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeType::Oci => "oci",
+            RuntimeType::ShimV2 => "shim-v2",
+        }
+    }
+}
+
+/// The runtime options a `shim-v2` handler passes to its shim with every task it creates, as
+/// containerd's `[...runtimes.NAME.options]`: the runc shim's `containerd.runc.v1.Options`
+/// (containerd's key spelling). Unknown keys are an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShimOptions {
+    /// The OCI runtime binary the shim runs (its default: `runc`).
+    #[serde(rename = "BinaryName", skip_serializing_if = "String::is_empty")]
+    pub binary_name: String,
+    /// The runtime's `--root`; unset: `<state>/runtime/<handler>/runc`.
+    #[serde(rename = "Root", skip_serializing_if = "String::is_empty")]
+    pub root: String,
+    #[serde(rename = "SystemdCgroup")]
+    pub systemd_cgroup: bool,
+    #[serde(rename = "NoPivotRoot")]
+    pub no_pivot_root: bool,
+    #[serde(rename = "NoNewKeyring")]
+    pub no_new_keyring: bool,
+    /// The cgroup the shim moves itself into.
+    #[serde(rename = "ShimCgroup", skip_serializing_if = "String::is_empty")]
+    pub shim_cgroup: String,
+    #[serde(rename = "IoUid")]
+    pub io_uid: u32,
+    #[serde(rename = "IoGid")]
+    pub io_gid: u32,
+    #[serde(rename = "CriuImagePath", skip_serializing_if = "String::is_empty")]
+    pub criu_image_path: String,
+    #[serde(rename = "CriuWorkPath", skip_serializing_if = "String::is_empty")]
+    pub criu_work_path: String,
 }
 
 /// When a pod's CNI ADD runs relative to the start of its sandbox.
@@ -63,6 +107,12 @@ pub struct RuntimeConfig {
     /// Privileged containers get the device cgroup opened but none of the host's device nodes
     /// (for VM runtimes, where host devices mean nothing inside the guest).
     pub privileged_without_host_devices: bool,
+    /// `shim-v2` only: the shim binary (`containerd-shim-runc-v2`, looked up on PATH, or a path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shim: Option<PathBuf>,
+    /// `shim-v2` only: the runtime options given to the shim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<ShimOptions>,
 }
 
 impl RuntimeConfig {
@@ -97,6 +147,7 @@ impl RuntimeConfig {
         if self.root.as_ref().is_some_and(|p| !p.is_absolute()) {
             return Err("root must be an absolute path".into());
         }
+        self.check_type()?;
         if let Some(bad) = self.pod_annotations.iter().find(|p| {
             let p = p.strip_suffix('*').unwrap_or(p);
             p.is_empty() || p.contains('*')
@@ -106,6 +157,29 @@ impl RuntimeConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl RuntimeConfig {
+    /// The keys that belong to one type only.
+    fn check_type(&self) -> Result<(), String> {
+        match self.kind {
+            RuntimeType::Oci if self.shim.is_some() || self.options.is_some() => {
+                Err("shim and options belong to type = \"shim-v2\"".into())
+            }
+            RuntimeType::ShimV2 if self.path.is_some() || !self.runtime_args.is_empty() => Err(
+                "a shim-v2 handler runs its shim: use shim and options, not path or runtime_args"
+                    .into(),
+            ),
+            RuntimeType::ShimV2 => match &self.shim {
+                None => {
+                    Err("type = \"shim-v2\" needs shim (e.g. \"containerd-shim-runc-v2\")".into())
+                }
+                Some(p) if p.as_os_str().is_empty() => Err("shim is empty".into()),
+                Some(_) => Ok(()),
+            },
+            RuntimeType::Oci => Ok(()),
+        }
     }
 }
 
@@ -141,6 +215,21 @@ mod tests {
             ..Default::default()
         };
         assert!(relative.check("k").is_err());
+    }
+
+    #[test]
+    fn shim_v2_tables_need_a_shim_and_no_cli_keys() {
+        let table = |text: &str| toml::from_str::<RuntimeConfig>(text);
+        let ok = table("type = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n[options]\nSystemdCgroup = false\nBinaryName = \"runc\"\n").unwrap();
+        assert_eq!(ok.kind, RuntimeType::ShimV2);
+        assert_eq!(ok.options.as_ref().unwrap().binary_name, "runc");
+        assert!(ok.check("runc-shim").is_ok());
+        assert!(table("type = \"shim-v2\"\n").unwrap().check("s").is_err());
+        let with_path = table("type = \"shim-v2\"\nshim = \"x\"\npath = \"runc\"\n").unwrap();
+        assert!(with_path.check("s").is_err());
+        assert!(table("shim = \"x\"\n").unwrap().check("s").is_err());
+        assert!(table("type = \"shim-v2\"\nshim = \"x\"\n[options]\nBogus = 1\n").is_err());
+        assert!(table("type = \"kata\"\n").is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use super::{
     ContainerError,
 };
 use crate::{
+    config::RuntimeType,
     events::{now_ns, Event, EventBus, EventKind},
     image::{rootfs, store::ImageStore},
     oci_runtime::{
@@ -204,6 +205,9 @@ impl ContainerManager {
         attempt: u32,
     ) -> Result<String, ContainerError> {
         validate::check_config(pod, &config)?;
+        if self.runtime(&pod.runtime_handler)?.handler_config().kind == RuntimeType::ShimV2 {
+            super::task::check_config(&config)?;
+        }
         let features = self.runtime(&pod.runtime_handler)?.features();
         validate::check_recursive_read_only(&config, &pod.runtime_handler, &features)?;
         self.pid_target(pod, &config)?;
@@ -329,10 +333,39 @@ impl ContainerManager {
         let spec = self.spec(&record, pod, image_config, &root, &facts)?;
         let file = dir.join("config.json");
         std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
+        let runtime = self.runtime(&record.runtime_handler)?;
+        let shim = match runtime.stdout_uri(&dir) {
+            Some(uri) => {
+                let log = PathBuf::from(if record.log_path.is_empty() {
+                    "/dev/null"
+                } else {
+                    &record.log_path
+                });
+                let root =
+                    (!record.log_path.is_empty()).then(|| PathBuf::from(&pod.config.log_directory));
+                let log = (log.as_path(), root.as_deref());
+                super::task::create(runtime, &c.id, &dir, uri, log, record.config.tty).await?
+            }
+            None => self.start_shim(c, &record, pod, &dir).await?,
+        };
+        c.change(|r| r.shim = Some(shim.clone()));
+        self.persist(c).await?;
+        self.watch(c, &shim);
+        Ok(())
+    }
+
+    /// crust-shim for a container of an `oci` handler: it runs `runc create` and monitors.
+    async fn start_shim(
+        &self,
+        c: &Arc<Container>,
+        record: &ContainerRecord,
+        pod: &SandboxRecord,
+        dir: &Path,
+    ) -> Result<ShimProcess, ContainerError> {
         let runtime = self.runtime(&record.runtime_handler)?.cli().clone();
         let args = ShimArgs {
             id: c.id.clone(),
-            bundle: dir.clone(),
+            bundle: dir.to_path_buf(),
             runtime,
             log_path: if record.log_path.is_empty() {
                 PathBuf::from("/dev/null")
@@ -348,15 +381,12 @@ impl ContainerManager {
             stdin_once: record.config.stdin_once,
         };
         let started = shim::start(&self.options.shim, args).await?;
-        let shim = ShimProcess {
+        Ok(ShimProcess {
             pid: started.shim_pid,
             start_time: start_time(started.shim_pid).ok().flatten().unwrap_or(0),
             sandboxed: started.sandboxed,
-        };
-        c.change(|r| r.shim = Some(shim.clone()));
-        self.persist(c).await?;
-        self.watch(c, &shim);
-        Ok(())
+            task: false,
+        })
     }
 
     fn spec(
@@ -414,10 +444,14 @@ impl ContainerManager {
         let sandboxes = Arc::clone(&self.sandboxes);
         let exit_file = self.dir(&c.id).join("exit.json");
         let record_path = self.dir(&c.id).join("container.json");
+        let task = self.task_runtime(c);
         tokio::spawn(async move {
             if let Some(watch) = watch {
                 let mut rx = watch.subscribe();
                 let _ = rx.wait_for(|exited| *exited).await;
+            }
+            if let Some(runtime) = task {
+                super::task::keep_exit_status(&runtime, &container.id, &exit_file).await;
             }
             // After the verb that holds the container (StartContainer publishing STARTED, a
             // Stop that settles the exit itself): a container that exits at once is STOPPED
@@ -504,7 +538,7 @@ impl ContainerManager {
             return Ok(());
         }
         let Some(watch) = c.watch().filter(|w| !w.has_exited()) else {
-            mark_exited(c, &self.dir(&c.id).join("exit.json"));
+            mark_exited(c, &self.exit_file(c).await);
             return self.persist(c).await;
         };
         let never_started = record.state == ContainerState::Created
@@ -542,8 +576,24 @@ impl ContainerManager {
         self.finish_stop(c).await
     }
 
+    /// The runtime of a container a shim-v2 shim holds (whose exit status the shim keeps).
+    fn task_runtime(&self, c: &Container) -> Option<Arc<dyn OciRuntime>> {
+        let record = c.snapshot();
+        record.shim.as_ref().filter(|s| s.task)?;
+        self.runtimes.get(&record.runtime_handler).cloned()
+    }
+
+    /// The container's exit file, asked of the shim first when a shim holds the container.
+    async fn exit_file(&self, c: &Container) -> PathBuf {
+        let file = self.dir(&c.id).join("exit.json");
+        if let Some(runtime) = self.task_runtime(c) {
+            super::task::keep_exit_status(&runtime, &c.id, &file).await;
+        }
+        file
+    }
+
     async fn finish_stop(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
-        if mark_exited(c, &self.dir(&c.id).join("exit.json")) {
+        if mark_exited(c, &self.exit_file(c).await) {
             note_oom(c);
             self.persist(c).await?;
             self.publish(c, EventKind::Stopped);
@@ -612,6 +662,9 @@ impl ContainerManager {
     pub fn exec_target(&self, key: &str) -> Result<crate::streaming::ExecTarget, ContainerError> {
         let c = self.running(key, "exec needs a running container")?;
         let record = c.snapshot();
+        if self.task_runtime(&c).is_some() {
+            return Err(super::task::no_streaming("exec"));
+        }
         Ok(crate::streaming::ExecTarget {
             runtime: self.runtime(&record.runtime_handler)?.cli().clone(),
             container_id: c.id.clone(),
@@ -623,6 +676,9 @@ impl ContainerManager {
     /// The attach socket of a running container, with its config (stdin, tty).
     pub fn attach_target(&self, key: &str) -> Result<(PathBuf, ContainerConfig), ContainerError> {
         let c = self.running(key, "only a running container can be attached to")?;
+        if self.task_runtime(&c).is_some() {
+            return Err(super::task::no_streaming("attach"));
+        }
         Ok((
             self.dir(&c.id).join(crust_shim::attach::SOCKET),
             c.snapshot().config,
@@ -639,9 +695,12 @@ impl ContainerManager {
         validate::check_argv(cmd)?;
         let c = self.running(key, "exec needs a running container")?;
         let record = c.snapshot();
-        let runtime = self.runtime(&record.runtime_handler)?.cli();
         let timeout = Duration::from_secs(timeout_s.max(0) as u64);
-        exec::exec_sync(runtime, &c.id, cmd, timeout, &self.dir(&c.id)).await
+        let runtime = self.runtime(&record.runtime_handler)?;
+        if let Some(done) = runtime.exec_sync(&c.id, cmd, timeout).await {
+            return Ok(done?);
+        }
+        exec::exec_sync(runtime.cli(), &c.id, cmd, timeout, &self.dir(&c.id)).await
     }
 
     /// ReopenContainerLog: the shim reopens the log path (kubelet renamed the old file away);
@@ -652,10 +711,18 @@ impl ContainerManager {
         let Some(watch) = c.watch() else {
             return Ok(());
         };
-        watch
-            .process()
-            .signal(libc::SIGUSR1)
-            .map_err(io("signal the shim of", &self.dir(&c.id)))?;
+        if self.task_runtime(&c).is_some() {
+            if !super::task::signal_logger(&self.dir(&c.id)) {
+                return Err(ContainerError::Shim(
+                    "the container's logging binary is not running".into(),
+                ));
+            }
+        } else {
+            watch
+                .process()
+                .signal(libc::SIGUSR1)
+                .map_err(io("signal the shim of", &self.dir(&c.id)))?;
+        }
         if record.log_path.is_empty() {
             return Ok(());
         }

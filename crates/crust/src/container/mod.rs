@@ -19,6 +19,7 @@ pub mod spec;
 pub mod state;
 pub mod stats;
 pub mod status;
+pub mod task;
 pub mod usage;
 pub mod user;
 pub mod validate;

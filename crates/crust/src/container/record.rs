@@ -21,6 +21,10 @@ pub struct ShimProcess {
     /// the shim to start it, which holds its stdio (see crust_shim::sandboxed).
     #[serde(default)]
     pub sandboxed: bool,
+    /// The pid is the container's init in a shim-v2 shim (which holds the container): the
+    /// exit status comes from the shim, the log from its logging binary.
+    #[serde(default)]
+    pub task: bool,
 }
 
 /// Everything crust keeps about one container.

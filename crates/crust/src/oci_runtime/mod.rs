@@ -1,9 +1,12 @@
 //! The OCI runtime seam: [`OciRuntime`] (create/start/kill/delete a container from a bundle) and its
-//! runc implementation, plus [`monitor`], which watches container init processes through pidfds so
-//! exits are noticed without polling the runtime.
+//! implementations: [`RuncRuntime`] over a runc-compatible CLI (`oci` handlers) and
+//! [`shim_v2::ShimV2Runtime`] over a containerd runtime v2 shim (`shim-v2` handlers), plus
+//! [`monitor`], which watches container init processes through pidfds so exits are noticed
+//! without polling the runtime.
 
 pub mod features;
 pub mod monitor;
+pub mod shim_v2;
 
 use std::{
     ffi::OsString,
@@ -20,6 +23,16 @@ use runc::{Runc, RuncError};
 pub enum OciError {
     #[error(transparent)]
     Runc(#[from] RuncError),
+    #[error(transparent)]
+    Shim(#[from] ::shim_v2::ShimError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not available for this runtime handler's type")]
+    Unsupported(&'static str),
 }
 
 impl OciError {
@@ -27,8 +40,28 @@ impl OciError {
     pub fn is_not_found(&self) -> bool {
         match self {
             OciError::Runc(e) => e.is_not_found(),
+            OciError::Shim(e) => e.is_not_found(),
+            OciError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            OciError::Unsupported(_) => false,
         }
     }
+}
+
+/// The stdio a runtime that holds a container's streams (shim-v2) is given: URIs or FIFO paths
+/// as the shim protocol has them; empty = none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskIo {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// How a task exited, as its runtime reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: i32,
+    pub at_ns: i64,
 }
 
 /// An OCI runtime for one runtime handler.
@@ -52,7 +85,38 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError>;
     /// Applies the OCI LinuxResources in `resources_file` to a running container.
     async fn update(&self, id: &str, resources_file: &Path) -> Result<(), OciError>;
+    /// Creates a container whose stdio the runtime itself holds (shim-v2); CLI runtimes leave
+    /// that to crust-shim.
+    async fn create_task(&self, id: &str, bundle: &Path, io: &TaskIo) -> Result<i32, OciError> {
+        let _ = (id, bundle, io);
+        Err(OciError::Unsupported("a task with runtime-held stdio"))
+    }
+    /// The exit status of a task whose init exited, when the runtime keeps it (shim-v2: Wait);
+    /// `None` for CLI runtimes, whose exit crust-shim records.
+    async fn exit_status(&self, id: &str) -> Option<ExitStatus> {
+        let _ = id;
+        None
+    }
+    /// ExecSync through the runtime itself; `None`: run it through the CLI.
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: std::time::Duration,
+    ) -> Option<Result<crate::container::exec::ExecOutput, OciError>> {
+        let _ = (id, cmd, timeout);
+        None
+    }
+    /// Reconnects to what survived a crustd restart (shims); before records are recovered.
+    async fn recover(&self) {}
+    /// The stdout URI for a container whose log the runtime's logging binary writes, with its
+    /// files in `dir`; `None`: crust-shim runs the container (CLI runtimes).
+    fn stdout_uri(&self, dir: &Path) -> Option<String> {
+        let _ = dir;
+        None
+    }
     /// How to run the runtime's CLI (for crust-shim, which runs `create` itself, and for exec).
+    /// A shim-v2 handler reports the OCI runtime its shim runs.
     fn cli(&self) -> &RuntimeCli;
     /// The handler's configuration (annotations it may see, privileged devices, order).
     fn handler_config(&self) -> &RuntimeConfig;

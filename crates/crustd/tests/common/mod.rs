@@ -469,8 +469,16 @@ impl Daemon {
         let roots = std::fs::read_dir(self.state.join("runtime"))
             .map(|e| e.flatten().map(|e| e.path()).collect::<Vec<_>>())
             .unwrap_or_default();
-        for root in roots {
+        for mut root in roots {
             let handler = root.file_name().unwrap().to_string_lossy().into_owned();
+            if let Ok(tasks) = std::fs::read_dir(root.join("tasks")) {
+                // A shim-v2 handler: its task bundles, and the runc root its shims use.
+                leaks
+                    .extend(tasks.map(|e| {
+                        format!("shim-v2 task ({handler}): {:?}", e.unwrap().file_name())
+                    }));
+                root = root.join("runc");
+            }
             let (binary, quiet) = match handler.starts_with("runsc") {
                 true => ("runsc", "-quiet"),
                 false => ("/usr/sbin/runc", "-q"),
@@ -488,6 +496,11 @@ impl Daemon {
             );
         }
         leaks.extend(self.shims().into_iter().map(|p| format!("crust-shim: {p}")));
+        leaks.extend(
+            self.processes("containerd-shim")
+                .into_iter()
+                .map(|p| format!("containerd shim: {p}")),
+        );
         leaks.extend(
             self.processes("runsc")
                 .into_iter()

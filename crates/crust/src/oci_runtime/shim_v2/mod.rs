@@ -1,0 +1,587 @@
+//! [`ShimV2Runtime`]: the [`OciRuntime`] of a `shim-v2` handler, run by a containerd runtime v2
+//! shim (`containerd-shim-runc-v2`, and through the same protocol Kata's and gVisor's shims).
+//!
+//! One shim per pod, as containerd runs them: every task's `SHIM start` carries the spec's
+//! `io.kubernetes.cri.sandbox-id` grouping annotation, so the first start (the sandbox) launches
+//! the shim and every container's start gets the same address back. Each task has its own bundle
+//! `<root>/tasks/<id>` (the name is the task id: `SHIM delete` finds a bundle as
+//! `<parent>/<id>`), holding a copy of crust's `config.json` and what the shim writes there
+//! (`address`, `options.json`, its `log` FIFO and `shim.pid` in the sandbox's).
+//!
+//! Exits: the task's init pid is watched by crust's pidfd monitor like any other; its exit
+//! status comes from the shim's Wait. A shim that dies is noticed through its own pidfd: every
+//! task it held is cleaned up with `SHIM delete` (which kills what the runtime still runs) and
+//! its exit status kept in `exit.json` of the task's bundle. After a crustd restart the shims are
+//! reconnected from the `address` files ([`ShimV2Runtime::recover`]).
+//!
+//! Events from the shims arrive on a ttrpc Events server at `<root>/events.ttrpc` and are logged.
+
+mod exec;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use shim_v2::{api, Shim, ShimBinary, ShimError, ShimLog};
+
+use super::{monitor::Process, ExitStatus, OciError, OciRuntime, RuntimeCli, TaskIo};
+use crate::config::{RuntimeConfig, ShimOptions};
+
+/// The containerd namespace crust's shims file their state under.
+pub const NAMESPACE: &str = "k8s.io";
+/// How long a shim may take to exit after its last task is gone.
+const SHIM_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exit status is waited for once the task's init has exited.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected shim.
+struct Conn {
+    shim: Shim,
+    /// The shim's own dir (its cwd: the bundle of the task that launched it).
+    bundle: PathBuf,
+    _log: Option<ShimLog>,
+    /// Set before the shim is told to shut down: its exit then is no crash.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+struct Inner {
+    config: RuntimeConfig,
+    binary: ShimBinary,
+    root: PathBuf,
+    options: shim_v2::oci::Options,
+    logger: PathBuf,
+    cli: RuntimeCli,
+    shims: Mutex<HashMap<String, Arc<Conn>>>,
+    events_started: tokio::sync::OnceCell<()>,
+    /// Kept for as long as the runtime lives (dropping it stops serving).
+    events: Mutex<Option<shim_v2::EventsServer>>,
+}
+
+/// The runtime of one `shim-v2` handler.
+#[derive(Clone)]
+pub struct ShimV2Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ShimV2Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShimV2Runtime")
+            .field("shim", &self.inner.binary.binary)
+            .field("root", &self.inner.root)
+            .finish()
+    }
+}
+
+/// Converts the handler's options into the runc shim's.
+fn runc_options(options: &ShimOptions, root: &Path) -> shim_v2::oci::Options {
+    shim_v2::oci::Options {
+        binary_name: options.binary_name.clone(),
+        root: match options.root.as_str() {
+            "" => root.join("runc").to_string_lossy().into_owned(),
+            r => r.to_string(),
+        },
+        systemd_cgroup: options.systemd_cgroup,
+        no_pivot_root: options.no_pivot_root,
+        no_new_keyring: options.no_new_keyring,
+        shim_cgroup: options.shim_cgroup.clone(),
+        io_uid: options.io_uid,
+        io_gid: options.io_gid,
+        criu_image_path: options.criu_image_path.clone(),
+        criu_work_path: options.criu_work_path.clone(),
+        ..Default::default()
+    }
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OciError {
+    let path = path.to_path_buf();
+    move |source| OciError::Io { what, path, source }
+}
+
+impl ShimV2Runtime {
+    /// `shim` is the resolved shim binary, `root` the handler's state dir, `logger` crust-shim
+    /// (the logging binary the shim runs for container output).
+    pub fn new(shim: PathBuf, root: PathBuf, logger: PathBuf, config: RuntimeConfig) -> Self {
+        let options = runc_options(&config.options.clone().unwrap_or_default(), &root);
+        let runc = match options.binary_name.as_str() {
+            "" => PathBuf::from("runc"),
+            name => PathBuf::from(name),
+        };
+        let cli = RuntimeCli {
+            binary: runc,
+            root: PathBuf::from(&options.root),
+            args: Vec::new(),
+        };
+        let binary = ShimBinary {
+            binary: shim,
+            namespace: NAMESPACE.into(),
+            address: root.join("events"),
+            publish_binary: logger.clone(),
+        };
+        ShimV2Runtime {
+            inner: Arc::new(Inner {
+                config,
+                binary,
+                root,
+                options,
+                logger,
+                cli,
+                shims: Mutex::new(HashMap::new()),
+                events_started: tokio::sync::OnceCell::new(),
+                events: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn task_dir(&self, id: &str) -> PathBuf {
+        self.inner.root.join("tasks").join(id)
+    }
+
+    /// The stdout URI of a container's output: crust-shim as the shim's logging binary.
+    pub fn log_uri(&self, dir: &Path) -> String {
+        format!(
+            "binary://{}?cri-log={}",
+            percent_encode(&self.inner.logger.to_string_lossy()),
+            percent_encode(&dir.to_string_lossy())
+        )
+    }
+
+    /// Serves the events socket (once); a failure is logged, shims then retry their events.
+    async fn ensure_events(&self) {
+        let socket = shim_v2::bootstrap::ttrpc_address(&self.inner.binary.address);
+        let this = self.clone();
+        self.inner
+            .events_started
+            .get_or_init(|| async move {
+                let _ = std::fs::create_dir_all(&this.inner.root);
+                match shim_v2::EventsServer::serve(&socket).await {
+                    Ok((server, mut rx)) => {
+                        tokio::spawn(async move {
+                            while let Some(envelope) = rx.recv().await {
+                                tracing::debug!(topic = %envelope.topic, namespace = %envelope.namespace, "shim event");
+                            }
+                        });
+                        *this.inner.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+                    }
+                    Err(e) => {
+                        tracing::warn!(socket = %socket.display(), error = %e, "cannot serve shim events");
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// The connected shim serving `address`, connecting (and watching it) when new.
+    async fn connect(&self, address: &str, log: Option<ShimLog>) -> Result<Arc<Conn>, OciError> {
+        if let Some(conn) = self.lock().get(address) {
+            return Ok(Arc::clone(conn));
+        }
+        let shim = Shim::connect(address).await?;
+        let info = shim.info("").await?;
+        let bundle = std::fs::read_link(format!("/proc/{}/cwd", info.shim_pid))
+            .map_err(io_err("find the dir of shim", Path::new(address)))?;
+        let log = log.or_else(|| ShimLog::open(&bundle, address).ok());
+        let conn = Arc::new(Conn {
+            shim,
+            bundle,
+            _log: log,
+            closing: false.into(),
+        });
+        let mut shims = self.lock();
+        let conn = Arc::clone(shims.entry(address.to_string()).or_insert(conn));
+        drop(shims);
+        self.watch_shim(address.to_string(), info.shim_pid as i32);
+        Ok(conn)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Conn>>> {
+        self.inner.shims.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shim holding task `id` (from the `address` file in its bundle).
+    async fn conn_for(&self, id: &str) -> Result<Arc<Conn>, OciError> {
+        let file = self.task_dir(id).join("address");
+        let address = std::fs::read_to_string(&file).map_err(io_err("read", &file))?;
+        self.connect(address.trim(), None).await
+    }
+
+    /// On the shim's exit (unless it was told to shut down): `SHIM delete` of every task it held.
+    fn watch_shim(&self, address: String, pid: i32) {
+        let Ok(Some(process)) = Process::open(pid, None) else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = process.exited().await;
+            let conn = this.lock().remove(&address);
+            if conn.is_some_and(|c| c.closing.load(std::sync::atomic::Ordering::SeqCst)) {
+                return;
+            }
+            tracing::warn!(shim = %address, pid, "shim exited; cleaning up its tasks");
+            this.clean_up_after(&address).await;
+        });
+    }
+
+    /// `SHIM delete` for every task whose bundle names `address`, keeping each exit status.
+    async fn clean_up_after(&self, address: &str) {
+        // The shim removes its socket only when it shuts down; a killed one leaves it.
+        if let Some(path) = address.strip_prefix("unix://") {
+            let _ = std::fs::remove_file(path);
+        }
+        for id in self.task_ids() {
+            let dir = self.task_dir(&id);
+            let named = std::fs::read_to_string(dir.join("address")).unwrap_or_default();
+            if named.trim() != address || dir.join(EXIT_FILE).exists() {
+                continue;
+            }
+            self.shim_delete(&id).await;
+        }
+    }
+
+    /// `SHIM delete` of task `id` (its shim is gone): the exit status goes to `exit.json`.
+    async fn shim_delete(&self, id: &str) {
+        let dir = self.task_dir(id);
+        match self.inner.binary.delete(id, &dir).await {
+            Ok(resp) => {
+                let at = resp
+                    .exited_at
+                    .as_ref()
+                    .map_or_else(now_ns, |t| t.seconds * 1_000_000_000 + i64::from(t.nanos));
+                write_exit(&dir, resp.exit_status as i32, at);
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "shim delete failed");
+                write_exit(&dir, 255, now_ns());
+            }
+        }
+    }
+
+    fn task_ids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.inner.root.join("tasks")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Writes the task bundle: crust's config.json copied into `<root>/tasks/<id>`.
+    fn prepare_bundle(&self, id: &str, bundle: &Path) -> Result<PathBuf, OciError> {
+        let dir = self.task_dir(id);
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let spec = bundle.join("config.json");
+        std::fs::copy(&spec, dir.join("config.json")).map_err(io_err("copy", &spec))?;
+        Ok(dir)
+    }
+
+    async fn create_in(&self, id: &str, dir: &Path, io: &TaskIo) -> Result<i32, OciError> {
+        self.ensure_events().await;
+        let log = ShimLog::open(dir, id)?;
+        let address = self.inner.binary.start(id, dir).await?;
+        let conn = self.connect(&address, Some(log)).await?;
+        let req = api::CreateTaskRequest {
+            id: id.to_string(),
+            bundle: dir.to_string_lossy().into_owned(),
+            terminal: io.terminal,
+            stdin: io.stdin.clone(),
+            stdout: io.stdout.clone(),
+            stderr: io.stderr.clone(),
+            options: Some(shim_v2::runc_options(&self.inner.options)).into(),
+            ..Default::default()
+        };
+        match conn.shim.create(&req).await {
+            Ok(pid) => Ok(pid as i32),
+            Err(e) => {
+                self.release(&conn, dir).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// After a task is gone from its shim: the shim is told to shut down (it exits once it holds
+    /// no task); when the shim lives in this task's dir, its exit is waited for before the dir
+    /// goes.
+    async fn release(&self, conn: &Conn, dir: &Path) {
+        let own = same_dir(&conn.bundle, dir);
+        if own {
+            conn.closing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let pid = conn.shim.info("").await.map(|i| i.shim_pid as i32).ok();
+        if let Err(e) = conn.shim.shutdown("", false).await {
+            tracing::debug!(error = %e, "shim shutdown");
+        }
+        if let (true, Some(pid)) = (own, pid) {
+            if let Ok(Some(process)) = Process::open(pid, None) {
+                let exited = tokio::time::timeout(SHIM_EXIT_TIMEOUT, process.exited()).await;
+                if exited.is_err() {
+                    tracing::warn!(pid, "shim still running after its last task was deleted");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Reconnects to the shims of existing tasks after a restart; tasks whose shim is gone are
+    /// cleaned up with `SHIM delete`, and bundles no shim ever got (crustd died before `start`
+    /// returned) are removed.
+    pub async fn recover_tasks(&self) {
+        let ids = self.task_ids();
+        if ids.is_empty() {
+            return;
+        }
+        self.ensure_events().await;
+        for id in ids {
+            let dir = self.task_dir(&id);
+            if !dir.join("address").exists() {
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            }
+            if dir.join(EXIT_FILE).exists() {
+                continue;
+            }
+            if let Err(e) = self.conn_for(&id).await {
+                tracing::warn!(id, error = %e, "the task's shim is gone");
+                self.shim_delete(&id).await;
+            }
+        }
+    }
+}
+
+/// The exit status the shim-crash cleanup keeps in a task bundle.
+const EXIT_FILE: &str = "exit.json";
+
+fn write_exit(dir: &Path, code: i32, at: i64) {
+    let body = serde_json::json!({"exit_code": code, "exited_at_ns": at}).to_string();
+    if let Err(e) = crate::store::write_atomic(&dir.join(EXIT_FILE), body.as_bytes()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot keep a task's exit status");
+    }
+}
+
+fn read_exit(dir: &Path) -> Option<ExitStatus> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(EXIT_FILE)).ok()?).ok()?;
+    Some(ExitStatus {
+        code: v["exit_code"].as_i64()? as i32,
+        at_ns: v["exited_at_ns"].as_i64()?,
+    })
+}
+
+/// The status the cleanup of a dead shim keeps: that cleanup (`SHIM delete`) is what killed the
+/// task's init, so it may still be writing it when the init's exit is seen.
+async fn wait_for_kept_exit(dir: &Path) -> Option<ExitStatus> {
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        if let Some(kept) = read_exit(dir) {
+            return Some(kept);
+        }
+        if tokio::time::Instant::now() >= deadline || !dir.exists() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Percent-encodes everything but unreserved characters and `/` (for the binary URI).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn not_found_ok(r: Result<(), ShimError>) -> Result<(), OciError> {
+    match r {
+        Err(e) if !e.is_not_found() => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl OciRuntime for ShimV2Runtime {
+    async fn create(&self, id: &str, bundle: &Path) -> Result<i32, OciError> {
+        self.create_task(id, bundle, &TaskIo::default()).await
+    }
+
+    async fn create_task(&self, id: &str, bundle: &Path, io: &TaskIo) -> Result<i32, OciError> {
+        let dir = self.prepare_bundle(id, bundle)?;
+        match self.create_in(id, &dir, io).await {
+            Ok(pid) => Ok(pid),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start(&self, id: &str) -> Result<(), OciError> {
+        self.conn_for(id).await?.shim.start(id, "").await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), OciError> {
+        let dir = self.task_dir(id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        match self.conn_for(id).await {
+            Ok(conn) => {
+                not_found_ok(conn.shim.delete(id, "").await.map(|_| ()))?;
+                self.release(&conn, &dir).await;
+            }
+            Err(e) => {
+                tracing::debug!(id, error = %e, "no shim for the task; cleaning up with shim delete");
+                if !dir.join(EXIT_FILE).exists() {
+                    self.shim_delete(id).await;
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        Ok(())
+    }
+
+    async fn force_delete(&self, id: &str) -> Result<(), OciError> {
+        if !self.task_dir(id).exists() {
+            return Ok(());
+        }
+        if let Ok(conn) = self.conn_for(id).await {
+            let _ = conn.shim.kill(id, "", libc::SIGKILL as u32, true).await;
+            let _ = tokio::time::timeout(WAIT_TIMEOUT, conn.shim.wait(id, "")).await;
+        }
+        self.delete(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<String>, OciError> {
+        Ok(self.task_ids())
+    }
+
+    async fn pid(&self, id: &str) -> Result<Option<i32>, OciError> {
+        if !self.task_dir(id).exists() {
+            return Ok(None);
+        }
+        let Ok(conn) = self.conn_for(id).await else {
+            return Ok(None);
+        };
+        match conn.shim.state(id, "").await {
+            Ok(state) => {
+                use shim_v2::api::Status;
+                let live = matches!(
+                    state.status.enum_value(),
+                    Ok(Status::CREATED | Status::RUNNING | Status::PAUSED)
+                );
+                Ok((live && state.pid > 0).then_some(state.pid as i32))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn kill(&self, id: &str, signal: i32) -> Result<(), OciError> {
+        let conn = self.conn_for(id).await?;
+        Ok(conn.shim.kill(id, "", signal as u32, false).await?)
+    }
+
+    async fn update(&self, id: &str, resources_file: &Path) -> Result<(), OciError> {
+        let json = std::fs::read(resources_file).map_err(io_err("read", resources_file))?;
+        let req = api::UpdateTaskRequest {
+            id: id.to_string(),
+            resources: Some(shim_v2::linux_resources(&json)).into(),
+            ..Default::default()
+        };
+        Ok(self.conn_for(id).await?.shim.update(&req).await?)
+    }
+
+    async fn exit_status(&self, id: &str) -> Option<ExitStatus> {
+        let dir = self.task_dir(id);
+        if let Some(kept) = read_exit(&dir) {
+            return Some(kept);
+        }
+        let Ok(conn) = self.conn_for(id).await else {
+            return wait_for_kept_exit(&dir).await;
+        };
+        match tokio::time::timeout(WAIT_TIMEOUT, conn.shim.wait_exit(id, "")).await {
+            Ok(Ok((code, at))) => Some(ExitStatus {
+                code: code as i32,
+                at_ns: if at > 0 { at } else { now_ns() },
+            }),
+            _ => wait_for_kept_exit(&dir).await,
+        }
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Option<Result<crate::container::exec::ExecOutput, OciError>> {
+        Some(exec::exec_sync(self, id, cmd, timeout).await)
+    }
+
+    async fn recover(&self) {
+        self.recover_tasks().await;
+    }
+
+    fn stdout_uri(&self, dir: &Path) -> Option<String> {
+        Some(self.log_uri(dir))
+    }
+
+    fn cli(&self) -> &RuntimeCli {
+        &self.inner.cli
+    }
+
+    fn handler_config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_escape_what_a_query_cannot_hold() {
+        assert_eq!(percent_encode("/a b/c?d&e=f"), "/a%20b/c%3Fd%26e%3Df");
+        let rt = ShimV2Runtime::new(
+            "containerd-shim-runc-v2".into(),
+            "/run/crust/runtime/runc-shim".into(),
+            "/usr/bin/crust-shim".into(),
+            RuntimeConfig::default(),
+        );
+        assert_eq!(
+            rt.log_uri(Path::new("/var/lib/crust/containers/ab")),
+            "binary:///usr/bin/crust-shim?cri-log=/var/lib/crust/containers/ab"
+        );
+        assert_eq!(rt.inner.options.root, "/run/crust/runtime/runc-shim/runc");
+    }
+
+    #[test]
+    fn kept_exit_statuses_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_exit(dir.path()).is_none());
+        write_exit(dir.path(), 137, 42);
+        let e = read_exit(dir.path()).unwrap();
+        assert_eq!((e.code, e.at_ns), (137, 42));
+    }
+}
