@@ -4,11 +4,15 @@
 # CNI conflist (a bridge and subnet of this run), the same runc, and the same pause binary
 # (containerd's sandbox image is made here from crust's built-in pause). `crust bench` drives both
 # through their CRI sockets, each run with the floor interleaved, then `--density` for memory.
+# Then the same shim on both sides (#13): crust's `runc-shim` handler (type = "shim-v2",
+# containerd-shim-runc-v2) beside containerd, whose CRI runs that shim for every pod, for
+# RunPodSandbox and for pod + one container (busybox from a local docker-registry), and the
+# per-pod memory of the shim under crust.
 # Usage: scripts/bench-containerd.sh [PODS]   (release build; leaves nothing behind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-install_deps containerd
+install_deps containerd docker-registry busybox-static
 pods=${1:-100}
 cargo build --release --locked -q
 work=$(mktemp -d /tmp/crust-bench-ctrd.XXXXXX)
@@ -39,7 +43,10 @@ JSON
 wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
 
 # crustd, root on disk and state on tmpfs like its defaults.
+start_registry "$work"
+push_busybox "$addr"
 printf '[cni]\nconf_dir = "%s"\ndefault_network = false\n' "$work/net.d" > "$work/crust.toml"
+printf '[runtimes.runc-shim]\ntype = "shim-v2"\nshim = "containerd-shim-runc-v2"\n' >> "$work/crust.toml"
 target/release/crustd --socket "$state/crust.sock" --root "$work/crust" --state "$state/crust" \
     --config "$work/crust.toml" --log warn >"$work/crustd.log" 2>&1 &
 pids+=($!)
@@ -56,6 +63,8 @@ state = "$state/containerd"
   sandbox_image = "localhost/crust-bench/pause:1"
   # No CAP_SYS_RESOURCE here: oom_score_adj may not go below containerd's own (crustd clamps too).
   restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$addr"]
+    endpoint = ["http://$addr"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$work/net.d"
@@ -108,3 +117,13 @@ for c in 1 10; do
 done
 bench containerd "$state/containerd.sock" --density "$pods"
 bench crust "$state/crust.sock" --density "$pods"
+
+# The same shim: containerd-shim-runc-v2 under both.
+image="$addr/bench/busybox:1"
+for round in 1 2; do
+    bench containerd "$state/containerd.sock" --pods "$pods"
+    bench crust-runc-shim "$state/crust.sock" --pods "$pods" --runtime runc-shim
+    bench containerd "$state/containerd.sock" --pods "$pods" --container-image "$image"
+    bench crust-runc-shim "$state/crust.sock" --pods "$pods" --runtime runc-shim --container-image "$image"
+done
+bench crust-runc-shim "$state/crust.sock" --density "$pods" --runtime runc-shim

@@ -22,33 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_registry "$work"
-# busybox-static as /bin/busybox with the applets the bench runs, pushed through the registry API.
-python3 - "$addr" <<'PY'
-import gzip, hashlib, io, json, os, sys, tarfile, urllib.request
-addr = sys.argv[1]
-def digest(b): return "sha256:" + hashlib.sha256(b).hexdigest()
-raw = io.BytesIO()
-with tarfile.open(fileobj=raw, mode="w") as tar:
-    tar.add("/bin/busybox", arcname="bin/busybox")
-    for applet in ["sh", "sleep", "true", "head", "nc", "httpd", "mkdir"]:
-        info = tarfile.TarInfo(f"bin/{applet}"); info.type = tarfile.SYMTYPE; info.linkname = "busybox"
-        tar.addfile(info)
-layer_tar = raw.getvalue(); layer = gzip.compress(layer_tar)
-arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-config = json.dumps({"architecture": arch, "os": "linux", "config": {"Env": ["PATH=/bin"]},
-                     "rootfs": {"type": "layers", "diff_ids": [digest(layer_tar)]}}).encode()
-for blob in (layer, config):
-    loc = urllib.request.urlopen(urllib.request.Request(f"http://{addr}/v2/bench/busybox/blobs/uploads/", method="POST")).headers["Location"]
-    url = loc if loc.startswith("http") else f"http://{addr}{loc}"
-    sep = "&" if "?" in url else "?"
-    urllib.request.urlopen(urllib.request.Request(f"{url}{sep}digest={digest(blob)}", data=blob, method="PUT",
-        headers={"Content-Type": "application/octet-stream"}))
-manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": len(config)},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(layer), "size": len(layer)}]}).encode()
-urllib.request.urlopen(urllib.request.Request(f"http://{addr}/v2/bench/busybox/manifests/1", data=manifest, method="PUT",
-    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
-PY
+push_busybox "$addr"
 cat > "$work/config.toml" <<TOML
 [cni]
 conf_dir = "$work/net.d"

@@ -110,6 +110,15 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// `RUNTIME --root ROOT RUNTIME_ARGS...`, ready for a command.
+fn runtime(args: &Args) -> Command {
+    let mut cmd = Command::new(&args.runtime);
+    cmd.arg("--root")
+        .arg(&args.runtime_root)
+        .args(&args.runtime_args);
+    cmd
+}
+
 /// Starts `cmd` with an empty signal mask and SIGPIPE at its default: the container must not
 /// inherit the shim's blocked signals (they arrive on its signalfd), since runc passes its
 /// starting mask on to the container's init, which then never sees e.g. a SIGUSR1 stop signal.
@@ -286,11 +295,8 @@ fn setup(args: &Args) -> Result<Setup, String> {
         ),
         None => None,
     };
-    let mut cmd = Command::new(&args.runtime);
-    cmd.arg("--root")
-        .arg(&args.runtime_root)
-        .args(&args.runtime_args)
-        .arg("--log")
+    let mut cmd = runtime(args);
+    cmd.arg("--log")
         .arg(&runc_log)
         .args(["--log-format", "json", "create"]);
     if console.is_some() {

@@ -14,10 +14,10 @@ use std::{
     io::Read,
     os::fd::{FromRawFd, OwnedFd},
     path::Path,
-    process::{Command, Stdio},
+    process::Stdio,
 };
 
-use crate::{errno_err, unblocked, Args};
+use crate::{errno_err, runtime, unblocked, Args};
 
 /// Name of the start outcome inside the bundle.
 pub const START_RESULT: &str = "start.result";
@@ -66,14 +66,6 @@ pub fn parse_exit_status(text: &str) -> Option<i32> {
         .find(|c: char| !(c.is_ascii_digit() || c == '-'))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
-}
-
-fn runtime(args: &Args) -> Command {
-    let mut cmd = Command::new(&args.runtime);
-    cmd.arg("--root")
-        .arg(&args.runtime_root)
-        .args(&args.runtime_args);
-    cmd
 }
 
 /// Runs `RUNTIME start ID` with the container's stdio, records the outcome for crustd and, when

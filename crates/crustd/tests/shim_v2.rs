@@ -182,6 +182,11 @@ async fn a_pod_and_its_containers_run_in_one_containerd_shim() {
     assert!(s.exit_code == 137 || s.exit_code == 143, "{}", s.exit_code);
     stop_remove(&mut c, &pod).await;
     assert!(!socket.exists(), "the shim removed its socket as it exited");
+    let log = d.log_text();
+    assert!(
+        !log.contains("shim still running"),
+        "the shim exited when told: {log}"
+    );
     d.assert_no_leaks().await;
 }
 

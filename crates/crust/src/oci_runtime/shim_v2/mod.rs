@@ -44,8 +44,6 @@ struct Conn {
     /// The shim's own dir (its cwd: the bundle of the task that launched it).
     bundle: PathBuf,
     _log: Option<ShimLog>,
-    /// Set before the shim is told to shut down: its exit then is no crash.
-    closing: std::sync::atomic::AtomicBool,
 }
 
 struct Inner {
@@ -188,7 +186,6 @@ impl ShimV2Runtime {
             shim,
             bundle,
             _log: log,
-            closing: false.into(),
         });
         let mut shims = self.lock();
         let conn = Arc::clone(shims.entry(address.to_string()).or_insert(conn));
@@ -208,7 +205,7 @@ impl ShimV2Runtime {
         self.connect(address.trim(), None).await
     }
 
-    /// On the shim's exit (unless it was told to shut down): `SHIM delete` of every task it held.
+    /// On the shim's exit (unless it was shut down on purpose): `SHIM delete` of every task it held.
     fn watch_shim(&self, address: String, pid: i32) {
         let Ok(Some(process)) = Process::open(pid, None) else {
             return;
@@ -216,9 +213,8 @@ impl ShimV2Runtime {
         let this = self.clone();
         tokio::spawn(async move {
             let _ = process.exited().await;
-            let conn = this.lock().remove(&address);
-            if conn.is_some_and(|c| c.closing.load(std::sync::atomic::Ordering::SeqCst)) {
-                return;
+            if this.lock().remove(&address).is_none() {
+                return; // shut down on purpose (release took it out first)
             }
             tracing::warn!(shim = %address, pid, "shim exited; cleaning up its tasks");
             this.clean_up_after(&address).await;
@@ -297,25 +293,26 @@ impl ShimV2Runtime {
         match conn.shim.create(&req).await {
             Ok(pid) => Ok(pid as i32),
             Err(e) => {
-                self.release(&conn, dir).await;
+                self.release(conn, dir).await;
                 Err(e.into())
             }
         }
     }
 
     /// After a task is gone from its shim: the shim is told to shut down (it exits once it holds
-    /// no task); when the shim lives in this task's dir, its exit is waited for before the dir
-    /// goes.
-    async fn release(&self, conn: &Conn, dir: &Path) {
+    /// no task). When the shim lives in this task's dir (the sandbox's), it is forgotten first,
+    /// so its exit is no crash, and its exit is waited for (with our connection closed: the shim's
+    /// ttrpc server waits for its clients) before the dir goes.
+    async fn release(&self, conn: Arc<Conn>, dir: &Path) {
         let own = same_dir(&conn.bundle, dir);
         if own {
-            conn.closing
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.lock().remove(conn.shim.address());
         }
         let pid = conn.shim.info("").await.map(|i| i.shim_pid as i32).ok();
         if let Err(e) = conn.shim.shutdown("", false).await {
             tracing::debug!(error = %e, "shim shutdown");
         }
+        drop(conn);
         if let (true, Some(pid)) = (own, pid) {
             if let Ok(Some(process)) = Process::open(pid, None) {
                 let exited = tokio::time::timeout(SHIM_EXIT_TIMEOUT, process.exited()).await;
@@ -449,7 +446,7 @@ impl OciRuntime for ShimV2Runtime {
         match self.conn_for(id).await {
             Ok(conn) => {
                 not_found_ok(conn.shim.delete(id, "").await.map(|_| ()))?;
-                self.release(&conn, &dir).await;
+                self.release(conn, &dir).await;
             }
             Err(e) => {
                 tracing::debug!(id, error = %e, "no shim for the task; cleaning up with shim delete");
