@@ -82,58 +82,119 @@ impl Drop for Cleanup {
     }
 }
 
+/// One test's shim: its dir and namespace, the task bundle `<dir>/<id>` running `script`, the
+/// events server, the shim's log, and the connected shim. Field order is drop order: the shim
+/// connection and log go before the cleanup kills what is left.
+struct Fixture {
+    shim: Shim,
+    address: String,
+    _log: ShimLog,
+    events: EventsServer,
+    received: tokio::sync::mpsc::UnboundedReceiver<containerd_shim_protos::shim::event::Envelope>,
+    binary: ShimBinary,
+    bundle: std::path::PathBuf,
+    namespace: String,
+    _cleanup: Cleanup,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start(id: &str, script: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("crust-shimv2-")
+            .tempdir()
+            .unwrap();
+        let namespace = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let cleanup = Cleanup(namespace.clone());
+        // The runc shim finds a bundle at `<dir of its cwd>/<id>` (containerd's layout): the
+        // bundle dir is named after the task.
+        let bundle_dir = dir.path().join(id);
+        bundle(&bundle_dir, script);
+        let binary = ShimBinary {
+            binary: SHIM.into(),
+            namespace: namespace.clone(),
+            address: dir.path().join("crustd-events.sock"),
+            publish_binary: "/bin/true".into(),
+        };
+        let (events, received) = EventsServer::serve(&ttrpc_address(&binary.address))
+            .await
+            .unwrap();
+        let log = ShimLog::open(&bundle_dir, id).unwrap();
+        let address = binary.start(id, &bundle_dir).await.unwrap();
+        let shim = Shim::connect(&address).await.unwrap();
+        Fixture {
+            shim,
+            address,
+            _log: log,
+            events,
+            received,
+            binary,
+            bundle: bundle_dir,
+            namespace,
+            _cleanup: cleanup,
+            dir,
+        }
+    }
+
+    /// Creates task `id` with both streams in the file `out` (the runc shim's `file://` IO takes
+    /// stdout's file for both and wants stderr set): its init pid.
+    async fn create(&self, id: &str, out: &Path) -> u32 {
+        let req = api::CreateTaskRequest {
+            id: id.into(),
+            bundle: self.bundle.display().to_string(),
+            stdout: format!("file://{}", out.display()),
+            stderr: format!("file://{}", out.display()),
+            ..Default::default()
+        };
+        self.shim.create(&req).await.unwrap()
+    }
+}
+
+/// Waits (up to 2 s) until `path` holds something; its text.
+async fn read_eventually(path: &Path) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    text
+}
+
+/// Waits (up to 5 s) until no shim runs in `bundle`.
+async fn wait_no_shim(bundle: &Path) {
+    for _ in 0..250 {
+        if shim_processes(bundle).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_task_runs_through_the_runc_v2_shim_and_nothing_is_left() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("shim_v2=debug")
         .with_test_writer()
         .try_init();
-    let dir = tempfile::Builder::new()
-        .prefix("crust-shimv2-")
-        .tempdir()
-        .unwrap();
-    let namespace = dir
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let _cleanup = Cleanup(namespace.clone());
     let id = "task1";
-    // The runc shim finds a bundle at `<dir of its cwd>/<id>` (containerd's layout): the bundle
-    // dir is named after the task.
-    let b = dir.path().join(id);
-    bundle(&b, "echo out; exit 3");
-    let binary = ShimBinary {
-        binary: SHIM.into(),
-        namespace: namespace.clone(),
-        address: dir.path().join("crustd-events.sock"),
-        publish_binary: "/bin/true".into(),
-    };
-    let (events, mut received) = EventsServer::serve(&ttrpc_address(&binary.address))
-        .await
-        .unwrap();
-    let log = ShimLog::open(&b, id).unwrap();
-    let address = binary.start(id, &b).await.unwrap();
+    let f = Fixture::start(id, "echo out; exit 3").await;
+    let (b, shim, address) = (f.bundle.clone(), &f.shim, f.address.clone());
     assert_eq!(
         std::fs::read_to_string(b.join("address")).unwrap().trim(),
         address
     );
-    let shim = Shim::connect(&address).await.unwrap();
     let info = shim.info(id).await.unwrap();
     assert!(info.shim_pid > 0, "{info:?}");
-
-    let out = dir.path().join("out");
-    let req = api::CreateTaskRequest {
-        id: id.into(),
-        bundle: b.display().to_string(),
-        // `file://` is the runc shim's plain-file IO (crust will read FIFOs for CRI logs); it
-        // takes stdout's file for both streams and wants stderr set.
-        stdout: format!("file://{}", out.display()),
-        stderr: format!("file://{}", out.display()),
-        ..Default::default()
-    };
-    let pid = shim.create(&req).await.unwrap();
+    let out = f.dir.path().join("out");
+    let pid = f.create(id, &out).await;
     assert!(pid > 0);
     assert_eq!(shim.state(id, "").await.unwrap().pid, pid);
     shim.start(id, "").await.unwrap();
@@ -144,25 +205,23 @@ async fn a_task_runs_through_the_runc_v2_shim_and_nothing_is_left() {
     assert_eq!(code, 3);
     assert_eq!(shim.delete(id, "").await.unwrap(), 3);
     // The shim copies the stream into the file on its own; the copy may trail the exit.
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = std::fs::read_to_string(&out).unwrap_or_default();
-        if text.contains("out\n") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(text, "out\n");
+    assert_eq!(read_eventually(&out).await, "out\n");
     let gone = shim.state(id, "").await.unwrap_err();
     assert!(gone.is_not_found(), "{gone}");
     shim.shutdown(id, true).await.unwrap();
+    let Fixture {
+        shim,
+        _log: log,
+        events,
+        mut received,
+        binary,
+        namespace,
+        _cleanup,
+        dir: _dir,
+        ..
+    } = f;
     drop(shim); // the shim's ttrpc server waits for its clients to go
-    for _ in 0..250 {
-        if shim_processes(&b).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_no_shim(&b).await;
     assert!(
         shim_processes(&b).is_empty(),
         "the shim exited: {:?}",
@@ -190,15 +249,7 @@ async fn a_task_runs_through_the_runc_v2_shim_and_nothing_is_left() {
     events.shutdown().await;
     // `delete` after the shim is gone: the cleanup path for a shim that crashed.
     binary.delete(id, &b).await.unwrap();
-    let runc_root = Path::new("/run/containerd/runc").join(&namespace);
-    let listed = Command::new("runc")
-        .arg("--root")
-        .arg(&runc_root)
-        .args(["list", "-q"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).trim().is_empty());
-    let _ = std::fs::remove_dir_all(&runc_root);
+    assert!(runc_list(&namespace).is_empty());
 }
 
 fn runc_list(namespace: &str) -> Vec<String> {
@@ -219,44 +270,13 @@ fn runc_list(namespace: &str) -> Vec<String> {
 /// a runtime runs for a shim that is gone) kills and deletes it.
 #[tokio::test]
 async fn delete_cleans_up_after_a_shim_killed_mid_task() {
-    let dir = tempfile::Builder::new()
-        .prefix("crust-shimv2-")
-        .tempdir()
-        .unwrap();
-    let namespace = dir
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let _cleanup = Cleanup(namespace.clone());
     let id = "task2";
-    let b = dir.path().join(id);
-    bundle(&b, "exec sleep 60");
-    let binary = ShimBinary {
-        binary: SHIM.into(),
-        namespace: namespace.clone(),
-        address: dir.path().join("crustd-events.sock"),
-        publish_binary: "/bin/true".into(),
-    };
-    let (events, _received) = EventsServer::serve(&ttrpc_address(&binary.address))
-        .await
-        .unwrap();
-    let _log = ShimLog::open(&b, id).unwrap();
-    let address = binary.start(id, &b).await.unwrap();
-    let shim = Shim::connect(&address).await.unwrap();
-    let out = dir.path().join("out");
-    let req = api::CreateTaskRequest {
-        id: id.into(),
-        bundle: b.display().to_string(),
-        stdout: format!("file://{}", out.display()),
-        stderr: format!("file://{}", out.display()),
-        ..Default::default()
-    };
-    let pid = shim.create(&req).await.unwrap();
+    let f = Fixture::start(id, "exec sleep 60").await;
+    let (shim, dir) = (&f.shim, f.dir.path());
+    let pid = f.create(id, &dir.join("out")).await;
     shim.start(id, "").await.unwrap();
     // An exec in the running task, its processes and stats.
-    let exec_out = dir.path().join("exec-out");
+    let exec_out = dir.join("exec-out");
     let process = serde_json::json!({
         "args": ["/bin/sh", "-c", "echo from-exec; exit 4"],
         "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0},
@@ -273,32 +293,18 @@ async fn delete_cleans_up_after_a_shim_killed_mid_task() {
     shim.start(id, "e1").await.unwrap();
     assert_eq!(shim.wait(id, "e1").await.unwrap(), 4);
     assert_eq!(shim.delete(id, "e1").await.unwrap(), 4);
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = std::fs::read_to_string(&exec_out).unwrap_or_default();
-        if !text.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(text, "from-exec\n");
+    assert_eq!(read_eventually(&exec_out).await, "from-exec\n");
     assert!(shim.pids(id).await.unwrap().contains(&pid));
     assert!(shim.stats(id).await.unwrap().stats.is_some());
     let shim_pid = shim.info(id).await.unwrap().shim_pid;
-    drop(shim);
     // SAFETY: plain kill of the shim's pid.
     assert_eq!(unsafe { libc::kill(shim_pid as i32, libc::SIGKILL) }, 0);
-    for _ in 0..100 {
-        if shim_processes(&b).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(runc_list(&namespace), [id], "the task outlives its shim");
-    let deleted = binary.delete(id, &b).await.unwrap();
+    wait_no_shim(&f.bundle).await;
+    assert_eq!(runc_list(&f.namespace), [id], "the task outlives its shim");
+    let deleted = f.binary.delete(id, &f.bundle).await.unwrap();
     assert_eq!(deleted.pid, pid, "{deleted:?}");
     assert!(
-        runc_list(&namespace).is_empty(),
+        runc_list(&f.namespace).is_empty(),
         "delete removed the runc container"
     );
     // Killed; a zombie until init (its parent once the shim died) reaps it.
@@ -308,5 +314,7 @@ async fn delete_cleans_up_after_a_shim_killed_mid_task() {
         matches!(state, None | Some("Z")),
         "the task's process is gone: {stat}"
     );
+    let Fixture { shim, events, .. } = f;
+    drop(shim);
     events.shutdown().await;
 }
