@@ -142,17 +142,7 @@ impl Shim {
 
     /// Wait until the task (or exec) exits: its exit status.
     pub async fn wait(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
-        let req = api::WaitRequest {
-            id: id.to_string(),
-            exec_id: exec_id.to_string(),
-            ..Default::default()
-        };
-        let resp = self
-            .task
-            .wait(context::Context::default(), &req)
-            .await
-            .map_err(err("Wait"))?;
-        Ok(resp.exit_status)
+        Ok(self.wait_exit(id, exec_id).await?.0)
     }
 
     /// Wait, with the exit time: `(exit status, exited at in ns since the epoch)`.

@@ -23,7 +23,7 @@ pub struct ExecOutput {
 }
 
 /// Reads all of `r`, keeping at most `cap` bytes.
-async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> Vec<u8> {
+pub(crate) async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

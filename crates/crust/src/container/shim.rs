@@ -103,11 +103,20 @@ pub async fn start(binary: &Path, args: ShimArgs) -> Result<Started, ContainerEr
     parse_answer(&text)
 }
 
-/// The exit file the shim writes: `{"exit_code": N, "exited_at_ns": T}`.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+/// The exit file the shim writes: `{"exit_code": N, "exited_at_ns": T}` (for shim-v2 tasks
+/// crustd writes it from the shim's answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExitFile {
     pub exit_code: i32,
     pub exited_at_ns: i64,
+}
+
+impl ExitFile {
+    /// Writes the file atomically.
+    pub fn write(&self, path: &Path) -> Result<(), crate::store::RecordError> {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        crate::store::write_atomic(path, &body)
+    }
 }
 
 /// Reads the exit file; `None` when it is missing or unreadable.

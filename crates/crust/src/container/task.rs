@@ -65,8 +65,7 @@ pub(super) async fn keep_exit_status(runtime: &Arc<dyn OciRuntime>, id: &str, ex
     let Some(status) = runtime.exit_status(id).await else {
         return;
     };
-    let body = serde_json::json!({"exit_code": status.code, "exited_at_ns": status.at_ns});
-    if let Err(e) = crate::store::write_atomic(exit_file, body.to_string().as_bytes()) {
+    if let Err(e) = status.write(exit_file) {
         tracing::warn!(id, error = %e, "cannot keep the task's exit status");
     }
 }

@@ -57,13 +57,6 @@ pub struct TaskIo {
     pub terminal: bool,
 }
 
-/// How a task exited, as its runtime reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitStatus {
-    pub code: i32,
-    pub at_ns: i64,
-}
-
 /// An OCI runtime for one runtime handler.
 #[async_trait]
 pub trait OciRuntime: Send + Sync + std::fmt::Debug {
@@ -93,7 +86,7 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
     }
     /// The exit status of a task whose init exited, when the runtime keeps it (shim-v2: Wait);
     /// `None` for CLI runtimes, whose exit crust-shim records.
-    async fn exit_status(&self, id: &str) -> Option<ExitStatus> {
+    async fn exit_status(&self, id: &str) -> Option<crate::container::shim::ExitFile> {
         let _ = id;
         None
     }

@@ -10,11 +10,10 @@
 use std::{path::Path, time::Duration};
 
 use shim_v2::api;
-use tokio::io::AsyncReadExt as _;
 
 use super::{io_err, ShimV2Runtime};
 use crate::{
-    container::exec::{ExecOutput, MAX_OUTPUT},
+    container::exec::{read_capped, ExecOutput, MAX_OUTPUT},
     oci_runtime::OciError,
 };
 
@@ -41,20 +40,6 @@ fn make_fifo(path: &Path) -> Result<Fifo, OciError> {
         .open_receiver(path)
         .map_err(io_err("open", path))?;
     Ok(Fifo { reader, holder })
-}
-
-async fn read_capped(mut r: tokio::net::unix::pipe::Receiver) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return kept,
-            Ok(n) => {
-                let room = MAX_OUTPUT.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
 }
 
 /// The container's process spec with `cmd` as its argv and no terminal.
@@ -111,8 +96,8 @@ async fn run(
     shim.exec(&req).await?;
     shim.start(id, exec_id).await?;
     drop((out.holder, err.holder));
-    let stdout = tokio::spawn(read_capped(out.reader));
-    let stderr = tokio::spawn(read_capped(err.reader));
+    let stdout = tokio::spawn(read_capped(out.reader, MAX_OUTPUT));
+    let stderr = tokio::spawn(read_capped(err.reader, MAX_OUTPUT));
     let mut timed_out = false;
     let status = if timeout.is_zero() {
         shim.wait(id, exec_id).await?

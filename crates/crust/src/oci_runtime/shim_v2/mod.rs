@@ -28,8 +28,12 @@ use std::{
 use async_trait::async_trait;
 use shim_v2::{api, Shim, ShimBinary, ShimError, ShimLog};
 
-use super::{monitor::Process, ExitStatus, OciError, OciRuntime, RuntimeCli, TaskIo};
-use crate::config::{RuntimeConfig, ShimOptions};
+use super::{monitor::Process, OciError, OciRuntime, RuntimeCli, TaskIo};
+use crate::{
+    config::{RuntimeConfig, ShimOptions},
+    container::shim::{read_exit, ExitFile},
+    events::now_ns,
+};
 
 /// The containerd namespace crust's shims file their state under.
 pub const NAMESPACE: &str = "k8s.io";
@@ -308,12 +312,15 @@ impl ShimV2Runtime {
         if own {
             self.lock().remove(conn.shim.address());
         }
-        let pid = conn.shim.info("").await.map(|i| i.shim_pid as i32).ok();
+        let pid = match own {
+            true => conn.shim.info("").await.map(|i| i.shim_pid as i32).ok(),
+            false => None,
+        };
         if let Err(e) = conn.shim.shutdown("", false).await {
             tracing::debug!(error = %e, "shim shutdown");
         }
         drop(conn);
-        if let (true, Some(pid)) = (own, pid) {
+        if let Some(pid) = pid {
             if let Ok(Some(process)) = Process::open(pid, None) {
                 let exited = tokio::time::timeout(SHIM_EXIT_TIMEOUT, process.exited()).await;
                 if exited.is_err() {
@@ -353,28 +360,26 @@ impl ShimV2Runtime {
 /// The exit status the shim-crash cleanup keeps in a task bundle.
 const EXIT_FILE: &str = "exit.json";
 
-fn write_exit(dir: &Path, code: i32, at: i64) {
-    let body = serde_json::json!({"exit_code": code, "exited_at_ns": at}).to_string();
-    if let Err(e) = crate::store::write_atomic(&dir.join(EXIT_FILE), body.as_bytes()) {
+fn write_exit(dir: &Path, exit_code: i32, exited_at_ns: i64) {
+    let exit = ExitFile {
+        exit_code,
+        exited_at_ns,
+    };
+    if let Err(e) = exit.write(&dir.join(EXIT_FILE)) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot keep a task's exit status");
     }
 }
 
-fn read_exit(dir: &Path) -> Option<ExitStatus> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(EXIT_FILE)).ok()?).ok()?;
-    Some(ExitStatus {
-        code: v["exit_code"].as_i64()? as i32,
-        at_ns: v["exited_at_ns"].as_i64()?,
-    })
+fn kept_exit(dir: &Path) -> Option<ExitFile> {
+    read_exit(&dir.join(EXIT_FILE))
 }
 
 /// The status the cleanup of a dead shim keeps: that cleanup (`SHIM delete`) is what killed the
 /// task's init, so it may still be writing it when the init's exit is seen.
-async fn wait_for_kept_exit(dir: &Path) -> Option<ExitStatus> {
+async fn wait_for_kept_exit(dir: &Path) -> Option<ExitFile> {
     let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
     loop {
-        if let Some(kept) = read_exit(dir) {
+        if let Some(kept) = kept_exit(dir) {
             return Some(kept);
         }
         if tokio::time::Instant::now() >= deadline || !dir.exists() {
@@ -382,12 +387,6 @@ async fn wait_for_kept_exit(dir: &Path) -> Option<ExitStatus> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
@@ -510,18 +509,18 @@ impl OciRuntime for ShimV2Runtime {
         Ok(self.conn_for(id).await?.shim.update(&req).await?)
     }
 
-    async fn exit_status(&self, id: &str) -> Option<ExitStatus> {
+    async fn exit_status(&self, id: &str) -> Option<ExitFile> {
         let dir = self.task_dir(id);
-        if let Some(kept) = read_exit(&dir) {
+        if let Some(kept) = kept_exit(&dir) {
             return Some(kept);
         }
         let Ok(conn) = self.conn_for(id).await else {
             return wait_for_kept_exit(&dir).await;
         };
         match tokio::time::timeout(WAIT_TIMEOUT, conn.shim.wait_exit(id, "")).await {
-            Ok(Ok((code, at))) => Some(ExitStatus {
-                code: code as i32,
-                at_ns: if at > 0 { at } else { now_ns() },
+            Ok(Ok((code, at))) => Some(ExitFile {
+                exit_code: code as i32,
+                exited_at_ns: if at > 0 { at } else { now_ns() },
             }),
             _ => wait_for_kept_exit(&dir).await,
         }
@@ -576,9 +575,9 @@ mod tests {
     #[test]
     fn kept_exit_statuses_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(read_exit(dir.path()).is_none());
+        assert!(kept_exit(dir.path()).is_none());
         write_exit(dir.path(), 137, 42);
-        let e = read_exit(dir.path()).unwrap();
-        assert_eq!((e.code, e.at_ns), (137, 42));
+        let e = kept_exit(dir.path()).unwrap();
+        assert_eq!((e.exit_code, e.exited_at_ns), (137, 42));
     }
 }
