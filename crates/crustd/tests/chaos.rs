@@ -416,14 +416,15 @@ impl Chaos {
             .into_inner()
             .containers;
         ids.extend(ctrs.into_iter().map(|c| c.id));
-        let held = held(&self.d);
-        for thing in held {
-            assert!(
-                ids.iter().any(|id| thing.contains(id)),
-                "seed {seed}: held for nothing listed: {thing}\n{}",
-                self.d.log_text()
-            );
-        }
+        let orphans: Vec<String> = held(&self.d)
+            .into_iter()
+            .filter(|thing| !ids.iter().any(|id| thing.contains(id)))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "seed {seed}: held for nothing listed: {orphans:#?}\nwhat the log says of them:\n{}",
+            log_lines_of(&self.d.log_text(), &orphans)
+        );
         let temps = temp_files(&self.d);
         assert!(temps.is_empty(), "seed {seed}: temp files left: {temps:?}");
         // A veth per listed pod-network pod at most (a NOTREADY pod whose Stop was cut keeps
@@ -485,6 +486,19 @@ fn veths(d: &Daemon) -> Vec<String> {
         .lines()
         .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
         .collect()
+}
+
+/// The daemon's log lines (all its lives) naming an object that `orphans` mention.
+fn log_lines_of(log: &str, orphans: &[String]) -> String {
+    let ids: HashSet<&str> = orphans
+        .iter()
+        .flat_map(|o| o.split(|c: char| !c.is_ascii_hexdigit()))
+        .filter(|w| w.len() == 64)
+        .collect();
+    log.lines()
+        .filter(|l| ids.iter().any(|id| l.contains(id)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What crustd holds on the host, one string each, naming the pod or container it is for.

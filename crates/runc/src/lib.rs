@@ -238,10 +238,14 @@ impl Runc {
             Ok(out) => out.map_err(|source| self.spawn_error(op, source))?,
             Err(_) => return Err(self.timeout_error(op, id)),
         };
+        let message = error_message(&String::from_utf8_lossy(&out.stderr));
         if out.status.success() {
+            if !message.is_empty() {
+                // e.g. delete's "Failed to remove paths": done, but something was left.
+                tracing::warn!(op, id, message = %message, "runc succeeded with complaints");
+            }
             return Ok(out.stdout);
         }
-        let message = error_message(&String::from_utf8_lossy(&out.stderr));
         Err(classify(op, id, out.status.code().unwrap_or(-1), message))
     }
 

@@ -630,16 +630,9 @@ impl ContainerManager {
         }
         let dir = self.dir(&c.id);
         let target = dir.clone();
-        // runsc leaves a started container's v1 cgroups behind after delete; runc does not.
-        let cgroup = record
-            .shim
-            .as_ref()
-            .filter(|s| s.sandboxed)
-            .map(|_| record.cgroups_path.clone());
+        let cgroup = record.cgroups_path.clone();
         tokio::task::spawn_blocking(move || {
-            if let Some(cgroup) = cgroup {
-                stats::remove_leftover_cgroup(&cgroup);
-            }
+            crate::oci_runtime::cgroup::remove_leftover(&cgroup);
             host_facts::unmount_image_volumes(&target)?;
             rootfs::unmount_overlay(&target)?;
             crate::store::remove_record_dir(&target)

@@ -119,38 +119,6 @@ fn usage_v2(dir: &Path) -> CgroupUsage {
     }
 }
 
-/// Removes the container's cgroup at `cgroups_path` in every hierarchy where the runtime left it
-/// behind (runsc leaves its started containers' v1 cgroups after `delete`). Only empty dirs go
-/// (rmdir); what is missing or still busy is left. Blocking.
-pub fn remove_leftover_cgroup(cgroups_path: &str) {
-    let rel = cgroups_path.trim_start_matches('/');
-    if rel.is_empty() || rel.split('/').any(|c| c == ".." || c == ".") {
-        return;
-    }
-    let dirs: Vec<std::path::PathBuf> = if is_v2() {
-        vec![Path::new(CGROUP_ROOT).join(rel)]
-    } else {
-        std::fs::read_dir(CGROUP_ROOT)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path().join(rel))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for dir in dirs {
-        match std::fs::remove_dir(&dir) {
-            Ok(()) => tracing::debug!(cgroup = %dir.display(), "removed a cgroup the runtime left"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove the container's cgroup")
-            }
-        }
-    }
-}
-
 /// The PSI of the cgroup at `cgroups_path` (v2 only; `None` on v1).
 pub fn pressure(cgroups_path: &str) -> Option<super::pressure::Pressure> {
     is_v2().then(|| {

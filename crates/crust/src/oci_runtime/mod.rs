@@ -4,6 +4,7 @@
 //! [`monitor`], which watches container init processes through pidfds so exits are noticed
 //! without polling the runtime.
 
+pub mod cgroup;
 pub mod features;
 pub mod monitor;
 pub mod shim_v2;

@@ -249,6 +249,11 @@ impl SandboxController for PauseController {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => {}
         }
+        let cgroup = record.cgroups_path.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::oci_runtime::cgroup::remove_leftover(&cgroup)
+        })
+        .await;
         remove_bundle(paths).await
     }
 

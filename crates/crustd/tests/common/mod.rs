@@ -601,6 +601,12 @@ impl Drop for Daemon {
         }
         remove_cgroups(&self.cgroup_parent);
         remove_host_port_rules(&self.net.name);
+        // CRUST_TEST_KEEP_LOGS=DIR keeps each daemon's log (all its lives) for a look afterwards.
+        if let Some(keep) = std::env::var_os("CRUST_TEST_KEEP_LOGS") {
+            let name = self.dir.path().file_name().unwrap_or_default().to_owned();
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::copy(&self.log, Path::new(&keep).join(name).with_extension("log"));
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.net.bridge])
             .output();
