@@ -97,10 +97,71 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
         .await
         .unwrap();
     start(&mut c, &id).await;
+    exec_checks(&mut c, &id).await;
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
 
+/// The same sessions through a containerd shim v2 (Debian's containerd-shim-runc-v2 as handler
+/// `runc-shim`): the shim's Exec on FIFOs, ResizePty, CloseIO, Kill when the client dies.
+#[tokio::test]
+async fn exec_through_a_containerd_shim_over_spdy() {
+    let d = Daemon::start_with(
+        "[runtimes.runc-shim]\ntype = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n",
+        &[],
+    )
+    .await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = c
+        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(d.pod("stream-shim")),
+            runtime_handler: "runc-shim".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
+        .into_inner()
+        .pod_sandbox_id;
+    let id = create(&mut c, &pod, ctr("target", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    exec_checks(&mut c, &id).await;
+    killed_client_checks(&mut c, &id).await;
+    // The exec'd process is the shim's (runc exec -d under it, then reparented to the shim, a
+    // subreaper), where through the CLI `runc exec` stays its parent while it runs.
+    let url = exec_url(&mut c, &id, &["sleep", "4243"], false, false).await;
+    let client =
+        std::thread::spawn(move || spdy(&url, &["--stdout", "--stderr", "--die-after-ms", "8000"]));
+    let shims = common::eventually(Duration::from_secs(8), || async {
+        parent_comm_of("sleep\x004243\x00").as_deref() == Some("containerd-shim")
+    })
+    .await;
+    let parent = parent_comm_of("sleep\x004243\x00");
+    assert!(shims, "the shim runs the exec; its parent: {parent:?}");
+    client.join().unwrap();
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// The command name of the parent of the process whose `/proc/PID/cmdline` is `cmdline`.
+fn parent_comm_of(cmdline: &str) -> Option<String> {
+    let pid = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == cmdline.as_bytes()))?;
+    let stat = std::fs::read_to_string(pid.path().join("stat")).ok()?;
+    let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.to_string();
+    let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()?;
+    Some(comm.trim().to_string())
+}
+
+/// Exit codes and the v4 status, single-use tokens, stdin to EOF, 10 MB, a killed process, a
+/// terminal that sees the client's size, v3 and a refused version, on running container `id`.
+async fn exec_checks(c: &mut Client, id: &str) {
     let url = exec_url(
-        &mut c,
-        &id,
+        c,
+        id,
         &["sh", "-c", "echo out; echo err >&2; exit 1"],
         false,
         false,
@@ -122,7 +183,7 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     let again = spdy(&url, &["--stdout"]);
     assert_eq!(again["httpStatus"], 404, "{again}");
 
-    let url = exec_url(&mut c, &id, &["cat"], true, false).await;
+    let url = exec_url(c, id, &["cat"], true, false).await;
     let r = spdy(
         &url,
         &["--stdin", "through stdin\n", "--stdout", "--stderr"],
@@ -132,8 +193,8 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
 
     // 10 MB intact.
     let url = exec_url(
-        &mut c,
-        &id,
+        c,
+        id,
         &["sh", "-c", "yes 0123456789abcde | head -c 10485760"],
         false,
         false,
@@ -146,7 +207,7 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     assert_eq!(r["stdoutBytes"], 10 << 20, "{}", r["error"]);
     assert_eq!(r["stdoutSha256"], hex::encode(sha2::Sha256::digest(&want)));
 
-    let url = exec_url(&mut c, &id, &["sh", "-c", "kill -9 $$"], false, false).await;
+    let url = exec_url(c, id, &["sh", "-c", "kill -9 $$"], false, false).await;
     let r = spdy(&url, &["--stdout", "--stderr"]);
     assert_eq!(status(&r)["details"]["causes"][0]["message"], "137", "{r}");
 
@@ -160,12 +221,12 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
          case \"$s\" in ''|'0 '*) sleep 0.1;; *) break;; esac; done; echo $s",
         tries.join(" ")
     );
-    let url = exec_url(&mut c, &id, &["sh", "-c", &wait_for_size], false, true).await;
+    let url = exec_url(c, id, &["sh", "-c", &wait_for_size], false, true).await;
     let r = spdy(&url, &["--stdout", "--tty", "--resize", "100x30"]);
     assert_eq!(r["stdout"].as_str().map(str::trim), Some("30 100"), "{r}");
 
     // An older client: v3 reports only failures, as text.
-    let url = exec_url(&mut c, &id, &["true"], false, false).await;
+    let url = exec_url(c, id, &["true"], false, false).await;
     let r = spdy(
         &url,
         &["--stdout", "--stderr", "--protocols", "v3.channel.k8s.io"],
@@ -176,7 +237,7 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
         "{r}"
     );
     // A version the server does not speak is 403 with the ones it does.
-    let url = exec_url(&mut c, &id, &["true"], false, false).await;
+    let url = exec_url(c, id, &["true"], false, false).await;
     let r = spdy(&url, &["--stdout", "--protocols", "v9.channel.k8s.io"]);
     assert_eq!(r["httpStatus"], 403, "{r}");
     assert!(
@@ -186,8 +247,6 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
             .contains("v4.channel.k8s.io"),
         "{r}"
     );
-    common::stop_remove(&mut c, &pod).await;
-    d.assert_no_leaks().await;
 }
 
 #[tokio::test]
@@ -200,29 +259,7 @@ async fn a_client_killed_mid_exec_leaves_no_process() {
         .await
         .unwrap();
     start(&mut c, &id).await;
-    let url = exec_url(&mut c, &id, &["sleep", "4242"], true, false).await;
-    let r = spdy(
-        &url,
-        &[
-            "--stdin",
-            "x",
-            "--keep-stdin",
-            "--stdout",
-            "--stderr",
-            "--die-after-ms",
-            "700",
-        ],
-    );
-    assert_eq!(r["killed"], true);
-    let gone = common::eventually(Duration::from_secs(10), || {
-        let (mut c, id) = (c.clone(), id.clone());
-        async move {
-            let (_, out, _) = exec(&mut c, &id, "ps", 5).await.unwrap();
-            !out.contains("sleep 4242")
-        }
-    })
-    .await;
-    assert!(gone, "the exec'd process was killed with its session");
+    killed_client_checks(&mut c, &id).await;
     // Validation happens before any URL: unknown, not running.
     let err = c
         .exec(ExecRequest {
@@ -261,6 +298,33 @@ async fn a_client_killed_mid_exec_leaves_no_process() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
+}
+
+/// A client that dies mid-exec takes the exec'd process with it.
+async fn killed_client_checks(c: &mut Client, id: &str) {
+    let url = exec_url(c, id, &["sleep", "4242"], true, false).await;
+    let r = spdy(
+        &url,
+        &[
+            "--stdin",
+            "x",
+            "--keep-stdin",
+            "--stdout",
+            "--stderr",
+            "--die-after-ms",
+            "700",
+        ],
+    );
+    assert_eq!(r["killed"], true);
+    let gone = common::eventually(Duration::from_secs(10), || {
+        let (mut c, id) = (c.clone(), id.to_string());
+        async move {
+            let (_, out, _) = exec(&mut c, &id, "ps", 5).await.unwrap();
+            !out.contains("sleep 4242")
+        }
+    })
+    .await;
+    assert!(gone, "the exec'd process was killed with its session");
 }
 
 #[tokio::test]

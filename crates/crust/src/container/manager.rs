@@ -662,14 +662,12 @@ impl ContainerManager {
     pub fn exec_target(&self, key: &str) -> Result<crate::streaming::ExecTarget, ContainerError> {
         let c = self.running(key, "exec needs a running container")?;
         let record = c.snapshot();
-        if self.task_runtime(&c).is_some() {
-            return Err(super::task::no_streaming("exec"));
-        }
         Ok(crate::streaming::ExecTarget {
             runtime: self.runtime(&record.runtime_handler)?.cli().clone(),
             container_id: c.id.clone(),
             scratch: self.dir(&c.id),
             shim: self.options.shim.clone(),
+            task: self.task_runtime(&c),
         })
     }
 

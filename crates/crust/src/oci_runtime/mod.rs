@@ -101,6 +101,16 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
         let _ = (id, cmd, timeout);
         None
     }
+    /// A streaming exec run by the runtime itself (shim-v2); `None`: run it through the CLI.
+    async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        streams: shim_v2::stream::ExecStreams,
+    ) -> Option<Result<shim_v2::stream::TaskExec, OciError>> {
+        let _ = (id, cmd, streams);
+        None
+    }
     /// Reconnects to what survived a crustd restart (shims); before records are recovered.
     async fn recover(&self) {}
     /// The stdout URI for a container whose log the runtime's logging binary writes, with its

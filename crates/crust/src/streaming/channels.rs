@@ -113,6 +113,7 @@ pub async fn exec(
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let (Some(mut rx), Some(mut w)) = (ch.stdin.take(), process.stdin.take()) {
+        let closer = process.stdin_closer();
         tasks.spawn(async move {
             while let Some(data) = rx.recv().await {
                 if w.write_all(&data).await.is_err() {
@@ -121,6 +122,10 @@ pub async fn exec(
                 let _ = w.flush().await;
             }
             let _ = w.shutdown().await; // the client's stdin EOF is the process's
+            drop(w);
+            if let Some(closer) = closer {
+                closer.close_stdin().await;
+            }
         });
     }
     if let (Some(mut rx), Some(resizer)) = (ch.resize.take(), process.resizer()) {
@@ -129,7 +134,7 @@ pub async fn exec(
             while let Some(data) = rx.recv().await {
                 pending.extend_from_slice(&data);
                 for size in remotecommand::sizes(&mut pending) {
-                    resizer.resize(size);
+                    resizer.resize(size).await;
                 }
             }
         });
@@ -147,7 +152,7 @@ pub async fn exec(
         code = process.wait() => code,
         _ = gone => {
             tracing::info!(container = %target.container_id, "exec client went away; killing the process");
-            process.kill();
+            process.kill().await;
             let _ = process.wait().await;
             tasks.abort_all();
             outputs.abort_all();

@@ -13,6 +13,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{remotecommand::Size, ExecTarget, Io};
+use crate::oci_runtime::shim_v2::stream::{ExecControl, ExecStreams};
 
 /// A boxed reader or writer of the process's streams.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
@@ -23,11 +24,21 @@ pub struct Process {
     pub stdin: Option<Writer>,
     pub stdout: Option<Reader>,
     pub stderr: Option<Reader>,
-    pty: Option<OwnedFd>,
-    child: tokio::process::Child,
-    pid_file: PathBuf,
-    /// The child is `crust-shim exec-tty`, which prints the exit code.
-    helper: bool,
+    backend: Backend,
+}
+
+/// Who runs the exec'd process.
+enum Backend {
+    /// `runc exec` (or crust-shim exec-tty around it), a child of crustd.
+    Cli {
+        pty: Option<OwnedFd>,
+        child: Box<tokio::process::Child>,
+        pid_file: PathBuf,
+        /// The child is `crust-shim exec-tty`, which prints the exit code.
+        helper: bool,
+    },
+    /// The runtime's shim (shim-v2 Exec).
+    Task(ExecControl),
 }
 
 fn err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
@@ -65,6 +76,9 @@ fn async_file(fd: OwnedFd) -> tokio::fs::File {
 impl Process {
     /// Starts `cmd` in the target container with the streams `io` asks for.
     pub async fn spawn(target: &ExecTarget, cmd: &[String], io: Io) -> Result<Process, String> {
+        if let Some(runtime) = &target.task {
+            return Self::spawn_task(runtime.as_ref(), &target.container_id, cmd, io).await;
+        }
         let pid_file = target
             .scratch
             .join(format!("exec-{}.pid", &crate::store::id::new_id()[..16]));
@@ -79,6 +93,31 @@ impl Process {
         } else {
             Self::spawn_pipes(command, target, cmd, io, pid_file)
         }
+    }
+
+    /// The exec through the runtime's shim, on its FIFOs.
+    async fn spawn_task(
+        runtime: &dyn crate::oci_runtime::OciRuntime,
+        id: &str,
+        cmd: &[String],
+        io: Io,
+    ) -> Result<Process, String> {
+        let streams = ExecStreams {
+            stdin: io.stdin,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            tty: io.tty,
+        };
+        let exec = match runtime.exec_stream(id, cmd, streams).await {
+            Some(started) => started.map_err(|e| e.to_string())?,
+            None => return Err("the runtime runs no execs itself".into()),
+        };
+        Ok(Process {
+            stdin: exec.stdin.map(|w| Box::new(w) as Writer),
+            stdout: exec.stdout.map(|r| Box::new(r) as Reader),
+            stderr: exec.stderr.map(|r| Box::new(r) as Reader),
+            backend: Backend::Task(exec.control),
+        })
     }
 
     fn spawn_pipes(
@@ -101,10 +140,12 @@ impl Process {
             stdin: child.stdin.take().map(|w| Box::new(w) as Writer),
             stdout: child.stdout.take().map(|r| Box::new(r) as Reader),
             stderr: child.stderr.take().map(|r| Box::new(r) as Reader),
-            pty: None,
-            child,
-            pid_file,
-            helper: false,
+            backend: Backend::Cli {
+                pty: None,
+                child: Box::new(child),
+                pid_file,
+                helper: false,
+            },
         })
     }
 
@@ -158,24 +199,42 @@ impl Process {
             stdin: Some(Box::new(async_file(writer))),
             stdout: Some(Box::new(async_file(reader))),
             stderr: None,
-            pty: Some(master),
-            child,
-            pid_file,
-            helper: true,
+            backend: Backend::Cli {
+                pty: Some(master),
+                child: Box::new(child),
+                pid_file,
+                helper: true,
+            },
         })
     }
 
     /// A handle that resizes the terminal (none without one).
     pub fn resizer(&self) -> Option<Resizer> {
-        self.pty.as_ref()?.try_clone().ok().map(Resizer)
+        match &self.backend {
+            Backend::Cli { pty, .. } => pty.as_ref()?.try_clone().ok().map(Resizer::Pty),
+            Backend::Task(control) => Some(Resizer::Task(control.clone())),
+        }
+    }
+
+    /// What ends stdin once the session's stdin ended and the writer was shut down: nothing more
+    /// for a pipe; CloseIO for a shim, which holds the FIFO open itself.
+    pub fn stdin_closer(&self) -> Option<ExecControl> {
+        match &self.backend {
+            Backend::Cli { .. } => None,
+            Backend::Task(control) => Some(control.clone()),
+        }
     }
 
     /// Waits for the process; its exit code (128 + signal when killed).
     pub async fn wait(&mut self) -> Result<i32, String> {
-        if self.helper {
-            return helper_report(&mut self.child).await;
+        let (child, helper) = match &mut self.backend {
+            Backend::Task(control) => return control.wait().await.map_err(|e| e.to_string()),
+            Backend::Cli { child, helper, .. } => (child, *helper),
+        };
+        if helper {
+            return helper_report(child).await;
         }
-        let status = self.child.wait().await.map_err(err("wait for runc exec"))?;
+        let status = child.wait().await.map_err(err("wait for runc exec"))?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status
             .code()
@@ -183,16 +242,25 @@ impl Process {
             .unwrap_or(255))
     }
 
-    /// SIGKILLs the exec'd process (through runc's pid file) and runc exec.
-    pub fn kill(&mut self) {
-        crate::container::exec::kill_exec(&self.pid_file);
-        let _ = self.child.start_kill();
+    /// SIGKILLs the exec'd process (through runc's pid file, then runc exec; or the shim).
+    pub async fn kill(&mut self) {
+        match &mut self.backend {
+            Backend::Cli {
+                child, pid_file, ..
+            } => {
+                crate::container::exec::kill_exec(pid_file);
+                let _ = child.start_kill();
+            }
+            Backend::Task(control) => control.kill().await,
+        }
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.pid_file);
+        if let Backend::Cli { pid_file, .. } = &self.backend {
+            let _ = std::fs::remove_file(pid_file);
+        }
     }
 }
 
@@ -213,11 +281,18 @@ async fn helper_report(child: &mut tokio::process::Child) -> Result<i32, String>
     }
 }
 
-/// Resizes a terminal through its master.
-pub struct Resizer(OwnedFd);
+/// Resizes a terminal: through its master, or by asking the shim that holds it.
+pub enum Resizer {
+    Pty(OwnedFd),
+    Task(ExecControl),
+}
 
 impl Resizer {
-    pub fn resize(&self, size: Size) {
+    pub async fn resize(&self, size: Size) {
+        let fd = match self {
+            Resizer::Task(control) => return control.resize(size.width, size.height).await,
+            Resizer::Pty(fd) => fd,
+        };
         let ws = libc::winsize {
             ws_row: size.height,
             ws_col: size.width,
@@ -225,6 +300,6 @@ impl Resizer {
             ws_ypixel: 0,
         };
         // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer on our open terminal.
-        unsafe { libc::ioctl(self.0.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
 }

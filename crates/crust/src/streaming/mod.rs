@@ -52,6 +52,9 @@ pub struct ExecTarget {
     pub scratch: PathBuf,
     /// crust-shim, whose `exec-tty` mode runs terminal execs.
     pub shim: PathBuf,
+    /// The handler's runtime when it runs execs itself (shim-v2: the shim's Exec); `None`: the
+    /// CLI above.
+    pub task: Option<Arc<dyn crate::oci_runtime::OciRuntime>>,
 }
 
 /// Streaming server settings.

@@ -18,12 +18,12 @@ use crate::{
 };
 
 /// One output FIFO: the end read, and the end that holds it open until the shim connects.
-struct Fifo {
-    reader: tokio::net::unix::pipe::Receiver,
+pub(super) struct Fifo {
+    pub(super) reader: tokio::net::unix::pipe::Receiver,
     holder: std::fs::File,
 }
 
-fn make_fifo(path: &Path) -> Result<Fifo, OciError> {
+pub(super) fn make_fifo(path: &Path) -> Result<Fifo, OciError> {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| {
         OciError::Io {
             what: "make the FIFO",
@@ -42,8 +42,8 @@ fn make_fifo(path: &Path) -> Result<Fifo, OciError> {
     Ok(Fifo { reader, holder })
 }
 
-/// The container's process spec with `cmd` as its argv and no terminal.
-fn process_spec(dir: &Path, cmd: &[String]) -> Result<Vec<u8>, OciError> {
+/// The container's process spec with `cmd` as its argv, with a terminal or not.
+pub(super) fn process_spec(dir: &Path, cmd: &[String], tty: bool) -> Result<Vec<u8>, OciError> {
     let file = dir.join("config.json");
     let text = std::fs::read(&file).map_err(io_err("read", &file))?;
     let spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| OciError::Io {
@@ -53,7 +53,7 @@ fn process_spec(dir: &Path, cmd: &[String]) -> Result<Vec<u8>, OciError> {
     })?;
     let mut process = spec["process"].clone();
     process["args"] = serde_json::json!(cmd);
-    process["terminal"] = serde_json::json!(false);
+    process["terminal"] = serde_json::json!(tty);
     Ok(process.to_string().into_bytes())
 }
 
@@ -90,7 +90,12 @@ async fn run(
         exec_id: exec_id.to_string(),
         stdout: out_path.to_string_lossy().into_owned(),
         stderr: err_path.to_string_lossy().into_owned(),
-        spec: Some(shim_v2::process_spec(&process_spec(&rt.task_dir(id), cmd)?)).into(),
+        spec: Some(shim_v2::process_spec(&process_spec(
+            &rt.task_dir(id),
+            cmd,
+            false,
+        )?))
+        .into(),
         ..Default::default()
     };
     shim.exec(&req).await?;

@@ -17,6 +17,7 @@
 //! Events from the shims arrive on a ttrpc Events server at `<root>/events.ttrpc` and are logged.
 
 mod exec;
+pub mod stream;
 
 use std::{
     collections::HashMap,
@@ -533,6 +534,15 @@ impl OciRuntime for ShimV2Runtime {
         timeout: Duration,
     ) -> Option<Result<crate::container::exec::ExecOutput, OciError>> {
         Some(exec::exec_sync(self, id, cmd, timeout).await)
+    }
+
+    async fn exec_stream(
+        &self,
+        id: &str,
+        cmd: &[String],
+        streams: stream::ExecStreams,
+    ) -> Option<Result<stream::TaskExec, OciError>> {
+        Some(stream::exec(self, id, cmd, streams).await)
     }
 
     async fn recover(&self) {
