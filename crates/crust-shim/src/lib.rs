@@ -11,17 +11,18 @@
 //! Runtimes that run a pod's containers inside one sandbox process (runsc) are handled as
 //! [`sandboxed`] describes: the answer is then `ok <pid> <shim pid> sandboxed`.
 //!
-//! For `shim-v2` handlers the containerd shim holds the container and runs `crust-shim cri-log`
-//! as its logging binary ([`binary_log`]).
+//! For `shim-v2` handlers the containerd shim holds the container; `crust-shim task-io` holds
+//! crust's ends of the container's stdio FIFOs, writes the CRI log and serves attach
+//! ([`task_io`]).
 //!
 //! The binary is `crust-shim` of the crustd package (so it is built, and found next to crustd,
 //! wherever crustd is); this crate holds its code.
 
 pub mod attach;
-pub mod binary_log;
 mod exec_tty;
 mod log;
 pub mod sandboxed;
+pub mod task_io;
 
 use std::{
     ffi::CString,
@@ -156,8 +157,8 @@ pub fn run() -> ! {
     if argv.get(1).map(String::as_str) == Some("exec-tty") {
         exec_tty::main(&argv[2..]);
     }
-    if argv.get(1).map(String::as_str) == Some("cri-log") {
-        binary_log::main(&argv[2..]);
+    if argv.get(1).map(String::as_str) == Some("task-io") {
+        task_io::main(&argv[2..]);
     }
     let args = match parse_args() {
         Ok(a) => a,
@@ -166,6 +167,13 @@ pub fn run() -> ! {
             exit(2);
         }
     };
+    daemonize(|status| daemon(args, status))
+}
+
+/// Forks a daemon child that runs `child` with the write end of a status pipe; this parent
+/// prints the child's one-line report (`ok ...` or `error ...`, or that it died first) for
+/// crustd and exits, 0 for `ok`. The child is then nobody's but init's.
+fn daemonize(child: impl FnOnce(File) -> std::convert::Infallible) -> ! {
     let (status_r, status_w) = match pipe() {
         Ok(p) => p,
         Err(e) => {
@@ -181,7 +189,7 @@ pub fn run() -> ! {
         }
         0 => {
             drop(status_r);
-            daemon(args, status_w)
+            match child(File::from(status_w)) {}
         }
         _ => {
             drop(status_w);
@@ -196,8 +204,7 @@ pub fn run() -> ! {
     }
 }
 
-fn daemon(args: Args, status: OwnedFd) -> ! {
-    let mut status = File::from(status);
+fn daemon(args: Args, mut status: File) -> std::convert::Infallible {
     match setup(&args) {
         Ok(ready) => {
             // Bound before "ok": once crustd answers CreateContainer, attach works. Without the

@@ -102,26 +102,29 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     d.assert_no_leaks().await;
 }
 
+/// A handler `runc-shim` running Debian's containerd-shim-runc-v2.
+const SHIM_HANDLER: &str =
+    "[runtimes.runc-shim]\ntype = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n";
+
+async fn run_on_shim(d: &Daemon, c: &mut Client, name: &str) -> String {
+    c.run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+        config: Some(d.pod(name)),
+        runtime_handler: "runc-shim".into(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
+    .into_inner()
+    .pod_sandbox_id
+}
+
 /// The same sessions through a containerd shim v2 (Debian's containerd-shim-runc-v2 as handler
 /// `runc-shim`): the shim's Exec on FIFOs, ResizePty, CloseIO, Kill when the client dies.
 #[tokio::test]
 async fn exec_through_a_containerd_shim_over_spdy() {
-    let d = Daemon::start_with(
-        "[runtimes.runc-shim]\ntype = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n",
-        &[],
-    )
-    .await;
+    let d = Daemon::start_with(SHIM_HANDLER, &[]).await;
     let env = busybox(&d).await;
     let mut c = d.client().await;
-    let pod = c
-        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
-            config: Some(d.pod("stream-shim")),
-            runtime_handler: "runc-shim".into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
-        .into_inner()
-        .pod_sandbox_id;
+    let pod = run_on_shim(&d, &mut c, "stream-shim").await;
     let id = create(&mut c, &pod, ctr("target", &env.image, "exec sleep 1000"))
         .await
         .unwrap();
@@ -333,14 +336,35 @@ async fn attach_to_running_containers_over_spdy() {
     let env = busybox(&d).await;
     let mut c = d.client().await;
     let pod = d.run_config(&mut c, d.pod("stream-attach")).await;
+    attach_checks(&mut c, &pod, &env.image).await;
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// The same sessions on a runc-shim container: task-io's attach socket, the shim's ResizePty
+/// and CloseIO.
+#[tokio::test]
+async fn attach_through_a_containerd_shim_over_spdy() {
+    let d = Daemon::start_with(SHIM_HANDLER, &[]).await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = run_on_shim(&d, &mut c, "stream-attach-shim").await;
+    attach_checks(&mut c, &pod, &env.image).await;
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// Attach with stdin (piped and a terminal), a terminal's size, stdin_once, and the refusal of
+/// stdin for a container without one, on new containers in `pod`.
+async fn attach_checks(c: &mut Client, pod: &str, image: &str) {
     let mut echo = ctr(
         "echo",
-        &env.image,
+        image,
         "while read l; do echo got:$l; echo e:$l >&2; done",
     );
     echo.stdin = true;
-    let id = create(&mut c, &pod, echo).await.unwrap();
-    start(&mut c, &id).await;
+    let id = create(c, pod, echo).await.unwrap();
+    start(c, &id).await;
     let url = c
         .attach(AttachRequest {
             container_id: id.clone(),
@@ -377,11 +401,11 @@ async fn attach_to_running_containers_over_spdy() {
     );
 
     // A tty container; its output comes on stdout alone.
-    let mut tty = ctr("tty", &env.image, "while read l; do echo tty:$l; done");
+    let mut tty = ctr("tty", image, "while read l; do echo tty:$l; done");
     tty.stdin = true;
     tty.tty = true;
-    let tty_id = create(&mut c, &pod, tty).await.unwrap();
-    start(&mut c, &tty_id).await;
+    let tty_id = create(c, pod, tty).await.unwrap();
+    start(c, &tty_id).await;
     let url = c
         .attach(AttachRequest {
             container_id: tty_id.clone(),
@@ -410,12 +434,12 @@ async fn attach_to_running_containers_over_spdy() {
     // The client's terminal size reaches a tty container through its shim.
     let mut sized = ctr(
         "sized",
-        &env.image,
+        image,
         "while true; do /bin/busybox stty size 2>/dev/null; sleep 0.1; done",
     );
     sized.tty = true;
-    let sized_id = create(&mut c, &pod, sized).await.unwrap();
-    start(&mut c, &sized_id).await;
+    let sized_id = create(c, pod, sized).await.unwrap();
+    start(c, &sized_id).await;
     let url = c
         .attach(AttachRequest {
             container_id: sized_id,
@@ -440,10 +464,10 @@ async fn attach_to_running_containers_over_spdy() {
     );
     assert!(r["stdout"].as_str().unwrap_or("").contains("33 101"), "{r}");
     // Attach needs a running container with stdin when stdin is asked for.
-    let plain = create(&mut c, &pod, ctr("no-stdin", &env.image, "exec sleep 100"))
+    let plain = create(c, pod, ctr("no-stdin", image, "exec sleep 100"))
         .await
         .unwrap();
-    start(&mut c, &plain).await;
+    start(c, &plain).await;
     let err = c
         .attach(AttachRequest {
             container_id: plain,
@@ -454,8 +478,29 @@ async fn attach_to_running_containers_over_spdy() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    common::stop_remove(&mut c, &pod).await;
-    d.assert_no_leaks().await;
+    // stdin_once: the first session's end is the container's EOF (cat ends, the container
+    // exits with cat's status). What it printed after the session ended is not the session's.
+    let mut once = ctr("once", image, "cat; exit 7");
+    once.stdin = true;
+    once.stdin_once = true;
+    let once_id = create(c, pod, once).await.unwrap();
+    start(c, &once_id).await;
+    let url = c
+        .attach(AttachRequest {
+            container_id: once_id.clone(),
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let r = spdy(&url, &["--stdin", "only\n", "--stdout", "--stderr"]);
+    assert_eq!(r["httpStatus"], 101, "{r}");
+    let s = common::ctr::wait_exited(c, &once_id).await;
+    assert_eq!(s.exit_code, 7, "stdin ended with the session: {s:?}");
 }
 
 fn spdy_portforward(url: &str, args: &[&str]) -> serde_json::Value {

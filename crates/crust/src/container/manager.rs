@@ -27,7 +27,6 @@ use super::{
     ContainerError,
 };
 use crate::{
-    config::RuntimeType,
     events::{now_ns, Event, EventBus, EventKind},
     image::{rootfs, store::ImageStore},
     oci_runtime::{
@@ -205,9 +204,6 @@ impl ContainerManager {
         attempt: u32,
     ) -> Result<String, ContainerError> {
         validate::check_config(pod, &config)?;
-        if self.runtime(&pod.runtime_handler)?.handler_config().kind == RuntimeType::ShimV2 {
-            super::task::check_config(&config)?;
-        }
         let features = self.runtime(&pod.runtime_handler)?.features();
         validate::check_recursive_read_only(&config, &pod.runtime_handler, &features)?;
         self.pid_target(pod, &config)?;
@@ -334,19 +330,11 @@ impl ContainerManager {
         let file = dir.join("config.json");
         std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
         let runtime = self.runtime(&record.runtime_handler)?;
-        let shim = match runtime.stdout_uri(&dir) {
-            Some(uri) => {
-                let log = PathBuf::from(if record.log_path.is_empty() {
-                    "/dev/null"
-                } else {
-                    &record.log_path
-                });
-                let root =
-                    (!record.log_path.is_empty()).then(|| PathBuf::from(&pod.config.log_directory));
-                let log = (log.as_path(), root.as_deref());
-                super::task::create(runtime, &c.id, &dir, uri, log, record.config.tty).await?
-            }
-            None => self.start_shim(c, &record, pod, &dir).await?,
+        let shim = if runtime.holds_stdio() {
+            let (shim, id) = (&self.options.shim, &c.id);
+            super::task::create(runtime, shim, id, &dir, &record, &pod.config.log_directory).await?
+        } else {
+            self.start_shim(c, &record, pod, &dir).await?
         };
         c.change(|r| r.shim = Some(shim.clone()));
         self.persist(c).await?;
@@ -629,6 +617,9 @@ impl ContainerManager {
             }
         }
         let dir = self.dir(&c.id);
+        if record.shim.as_ref().is_some_and(|s| s.task) {
+            super::task::stop_task_io(&dir);
+        }
         let target = dir.clone();
         let cgroup = record.cgroups_path.clone();
         tokio::task::spawn_blocking(move || {
@@ -671,16 +662,22 @@ impl ContainerManager {
         })
     }
 
-    /// The attach socket of a running container, with its config (stdin, tty).
-    pub fn attach_target(&self, key: &str) -> Result<(PathBuf, ContainerConfig), ContainerError> {
+    /// Where an Attach to a running container goes, with its config (stdin, tty).
+    pub fn attach_target(
+        &self,
+        key: &str,
+    ) -> Result<(crate::streaming::AttachTarget, ContainerConfig), ContainerError> {
         let c = self.running(key, "only a running container can be attached to")?;
-        if self.task_runtime(&c).is_some() {
-            return Err(super::task::no_streaming("attach"));
-        }
-        Ok((
-            self.dir(&c.id).join(crust_shim::attach::SOCKET),
-            c.snapshot().config,
-        ))
+        let config = c.snapshot().config;
+        let task = self
+            .task_runtime(&c)
+            .map(|runtime| crate::streaming::TaskAttach {
+                runtime,
+                container_id: c.id.clone(),
+                stdin_once: config.stdin_once,
+            });
+        let socket = self.dir(&c.id).join(crust_shim::attach::SOCKET);
+        Ok((crate::streaming::AttachTarget { socket, task }, config))
     }
 
     /// ExecSync: runs `cmd` in the running container; `timeout_s` 0 = no timeout.
@@ -712,7 +709,7 @@ impl ContainerManager {
         if self.task_runtime(&c).is_some() {
             if !super::task::signal_logger(&self.dir(&c.id)) {
                 return Err(ContainerError::Shim(
-                    "the container's logging binary is not running".into(),
+                    "the container's task-io (its log writer) is not running".into(),
                 ));
             }
         } else {

@@ -22,7 +22,7 @@ pub struct ShimProcess {
     #[serde(default)]
     pub sandboxed: bool,
     /// The pid is the container's init in a shim-v2 shim (which holds the container): the
-    /// exit status comes from the shim, the log from its logging binary.
+    /// exit status comes from the shim, the log from crust-shim task-io.
     #[serde(default)]
     pub task: bool,
 }

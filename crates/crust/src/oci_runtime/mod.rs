@@ -111,13 +111,22 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
         let _ = (id, cmd, streams);
         None
     }
+    /// Sets the size of the terminal of a container whose stdio the runtime holds (shim-v2).
+    async fn resize_pty(&self, id: &str, width: u16, height: u16) -> Result<(), OciError> {
+        let _ = (id, width, height);
+        Err(OciError::Unsupported("ResizePty"))
+    }
+    /// Closes the stdin of a container whose stdio the runtime holds (shim-v2 CloseIO).
+    async fn close_stdin(&self, id: &str) -> Result<(), OciError> {
+        let _ = id;
+        Err(OciError::Unsupported("CloseIO"))
+    }
     /// Reconnects to what survived a crustd restart (shims); before records are recovered.
     async fn recover(&self) {}
-    /// The stdout URI for a container whose log the runtime's logging binary writes, with its
-    /// files in `dir`; `None`: crust-shim runs the container (CLI runtimes).
-    fn stdout_uri(&self, dir: &Path) -> Option<String> {
-        let _ = dir;
-        None
+    /// The runtime holds containers' stdio itself (shim-v2: FIFOs that `crust-shim task-io`
+    /// serves); false: crust-shim runs the container (CLI runtimes).
+    fn holds_stdio(&self) -> bool {
+        false
     }
     /// How to run the runtime's CLI (for crust-shim, which runs `create` itself, and for exec).
     /// A shim-v2 handler reports the OCI runtime its shim runs.

@@ -1,6 +1,7 @@
 //! Attach: validates the request against a running container, keeps it under a single-use
-//! token and answers with the streaming server's URL; the session goes through crust-shim's
-//! attach socket. The terminal setting is the container's own.
+//! token and answers with the streaming server's URL; the session goes through the attach
+//! socket of crust-shim (or of task-io, for a shim-v2 container). The terminal setting is the
+//! container's own.
 
 use cri_api::v1::{AttachRequest, AttachResponse};
 use tonic::{Request, Response, Status};
@@ -33,7 +34,7 @@ pub(super) async fn handle(
     req: Request<AttachRequest>,
 ) -> Result<Response<AttachResponse>, Status> {
     let req = req.into_inner();
-    let (socket, config) = svc.containers.attach_target(&req.container_id)?;
+    let (target, config) = svc.containers.attach_target(&req.container_id)?;
     if req.stdin && !config.stdin {
         return Err(Status::failed_precondition(format!(
             "container {} was not created with stdin, so it has none to attach to",
@@ -44,7 +45,7 @@ pub(super) async fn handle(
     let io = stream_io(req.stdin, req.stdout, stderr, config.tty)?;
     let url = svc
         .streaming
-        .issue("attach", StreamRequest::Attach { socket, io })
+        .issue("attach", StreamRequest::Attach { target, io })
         .map_err(|e| Status::internal(e.to_string()))?;
     Ok(Response::new(AttachResponse { url }))
 }

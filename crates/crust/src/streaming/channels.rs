@@ -13,7 +13,7 @@ use tokio::{
 
 use super::{
     exec::{Process, Reader},
-    remotecommand, ExecTarget, Io,
+    remotecommand, AttachTarget, ExecTarget, Io, TaskAttach,
 };
 
 /// How long the output is drained after the process exits (a child it left behind may hold
@@ -85,8 +85,8 @@ pub async fn serve(
         super::StreamRequest::Exec { target, cmd, io } => {
             exec(ch, &target, &cmd, io, protocol, gone).await
         }
-        super::StreamRequest::Attach { socket, io } => {
-            attach(ch, &socket, io, protocol, gone).await
+        super::StreamRequest::Attach { target, io } => {
+            attach(ch, &target, io, protocol, gone).await
         }
         super::StreamRequest::PortForward { .. } => {}
     }
@@ -188,15 +188,62 @@ async fn forward_resizes(mut rx: mpsc::UnboundedReceiver<Bytes>, socket: std::pa
     }
 }
 
-/// Bridges the session to crust-shim's attach socket until the container's output ends (it
-/// exited) or `gone` resolves (the client left; the shim sees the session end).
+/// Passes a shim-v2 container's resize messages to its shim (ResizePty).
+async fn forward_resizes_to_task(mut rx: mpsc::UnboundedReceiver<Bytes>, task: TaskAttach) {
+    let mut pending = Vec::new();
+    while let Some(data) = rx.recv().await {
+        pending.extend_from_slice(&data);
+        for size in remotecommand::sizes(&mut pending) {
+            let resized = task
+                .runtime
+                .resize_pty(&task.container_id, size.width, size.height);
+            if let Err(e) = resized.await {
+                tracing::debug!(container = %task.container_id, error = %e, "resize through the shim");
+            }
+        }
+    }
+}
+
+/// Where a session's resize messages go: the shim (shim-v2) or crust-shim's resize socket.
+fn forward_resizes_for(
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    target: &AttachTarget,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if let Some(task) = &target.task {
+        return Some(tokio::spawn(forward_resizes_to_task(rx, task.clone())));
+    }
+    let dir = target.socket.parent()?;
+    let socket = dir.join(crust_shim::attach::RESIZE_SOCKET);
+    Some(tokio::spawn(forward_resizes(rx, socket)))
+}
+
+/// Bridges the session to the attach socket (crust-shim's, or task-io's) until the container's
+/// output ends (it exited) or `gone` resolves (the client left; the socket's server sees the
+/// session end). With `stdin_once`, the end of a shim-v2 container's session is also the shim's
+/// CloseIO (the shim holds the stdin FIFO open itself).
 pub async fn attach(
-    mut ch: Channels,
-    socket: &Path,
+    ch: Channels,
+    target: &AttachTarget,
     io: Io,
     protocol: &str,
     gone: impl Future<Output = ()>,
 ) {
+    attach_socket(ch, target, io, protocol, gone).await;
+    if let Some(task) = target.task.as_ref().filter(|t| io.stdin && t.stdin_once) {
+        if let Err(e) = task.runtime.close_stdin(&task.container_id).await {
+            tracing::debug!(container = %task.container_id, error = %e, "CloseIO after a stdin_once attach");
+        }
+    }
+}
+
+async fn attach_socket(
+    mut ch: Channels,
+    target: &AttachTarget,
+    io: Io,
+    protocol: &str,
+    gone: impl Future<Output = ()>,
+) {
+    let socket = target.socket.as_path();
     let conn = match connect_shim(socket) {
         Ok(c) => c,
         Err(e) => {
@@ -221,11 +268,8 @@ pub async fn attach(
         }
         None => (None, Some(to_shim)),
     };
-    let resize = match (ch.resize.take(), socket.parent()) {
-        (Some(rx), Some(dir)) if io.tty => Some(tokio::spawn(forward_resizes(
-            rx,
-            dir.join(crust_shim::attach::RESIZE_SOCKET),
-        ))),
+    let resize = match ch.resize.take() {
+        Some(rx) if io.tty => forward_resizes_for(rx, target),
         _ => None,
     };
     let stderr = if io.tty { None } else { ch.stderr.clone() };

@@ -25,7 +25,7 @@ pub enum StreamRequest {
         io: Io,
     },
     Attach {
-        socket: PathBuf,
+        target: AttachTarget,
         io: Io,
     },
     PortForward {
@@ -55,6 +55,23 @@ pub struct ExecTarget {
     /// The handler's runtime when it runs execs itself (shim-v2: the shim's Exec); `None`: the
     /// CLI above.
     pub task: Option<Arc<dyn crate::oci_runtime::OciRuntime>>,
+}
+
+/// Where an Attach goes: the attach socket (crust-shim's, or task-io's for a shim-v2
+/// container), and for a shim-v2 container the shim that holds its terminal and stdin.
+#[derive(Debug, Clone)]
+pub struct AttachTarget {
+    pub socket: PathBuf,
+    pub task: Option<TaskAttach>,
+}
+
+/// A shim-v2 container's side of an Attach: resizes are the shim's ResizePty, and with
+/// `stdin_once` the session's end is the shim's CloseIO.
+#[derive(Debug, Clone)]
+pub struct TaskAttach {
+    pub runtime: Arc<dyn crate::oci_runtime::OciRuntime>,
+    pub container_id: String,
+    pub stdin_once: bool,
 }
 
 /// Streaming server settings.

@@ -56,7 +56,6 @@ struct Inner {
     binary: ShimBinary,
     root: PathBuf,
     options: shim_v2::oci::Options,
-    logger: PathBuf,
     cli: RuntimeCli,
     shims: Mutex<HashMap<String, Arc<Conn>>>,
     events_started: tokio::sync::OnceCell<()>,
@@ -105,9 +104,9 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Oci
 }
 
 impl ShimV2Runtime {
-    /// `shim` is the resolved shim binary, `root` the handler's state dir, `logger` crust-shim
-    /// (the logging binary the shim runs for container output).
-    pub fn new(shim: PathBuf, root: PathBuf, logger: PathBuf, config: RuntimeConfig) -> Self {
+    /// `shim` is the resolved shim binary, `root` the handler's state dir, `publisher` the
+    /// binary the shim is told to publish events with (crust-shim).
+    pub fn new(shim: PathBuf, root: PathBuf, publisher: PathBuf, config: RuntimeConfig) -> Self {
         let options = runc_options(&config.options.clone().unwrap_or_default(), &root);
         let runc = match options.binary_name.as_str() {
             "" => PathBuf::from("runc"),
@@ -122,7 +121,7 @@ impl ShimV2Runtime {
             binary: shim,
             namespace: NAMESPACE.into(),
             address: root.join("events"),
-            publish_binary: logger.clone(),
+            publish_binary: publisher,
         };
         ShimV2Runtime {
             inner: Arc::new(Inner {
@@ -130,7 +129,6 @@ impl ShimV2Runtime {
                 binary,
                 root,
                 options,
-                logger,
                 cli,
                 shims: Mutex::new(HashMap::new()),
                 events_started: tokio::sync::OnceCell::new(),
@@ -141,15 +139,6 @@ impl ShimV2Runtime {
 
     fn task_dir(&self, id: &str) -> PathBuf {
         self.inner.root.join("tasks").join(id)
-    }
-
-    /// The stdout URI of a container's output: crust-shim as the shim's logging binary.
-    pub fn log_uri(&self, dir: &Path) -> String {
-        format!(
-            "binary://{}?cri-log={}",
-            percent_encode(&self.inner.logger.to_string_lossy()),
-            percent_encode(&dir.to_string_lossy())
-        )
     }
 
     /// Serves the events socket (once); a failure is logged, shims then retry their events.
@@ -398,17 +387,6 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// Percent-encodes everything but unreserved characters and `/` (for the binary URI).
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn not_found_ok(r: Result<(), ShimError>) -> Result<(), OciError> {
     match r {
         Err(e) if !e.is_not_found() => Err(e.into()),
@@ -545,12 +523,21 @@ impl OciRuntime for ShimV2Runtime {
         Some(stream::exec(self, id, cmd, streams).await)
     }
 
+    async fn resize_pty(&self, id: &str, width: u16, height: u16) -> Result<(), OciError> {
+        let shim = &self.conn_for(id).await?.shim;
+        Ok(shim.resize_pty(id, "", width.into(), height.into()).await?)
+    }
+
+    async fn close_stdin(&self, id: &str) -> Result<(), OciError> {
+        Ok(self.conn_for(id).await?.shim.close_stdin(id, "").await?)
+    }
+
     async fn recover(&self) {
         self.recover_tasks().await;
     }
 
-    fn stdout_uri(&self, dir: &Path) -> Option<String> {
-        Some(self.log_uri(dir))
+    fn holds_stdio(&self) -> bool {
+        true
     }
 
     fn cli(&self) -> &RuntimeCli {
@@ -567,17 +554,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uris_escape_what_a_query_cannot_hold() {
-        assert_eq!(percent_encode("/a b/c?d&e=f"), "/a%20b/c%3Fd%26e%3Df");
+    fn the_runc_root_is_below_the_handler_root() {
         let rt = ShimV2Runtime::new(
             "containerd-shim-runc-v2".into(),
             "/run/crust/runtime/runc-shim".into(),
             "/usr/bin/crust-shim".into(),
             RuntimeConfig::default(),
-        );
-        assert_eq!(
-            rt.log_uri(Path::new("/var/lib/crust/containers/ab")),
-            "binary:///usr/bin/crust-shim?cri-log=/var/lib/crust/containers/ab"
         );
         assert_eq!(rt.inner.options.root, "/run/crust/runtime/runc-shim/runc");
     }
