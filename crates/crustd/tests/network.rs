@@ -99,6 +99,40 @@ async fn both_orders_give_a_pingable_pod_and_the_order_is_observable() {
     }
 }
 
+/// Network-first: the CNI ADD and the pause's creation overlap (both need only the netns), and
+/// the pause starts after both; start-first: ADD runs with the pause running.
+#[tokio::test]
+async fn network_first_overlaps_the_add_with_the_creation_and_starts_after_it() {
+    let d = Daemon::start().await;
+    let mut c = d.client().await;
+    d.net.fail("bridge", "ADD.sleep", "1");
+    for network_first in [true, false] {
+        let id = d
+            .run_config(
+                &mut c,
+                d.net_pod(&format!("overlap-{network_first}"), network_first),
+            )
+            .await;
+        let seen: Vec<String> = d
+            .net
+            .observed("bridge")
+            .into_iter()
+            .filter(|l| l.contains(&id))
+            .collect();
+        let want = match network_first {
+            true => "created=1 running=0", // created during the ADD, not started before it ended
+            false => "created=1 running=1",
+        };
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].ends_with(want),
+            "network_first={network_first}: {seen:?}"
+        );
+        stop_remove(&mut c, &id).await;
+    }
+    d.assert_no_leaks().await;
+}
+
 #[tokio::test]
 async fn f1_add_failure_carries_the_plugin_message_runs_del_and_leaves_nothing() {
     let d = Daemon::start().await;

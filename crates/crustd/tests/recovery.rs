@@ -195,3 +195,43 @@ async fn removals_cut_by_a_crash_are_finished_at_start() {
     );
     d.assert_no_leaks().await;
 }
+
+/// crustd killed while its `runc create` of a pause runs: the create outlives it, and recovery
+/// waits for it, so the pause it makes is found (and Stop/Remove delete it) instead of turning
+/// up after the pod was removed.
+#[tokio::test]
+async fn a_pause_create_cut_off_by_a_crash_is_waited_for_and_found() {
+    let mut d = Daemon::start().await;
+    let c = d.client().await;
+    std::fs::write(d.failpoints.join("create.sleep"), "1.5").unwrap();
+    let config = d.pod("r7");
+    let run = tokio::spawn(async move {
+        let mut c = c;
+        c.run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: "failing".into(),
+        })
+        .await
+    });
+    // The wrapper sleeps before the real runc create: crustd dies while it is underway.
+    let underway = common::eventually(std::time::Duration::from_secs(5), || async {
+        !d.processes("runc-failpoint").is_empty()
+    })
+    .await;
+    assert!(underway, "runc create is running");
+    d.kill9();
+    assert!(run.await.unwrap().is_err(), "the RunPodSandbox was cut");
+    d.clear_runc_failpoints();
+    d.restart().await;
+    assert!(
+        d.log_text().contains("found the pause through the runtime"),
+        "recovery waited for the create: {}",
+        d.log_text()
+    );
+    let mut c = d.client().await;
+    let pods = common::list(&mut c).await;
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].state, PodSandboxState::SandboxNotready as i32);
+    common::stop_remove(&mut c, &pods[0].id.clone()).await;
+    d.assert_no_leaks().await;
+}

@@ -83,6 +83,20 @@ async fn a_pod_and_its_containers_run_in_one_containerd_shim() {
     let env = busybox(&d).await;
     let mut c = d.client().await;
     let (pod, logs) = run_on_shim(&d, &mut c, "shim-pod").await;
+    // Status: the runc shim's handler has the features of the runc it runs.
+    let handlers = c
+        .status(cri_api::v1::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .runtime_handlers;
+    let features = |name: &str| {
+        let h = handlers.iter().find(|h| h.name == name);
+        h.and_then(|h| h.features)
+            .unwrap_or_else(|| panic!("{name} in {handlers:?}"))
+    };
+    assert_eq!(features("runc-shim"), features("runc"), "{handlers:?}");
+    assert!(features("runc-shim").recursive_read_only_mounts);
     let long = create(
         &mut c,
         &pod,

@@ -156,6 +156,46 @@ impl RuntimeCli {
         cmd
     }
 
+    /// Waits, up to `timeout`, while a `create` of container `id` by this runtime (same binary
+    /// root) is still running without its caller: crustd died while it ran, and recovery must
+    /// see what it makes whole, not a half-made container it then cannot find to delete. True
+    /// when none is left.
+    pub async fn settle_create(&self, id: &str, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (cli, id_owned) = (self.clone(), id.to_string());
+            let running = tokio::task::spawn_blocking(move || cli.create_running(&id_owned))
+                .await
+                .unwrap_or(false);
+            if !running {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(id, "a runtime create outlived crustd and is still running");
+                return false;
+            }
+            tracing::debug!(id, "waiting for a runtime create that outlived crustd");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether a process `BINARY --root ROOT ... create ... ID` runs. Blocking (reads /proc).
+    fn create_running(&self, id: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        let root = self.root.as_os_str().as_encoded_bytes();
+        entries.flatten().any(|e| {
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let has = |want: &[u8]| args.contains(&want);
+            let rooted = args.windows(2).any(|w| w[0] == b"--root" && w[1] == root);
+            rooted && has(b"create") && has(id.as_bytes())
+        })
+    }
+
     /// The same as crust-shim flags (`--runtime`, `--runtime-root`, `--runtime-arg` per arg).
     pub fn shim_flags(&self) -> Vec<OsString> {
         let mut flags = vec![

@@ -190,6 +190,12 @@ impl SandboxController for PauseController {
         record: &SandboxRecord,
     ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
         let runtime = self.runtime(&record.runtime_handler)?;
+        // A `runc create` cut off from crustd by the crash may still be running: its container
+        // counts once it is made (or is gone).
+        runtime
+            .cli()
+            .settle_create(&record.id, SETTLE_TIMEOUT)
+            .await;
         let Some(pid) = runtime.pid(&record.id).await? else {
             return Ok(None);
         };
@@ -264,6 +270,9 @@ impl SandboxController for PauseController {
         remove_bundle(paths).await
     }
 }
+
+/// How long recovery waits for a pause's `runc create` that outlived crustd.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A pidfd on `pid`; `None` when it has exited.
 fn open_process(pid: i32) -> Result<Option<Process>, ControllerError> {

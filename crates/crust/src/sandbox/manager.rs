@@ -371,8 +371,8 @@ impl SandboxManager {
         Ok(())
     }
 
-    /// Step 7: create and start the pause, and set up the network before (network-first pods) or
-    /// after (the default) starting it.
+    /// Step 7: create and start the pause, and set up the network before starting it
+    /// (network-first pods: the ADD overlaps the creation) or after (the default).
     async fn start_in_order(
         self: &Arc<Self>,
         sandbox: &Arc<Sandbox>,
@@ -384,10 +384,19 @@ impl SandboxManager {
         let cni = record.network_mode == NetworkMode::Cni;
         let net_first = cni && record.network_order().network_first();
         if net_first {
-            self.setup_network(sandbox, undo).await?;
-            times.lap(RunStep::Network);
+            // Both need only the netns: CNI ADD and the pause's creation overlap; the pause
+            // starts after both. Undo runs Pause before Network, as in the sequential order.
+            self.mark(undo, Undo::Network);
+            self.mark(undo, Undo::Pause);
+            let (network, pause) = tokio::join!(
+                self.add_network(sandbox),
+                self.create_pause_marked(sandbox, paths)
+            );
+            network.and(pause)?;
+            times.lap(RunStep::Network); // the overlapped creation included
+        } else {
+            self.create_pause(sandbox, paths, undo).await?;
         }
-        self.create_pause(sandbox, paths, undo).await?;
         times.lap(RunStep::Create);
         if cni && !net_first {
             self.write_sandbox_key(sandbox);
@@ -421,6 +430,11 @@ impl SandboxManager {
         undo: &mut Rollback<Undo>,
     ) -> Result<(), SandboxError> {
         self.mark(undo, Undo::Network);
+        self.add_network(sandbox).await
+    }
+
+    /// CNI ADD, its undo already marked.
+    async fn add_network(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
         let request = self.network_request(&record);
         let statuses = self
@@ -495,6 +509,15 @@ impl SandboxManager {
         undo: &mut Rollback<Undo>,
     ) -> Result<(), SandboxError> {
         self.mark(undo, Undo::Pause);
+        self.create_pause_marked(sandbox, paths).await
+    }
+
+    /// The pause's creation, its undo already marked.
+    async fn create_pause_marked(
+        self: &Arc<Self>,
+        sandbox: &Arc<Sandbox>,
+        paths: &SandboxPaths,
+    ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
         let (pause, watch) = self
             .controller

@@ -118,6 +118,15 @@ impl TestNetwork {
             .collect()
     }
 
+    /// What `plugin`'s wrapper saw in the netns at the end of an armed `<CMD>.sleep`.
+    pub fn observed(&self, plugin: &str) -> Vec<String> {
+        std::fs::read_to_string(self.fp_dir.join(plugin).join("observed"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
     /// The stdin config `plugin`'s wrapper got for `command` on container `id`.
     pub fn stdin_of(&self, plugin: &str, command: &str, id: &str) -> serde_json::Value {
         let path = self

@@ -52,6 +52,8 @@ struct Conn {
 }
 
 struct Inner {
+    /// What the shim's OCI runtime supports (probed for the runc shim only).
+    features: crate::oci_runtime::features::Features,
     config: RuntimeConfig,
     binary: ShimBinary,
     root: PathBuf,
@@ -98,6 +100,19 @@ fn runc_options(options: &ShimOptions, root: &Path) -> shim_v2::oci::Options {
     }
 }
 
+/// The features of the runc a runc shim (`containerd-shim-runc-*`) runs, from `runc features`;
+/// other shims (Kata, gVisor's, Wasm) run no runc, and claim nothing.
+fn runc_shim_features(shim: &Path, runc: &Path) -> crate::oci_runtime::features::Features {
+    let name = shim
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    match name.starts_with("containerd-shim-runc-") {
+        true => crate::oci_runtime::features::probe(runc),
+        false => Default::default(),
+    }
+}
+
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OciError {
     let path = path.to_path_buf();
     move |source| OciError::Io { what, path, source }
@@ -117,6 +132,7 @@ impl ShimV2Runtime {
             root: PathBuf::from(&options.root),
             args: Vec::new(),
         };
+        let features = runc_shim_features(&shim, &cli.binary);
         let binary = ShimBinary {
             binary: shim,
             namespace: NAMESPACE.into(),
@@ -125,6 +141,7 @@ impl ShimV2Runtime {
         };
         ShimV2Runtime {
             inner: Arc::new(Inner {
+                features,
                 config,
                 binary,
                 root,
@@ -546,6 +563,10 @@ impl OciRuntime for ShimV2Runtime {
 
     fn handler_config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    fn features(&self) -> crate::oci_runtime::features::Features {
+        self.inner.features.clone()
     }
 }
 
