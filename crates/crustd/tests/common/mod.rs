@@ -580,9 +580,25 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
-        // Best-effort cleanup so one failing test does not leave pods behind for the next.
-        for handler in ["runc", "failing"] {
-            let root = self.state.join("runtime").join(handler);
+        // Best-effort cleanup so one failing test does not leave pods behind for the next: the
+        // containerd shims and task-io processes of shim-v2 pods first, then every runc root
+        // (a shim-v2 handler's runc keeps its state in runtime/<handler>/runc).
+        for name in ["containerd-shim", "crust-shim"] {
+            for p in self.processes(name) {
+                if let Some(pid) = p.split(' ').next().and_then(|p| p.parse::<i32>().ok()) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let runtimes = self.state.join("runtime");
+        let mut roots: Vec<PathBuf> = ["runc", "failing"]
+            .iter()
+            .map(|h| runtimes.join(h))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(&runtimes) {
+            roots.extend(entries.flatten().map(|e| e.path().join("runc")));
+        }
+        for root in roots {
             if let Ok(out) = Command::new("/usr/sbin/runc")
                 .arg("--root")
                 .arg(&root)
