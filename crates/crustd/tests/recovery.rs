@@ -235,3 +235,59 @@ async fn a_pause_create_cut_off_by_a_crash_is_waited_for_and_found() {
     common::stop_remove(&mut c, &pods[0].id.clone()).await;
     d.assert_no_leaks().await;
 }
+
+/// The same for a container: crustd killed while crust-shim's `runc create` runs. Recovery
+/// waits for it (the daemon says so), so a Remove right after the restart cannot run while the
+/// create is halfway and miss what it makes.
+#[tokio::test]
+async fn a_container_create_cut_off_by_a_crash_is_waited_for_and_removable() {
+    let mut d = Daemon::start().await;
+    let env = common::ctr::busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = c
+        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(d.pod("r7c")),
+            runtime_handler: "failing".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    // Long enough that the restart (slow on a busy machine) comes while it still runs.
+    std::fs::write(d.failpoints.join("create.sleep"), "5").unwrap();
+    let config = common::ctr::ctr("cut", &env.image, "exec sleep 100");
+    let (mut c2, pod2) = (c.clone(), pod.clone());
+    let create = tokio::spawn(async move { common::ctr::create(&mut c2, &pod2, config).await });
+    let underway = common::eventually(std::time::Duration::from_secs(5), || async {
+        // The wrapper itself (crust-shim's command line names it too, before it runs it).
+        !d.processes("runc-failpoint --root").is_empty()
+    })
+    .await;
+    assert!(underway, "runc create is running");
+    d.kill9();
+    assert!(
+        create.await.unwrap().is_err(),
+        "the CreateContainer was cut"
+    );
+    d.clear_runc_failpoints();
+    d.restart().await;
+    let mut c = d.client().await;
+    let listed = c
+        .list_containers(cri_api::v1::ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let waited = format!(
+        "waiting for a runtime create that outlived crustd id=\"{}\"",
+        listed[0].id
+    );
+    assert!(
+        d.log_text().contains(&waited),
+        "recovery waited for the create: {}",
+        d.log_text()
+    );
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}

@@ -114,7 +114,7 @@ impl ContainerManager {
             .collect()
     }
 
-    fn runtime(&self, handler: &str) -> Result<&Arc<dyn OciRuntime>, ContainerError> {
+    pub(super) fn runtime(&self, handler: &str) -> Result<&Arc<dyn OciRuntime>, ContainerError> {
         self.runtimes
             .get(handler)
             .ok_or_else(|| ContainerError::UnknownHandler(handler.to_string()))

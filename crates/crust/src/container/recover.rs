@@ -49,6 +49,11 @@ impl ContainerManager {
             match record.shim.as_ref() {
                 Some(shim) => self.watch(&c, shim),
                 None => {
+                    // A CreateContainer cut by the crash: its crust-shim's `runc create` may
+                    // still run. Waiting for it lets Remove find (and delete) what it makes.
+                    if let Ok(runtime) = self.runtime(&record.runtime_handler) {
+                        runtime.cli().settle_create(&id, SETTLE_TIMEOUT).await;
+                    }
                     if mark_exited(&c, &entry.path().join("exit.json")) {
                         self.persist(&c).await?;
                     }
@@ -58,6 +63,9 @@ impl ContainerManager {
         Ok(())
     }
 }
+
+/// How long recovery waits for a container's `runc create` that outlived crustd.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn unknown_record(id: &str, error: &str) -> ContainerRecord {
     ContainerRecord {
