@@ -112,9 +112,7 @@ pub(super) async fn exec(
     streams: ExecStreams,
 ) -> Result<TaskExec, OciError> {
     let conn = rt.conn_for(id).await?;
-    let exec_id = format!("exec-{}", &crate::store::id::new_id()[..16]);
-    let scratch = rt.task_dir(id).join(&exec_id);
-    std::fs::create_dir_all(&scratch).map_err(io_err("create", &scratch))?;
+    let (exec_id, scratch) = super::exec::new_exec(rt, id)?;
     let control = ExecControl(Arc::new(Handle {
         conn,
         id: id.to_string(),
@@ -171,13 +169,7 @@ async fn start(
 
 /// Makes the stdin FIFO and opens crustd's end read-write (it never blocks on the shim).
 fn stdin_fifo(path: &std::path::Path) -> Result<pipe::Sender, OciError> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| {
-        OciError::Io {
-            what: "make the FIFO",
-            path: path.to_path_buf(),
-            source: e.into(),
-        }
-    })?;
+    super::exec::mkfifo(path)?;
     pipe::OpenOptions::new()
         .read_write(true)
         .open_sender(path)
