@@ -2,7 +2,9 @@
 //! capabilities, seccomp, env, cgroup and namespaces), with pipes, or with a terminal whose
 //! master runc hands over on a console socket. The exec'd process's pid comes from runc's pid
 //! file, so a session that ends early can SIGKILL the process itself (killing `runc exec` alone
-//! would orphan it), as kubelet's server does when the stream breaks.
+//! would orphan it), as kubelet's server does when the stream breaks. For a container of a
+//! shim-v2 handler the shim runs the exec instead ([`crate::oci_runtime::shim_v2::stream`]: its
+//! FIFOs, ResizePty, CloseIO, Kill, Wait).
 
 use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},

@@ -2,8 +2,8 @@
 //! verbs validate the request, keep it under a single-use token ([`tokens`]) and answer with a
 //! URL on this server; the client (kubelet, crictl) connects there and upgrades to SPDY/3.1
 //! ([`server`]). The remotecommand protocol ([`remotecommand`]) then carries stdin, stdout,
-//! stderr, resize and the exit status between the client and an exec'd process ([`exec`]) or
-//! crust-shim's attach socket ([`attach`]).
+//! stderr, resize and the exit status between the client and an exec'd process ([`exec`]) or a
+//! container's attach socket (crust-shim's, or task-io's for a shim-v2 container; [`channels`]).
 
 pub mod channels;
 pub mod exec;
