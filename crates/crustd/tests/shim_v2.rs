@@ -15,28 +15,15 @@ use common::{
     ctr::{busybox, create, ctr, exec, start, status, wait_exited},
     stop_remove, Client, Daemon,
 };
-use cri_api::v1::{
-    ContainerState, PodSandboxState, PodSandboxStatusRequest, RunPodSandboxRequest,
-    StopContainerRequest,
-};
+use cri_api::v1::{ContainerState, PodSandboxState, PodSandboxStatusRequest, StopContainerRequest};
 
-const HANDLER: &str =
-    "[runtimes.runc-shim]\ntype = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n";
+const HANDLER: &str = common::RUNC_SHIM_HANDLER;
 
 async fn run_on_shim(d: &Daemon, c: &mut Client, name: &str) -> (String, PathBuf) {
     let mut config = d.net_pod(name, false);
     let logs = d.root.parent().unwrap().join(format!("logs-{name}"));
     config.log_directory = logs.display().to_string();
-    let id = c
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config),
-            runtime_handler: "runc-shim".into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
-        .into_inner()
-        .pod_sandbox_id;
-    (id, logs)
+    (common::run_on_runc_shim(d, c, config).await, logs)
 }
 
 /// The unix socket the pod's shim serves, from the address file in the sandbox's task bundle.

@@ -102,19 +102,10 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
     d.assert_no_leaks().await;
 }
 
-/// A handler `runc-shim` running Debian's containerd-shim-runc-v2.
-const SHIM_HANDLER: &str =
-    "[runtimes.runc-shim]\ntype = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n";
+use common::RUNC_SHIM_HANDLER as SHIM_HANDLER;
 
 async fn run_on_shim(d: &Daemon, c: &mut Client, name: &str) -> String {
-    c.run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
-        config: Some(d.pod(name)),
-        runtime_handler: "runc-shim".into(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
-    .into_inner()
-    .pod_sandbox_id
+    common::run_on_runc_shim(d, c, d.pod(name)).await
 }
 
 /// The same sessions through a containerd shim v2 (Debian's containerd-shim-runc-v2 as handler

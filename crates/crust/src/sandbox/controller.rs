@@ -255,19 +255,14 @@ impl SandboxController for PauseController {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             _ => {}
         }
-        let cgroup = record.cgroups_path.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            crate::oci_runtime::cgroup::remove_leftover(&cgroup)
-        })
-        .await;
-        remove_bundle(paths).await
+        remove_bundle(paths, Some(record.cgroups_path.clone())).await
     }
 
     async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError> {
         for runtime in self.runtimes.values() {
             runtime.force_delete(id).await?;
         }
-        remove_bundle(paths).await
+        remove_bundle(paths, None).await
     }
 }
 
@@ -297,11 +292,18 @@ async fn mount_rootfs(lowers: Vec<PathBuf>, bundle: PathBuf) -> Result<PathBuf, 
         })
 }
 
-/// Unmounts an image rootfs (if any) and removes the bundle; idempotent.
-async fn remove_bundle(paths: &SandboxPaths) -> Result<(), ControllerError> {
+/// Removes the cgroup the runtime left (when its path is known), unmounts an image rootfs (if
+/// any) and removes the bundle, on one blocking thread; idempotent.
+async fn remove_bundle(
+    paths: &SandboxPaths,
+    cgroup: Option<String>,
+) -> Result<(), ControllerError> {
     let bundle = paths.bundle();
     let dir = bundle.clone();
     tokio::task::spawn_blocking(move || {
+        if let Some(cgroup) = cgroup {
+            crate::oci_runtime::cgroup::remove_leftover(&cgroup);
+        }
         rootfs::unmount_overlay(&dir)?;
         super::files::remove_dir(&dir)
     })

@@ -786,6 +786,24 @@ pub async fn stop_remove(c: &mut Client, id: &str) {
 }
 
 /// ListPodSandbox without a filter.
+/// A handler `runc-shim` running Debian's containerd-shim-runc-v2 (#13), for `Daemon::start_with`.
+#[allow(dead_code)] // not every test binary runs shim pods
+pub const RUNC_SHIM_HANDLER: &str =
+    "[runtimes.runc-shim]\ntype = \"shim-v2\"\nshim = \"containerd-shim-runc-v2\"\n";
+
+/// RunPodSandbox of `config` on the `runc-shim` handler; the pod's id.
+#[allow(dead_code)]
+pub async fn run_on_runc_shim(d: &Daemon, c: &mut Client, config: PodSandboxConfig) -> String {
+    c.run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+        config: Some(config),
+        runtime_handler: "runc-shim".into(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
+    .into_inner()
+    .pod_sandbox_id
+}
+
 pub async fn list(c: &mut Client) -> Vec<cri_api::v1::PodSandbox> {
     let req = cri_api::v1::ListPodSandboxRequest::default();
     c.list_pod_sandbox(req).await.unwrap().into_inner().items
