@@ -121,6 +121,23 @@ async fn exec_through_a_containerd_shim_over_spdy() {
         .unwrap();
     start(&mut c, &id).await;
     exec_checks(&mut c, &id).await;
+    // Stdin arrives however the shim's asynchronous opens of the FIFO fall: once, what was
+    // written before the shim's reader was open went with crustd's end of the FIFO.
+    for round in 0..8 {
+        let url = exec_url(&mut c, &id, &["cat"], true, false).await;
+        let r = spdy(
+            &url,
+            &[
+                "--stdin",
+                "round\n",
+                "--stdout",
+                "--stderr",
+                "--timeout-ms",
+                "8000",
+            ],
+        );
+        assert_eq!(r["stdout"], "round\n", "round {round}: {r}");
+    }
     killed_client_checks(&mut c, &id).await;
     // The exec'd process is the shim's (runc exec -d under it, then reparented to the shim, a
     // subreaper), where through the CLI `runc exec` stays its parent while it runs.

@@ -5,10 +5,13 @@
 //! the session is dropped early).
 //!
 //! FIFO ends: outputs as in ExecSync ([`super::exec`]: a read end opened before the shim's writer
-//! and a holder dropped once Start returned). crustd writes stdin through an `O_RDWR` end, which
-//! never blocks; the shim holds a writer of its own so that its reader never sees EOF while its
-//! client is away, which is why the end of stdin is CloseIO (after our end is closed, so what
-//! was written is still read).
+//! and a holder dropped once Start returned). The shim opens both its ends of stdin (a reader
+//! that copies to the process, and a writer of its own so that the reader never sees EOF while
+//! its client is away) asynchronously, after Start has returned; crustd's writer is therefore a
+//! plain `O_WRONLY` open, which completes only once the shim's reader is there (as containerd's
+//! own client does). An end that could be closed before the shim's reader opened (an `O_RDWR`
+//! one) loses what was written: a FIFO's buffer goes with its last open end. The end of stdin is
+//! our end closed, then CloseIO for the shim's writer.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -139,7 +142,7 @@ async fn start(
         .transpose()?;
     let stdin = streams
         .stdin
-        .then(|| stdin_fifo(&path("stdin")))
+        .then(|| StdinOpen::begin(path("stdin")))
         .transpose()?;
     let name = |on: bool, file: &str| match on {
         true => path(file).to_string_lossy().into_owned(),
@@ -156,8 +159,20 @@ async fn start(
         spec: Some(shim_v2::process_spec(&spec)).into(),
         ..Default::default()
     };
-    h.conn.shim.exec(&req).await?;
-    h.conn.shim.start(&h.id, &h.exec_id).await?;
+    let started = async {
+        h.conn.shim.exec(&req).await?;
+        h.conn.shim.start(&h.id, &h.exec_id).await
+    };
+    let stdin = match (started.await, stdin) {
+        (Ok(_), Some(open)) => Some(open.finish().await?),
+        (Ok(_), None) => None,
+        (Err(e), open) => {
+            if let Some(open) = open {
+                open.abandon().await;
+            }
+            return Err(e.into());
+        }
+    };
     let (stdout, stderr) = (out.map(|f| f.reader), err.map(|f| f.reader));
     Ok(TaskExec {
         stdin,
@@ -167,11 +182,95 @@ async fn start(
     })
 }
 
-/// Makes the stdin FIFO and opens crustd's end read-write (it never blocks on the shim).
-fn stdin_fifo(path: &std::path::Path) -> Result<pipe::Sender, OciError> {
-    super::exec::mkfifo(path)?;
-    pipe::OpenOptions::new()
-        .read_write(true)
-        .open_sender(path)
-        .map_err(io_err("open", path))
+/// How long the shim may take to open its reader of stdin once Start has returned.
+const STDIN_OPEN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// crustd's writer of an exec's stdin FIFO, being opened: a blocking `O_WRONLY` open on a
+/// blocking thread, which returns once the shim's reader is open.
+struct StdinOpen {
+    path: PathBuf,
+    open: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+}
+
+impl StdinOpen {
+    /// Makes the FIFO and starts the open.
+    fn begin(path: PathBuf) -> Result<Self, OciError> {
+        super::exec::mkfifo(&path)?;
+        let at = path.clone();
+        let open =
+            tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).open(at));
+        Ok(StdinOpen { path, open })
+    }
+
+    /// The writer, once the shim's reader is open (bounded by [`STDIN_OPEN`]).
+    async fn finish(mut self) -> Result<pipe::Sender, OciError> {
+        let opened = match tokio::time::timeout(STDIN_OPEN, &mut self.open).await {
+            Ok(joined) => joined.map_err(std::io::Error::other).and_then(|r| r),
+            Err(_) => {
+                let path = self.path.clone();
+                self.abandon().await;
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the shim never opened its end of stdin",
+                );
+                return Err(io_err("open", &path)(e));
+            }
+        };
+        opened
+            .and_then(pipe::Sender::from_file)
+            .map_err(io_err("open", &self.path))
+    }
+
+    /// Ends an open that no shim will answer: a reader of our own lets it return.
+    async fn abandon(self) {
+        let reader = pipe::OpenOptions::new().open_receiver(&self.path);
+        let _ = self.open.await;
+        drop(reader);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+
+    /// The shim's side as containerd's fifo package has it: its reader opened on a goroutine of
+    /// its own, here after crustd has already written and closed.
+    #[tokio::test]
+    async fn stdin_written_before_the_shims_reader_opens_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdin");
+        let open = StdinOpen::begin(path.clone()).unwrap();
+        let shim = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            // Non-blocking so that a FIFO nobody writes to reads as EOF instead of hanging.
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            nix::fcntl::fcntl(fd, nix::fcntl::F_SETFL(nix::fcntl::OFlag::empty())).unwrap();
+            let mut read = String::new();
+            f.read_to_string(&mut read).unwrap();
+            read
+        });
+        let mut w = open.finish().await.unwrap();
+        w.write_all(b"typed early\n").await.unwrap();
+        drop(w);
+        assert_eq!(shim.join().unwrap(), "typed early\n");
+    }
+
+    /// An exec that failed before the shim opened anything leaves no open waiting.
+    #[tokio::test]
+    async fn an_abandoned_open_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = StdinOpen::begin(dir.path().join("stdin")).unwrap();
+        let abandoned = tokio::time::timeout(std::time::Duration::from_secs(5), open.abandon());
+        abandoned.await.unwrap();
+    }
 }
