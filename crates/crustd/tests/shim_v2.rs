@@ -111,6 +111,12 @@ async fn a_pod_and_its_containers_run_in_one_containerd_shim() {
         3,
         "the exit status from the shim's Wait"
     );
+    let reported = format!("the shim reported the task's exit id={short} exit_status=3");
+    assert!(
+        d.log_text().contains(&reported),
+        "the exit was the shim's report, not a pid's: {}",
+        d.log_text()
+    );
     assert!(log_has(&logs, "long.log", "stdout F hello").await);
     assert!(log_has(&logs, "long.log", "stderr F oops").await);
     assert!(log_has(&logs, "short.log", "stdout F bye").await);

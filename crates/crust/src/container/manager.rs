@@ -30,7 +30,7 @@ use crate::{
     events::{now_ns, Event, EventBus, EventKind},
     image::{rootfs, store::ImageStore},
     oci_runtime::{
-        monitor::{start_time, Process},
+        monitor::{start_time, ExitWatch, Process},
         OciRuntime,
     },
     sandbox::{record::SandboxRecord, SandboxManager},
@@ -421,18 +421,22 @@ impl ContainerManager {
     }
 
     /// Watches the shim; its exit is the container's exit (a shim already gone or a zombie
-    /// counts as exited at once). The exit is settled under the container's operation lock.
+    /// counts as exited at once). A task of a shim-v2 runtime is watched through the shim's
+    /// report (Wait) instead. The exit is settled under the container's operation lock.
     pub(super) fn watch(&self, c: &Arc<Container>, shim: &ShimProcess) {
-        let watch = match Process::open(shim.pid, Some(shim.start_time)) {
-            Ok(Some(process)) => Some(process.watch()),
-            _ => None,
+        let task = self.task_runtime(c);
+        let watch = match task.as_ref().and_then(|rt| rt.exit_reporter(&c.id)) {
+            Some(exited) => Some(ExitWatch::reported(exited)),
+            None => match Process::open(shim.pid, Some(shim.start_time)) {
+                Ok(Some(process)) => Some(process.watch()),
+                _ => None,
+            },
         };
         c.set_watch(watch.clone());
         let (container, events) = (Arc::clone(c), self.events.clone());
         let sandboxes = Arc::clone(&self.sandboxes);
         let exit_file = self.dir(&c.id).join("exit.json");
         let record_path = self.dir(&c.id).join("container.json");
-        let task = self.task_runtime(c);
         tokio::spawn(async move {
             if let Some(watch) = watch {
                 let mut rx = watch.subscribe();
@@ -488,12 +492,11 @@ impl ContainerManager {
     async fn start_in_shim(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         let result = self.dir(&c.id).join(crust_shim::sandboxed::START_RESULT);
         let _ = std::fs::remove_file(&result);
-        let Some(watch) = c.watch().filter(|w| !w.has_exited()) else {
+        let watch = c.watch().filter(|w| !w.has_exited());
+        let Some(shim) = watch.as_ref().and_then(|w| w.process()) else {
             return Err(ContainerError::Shim("the shim is gone".into()));
         };
-        watch
-            .process()
-            .signal(libc::SIGUSR2)
+        shim.signal(libc::SIGUSR2)
             .map_err(io("signal the shim of", &self.dir(&c.id)))?;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         while tokio::time::Instant::now() < deadline {
@@ -533,7 +536,9 @@ impl ContainerManager {
             && record.shim.as_ref().is_some_and(|s| s.sandboxed);
         if never_started {
             // Nothing runs yet; the shim gives the container up on SIGTERM (exit code 255).
-            let _ = watch.process().signal(libc::SIGTERM);
+            if let Some(shim) = watch.process() {
+                let _ = shim.signal(libc::SIGTERM);
+            }
             return match watch.wait(KILL_TIMEOUT).await {
                 true => self.finish_stop(c).await,
                 false => Err(ContainerError::StopTimeout {
@@ -712,10 +717,8 @@ impl ContainerManager {
                     "the container's task-io (its log writer) is not running".into(),
                 ));
             }
-        } else {
-            watch
-                .process()
-                .signal(libc::SIGUSR1)
+        } else if let Some(shim) = watch.process() {
+            shim.signal(libc::SIGUSR1)
                 .map_err(io("signal the shim of", &self.dir(&c.id)))?;
         }
         if record.log_path.is_empty() {

@@ -91,6 +91,12 @@ pub trait OciRuntime: Send + Sync + std::fmt::Debug {
         let _ = id;
         None
     }
+    /// What resolves when task `id` exits, for a runtime that reports its tasks' exits itself
+    /// (shim-v2: Wait, as containerd watches them; a VM runtime's pids are not the host's);
+    /// `None`: the exit is seen through a pidfd on the init pid.
+    fn exit_reporter(&self, _id: &str) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        None
+    }
     /// ExecSync through the runtime itself; `None`: run it through the CLI.
     async fn exec_sync(
         &self,

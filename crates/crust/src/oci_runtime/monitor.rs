@@ -1,11 +1,14 @@
-//! Process exit monitoring through pidfds.
+//! Process exit monitoring: pidfds, or what the runtime reports.
 //!
 //! [`Process::open`] pins a pid with `pidfd_open` (checking its start time, so a recycled pid is
 //! never mistaken for ours); [`Process::watch`] spawns one task that waits for the pidfd to become
 //! readable (the process exited) and flips a watch channel. Signals go through `pidfd_send_signal`,
-//! which cannot hit a recycled pid.
+//! which cannot hit a recycled pid. A task of a runtime that reports its exits itself (a shim v2:
+//! Wait; a VM runtime's pids are not the host's) is watched by [`ExitWatch::reported`] instead,
+//! with no pid behind it.
 
 use std::{
+    future::Future,
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::Arc,
@@ -94,30 +97,44 @@ impl Process {
 
     /// Spawns the watcher task; the returned [`ExitWatch`] turns true once the process exited.
     pub fn watch(self) -> ExitWatch {
-        let (tx, rx) = watch::channel(false);
         let process = Arc::new(self);
         let watched = process.clone();
-        tokio::spawn(async move {
+        ExitWatch::spawn(Some(process), async move {
             if let Err(e) = watched.exited().await {
                 tracing::warn!(pid = watched.pid, error = %e, "pidfd wait failed");
             }
-            let _ = tx.send(true);
-        });
-        ExitWatch { process, rx }
+        })
     }
 }
 
-/// A watched process: signal it, ask whether it exited, wait for the exit.
+/// A watched process or task: signal it (a process), ask whether it exited, wait for the exit.
 #[derive(Debug, Clone)]
 pub struct ExitWatch {
-    process: Arc<Process>,
+    process: Option<Arc<Process>>,
     rx: watch::Receiver<bool>,
 }
 
 impl ExitWatch {
-    /// The watched process.
-    pub fn process(&self) -> &Process {
-        &self.process
+    /// A task whose runtime reports the exit: true once `exited` resolves.
+    pub fn reported(exited: impl Future<Output = ()> + Send + 'static) -> ExitWatch {
+        Self::spawn(None, exited)
+    }
+
+    fn spawn(
+        process: Option<Arc<Process>>,
+        exited: impl Future<Output = ()> + Send + 'static,
+    ) -> ExitWatch {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            exited.await;
+            let _ = tx.send(true);
+        });
+        ExitWatch { process, rx }
+    }
+
+    /// The watched process (none for a task its runtime reports on).
+    pub fn process(&self) -> Option<&Process> {
+        self.process.as_deref()
     }
 
     /// True once the exit was observed.
@@ -186,7 +203,7 @@ mod tests {
             .is_none());
         let w = proc_.watch();
         assert!(!w.wait(Duration::from_millis(50)).await);
-        w.process().signal(libc::SIGKILL).unwrap();
+        w.process().unwrap().signal(libc::SIGKILL).unwrap();
         // The pidfd turns readable when the child becomes a zombie, before it is reaped.
         assert!(w.wait(Duration::from_secs(5)).await);
         assert!(w.has_exited());
@@ -195,7 +212,19 @@ mod tests {
             "a zombie counts as gone"
         );
         child.wait().unwrap();
-        w.process().signal(libc::SIGKILL).unwrap();
+        w.process().unwrap().signal(libc::SIGKILL).unwrap();
         assert!(Process::open(pid, None).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_reported_exit_turns_the_watch() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let w = ExitWatch::reported(async move {
+            let _ = rx.await;
+        });
+        assert!(w.process().is_none());
+        assert!(!w.wait(Duration::from_millis(50)).await);
+        tx.send(()).unwrap();
+        assert!(w.wait(Duration::from_secs(5)).await);
     }
 }

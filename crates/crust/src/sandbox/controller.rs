@@ -64,6 +64,12 @@ pub trait SandboxController: Send + Sync + std::fmt::Debug {
         &self,
         record: &SandboxRecord,
     ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError>;
+    /// The watch on a recovered sandbox's process: `process` (pinned from the record) or, for a
+    /// runtime that reports its tasks' exits, that report.
+    fn watch(&self, record: &SandboxRecord, process: Option<Process>) -> Option<ExitWatch> {
+        let _ = record;
+        process.map(Process::watch)
+    }
     /// Kills the sandbox process and waits for it to exit; no-op when it is gone.
     async fn stop(
         &self,
@@ -126,6 +132,28 @@ impl PauseController {
             .ok_or_else(|| ControllerError::UnknownHandler(handler.to_string()))
     }
 
+    /// Stops a sandbox task its runtime reports on: SIGKILL through the runtime (a shim's Kill),
+    /// then the reported exit.
+    async fn stop_task(
+        &self,
+        record: &SandboxRecord,
+        watch: &ExitWatch,
+    ) -> Result<(), ControllerError> {
+        let runtime = self.runtime(&record.runtime_handler)?;
+        match runtime.kill(&record.id, libc::SIGKILL).await {
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => {}
+        }
+        if !watch.wait(STOP_TIMEOUT).await {
+            return Err(ControllerError::StopTimeout {
+                pid: record.pause.map_or(0, |p| p.pid),
+                timeout: STOP_TIMEOUT,
+            });
+        }
+        tracing::debug!(id = %record.id, "sandbox task stopped");
+        Ok(())
+    }
+
     async fn write_bundle(
         &self,
         record: &SandboxRecord,
@@ -177,12 +205,26 @@ impl SandboxController for PauseController {
         let runtime = self.runtime(&record.runtime_handler)?;
         let bundle = self.write_bundle(record, paths, netns).await?;
         let pid = runtime.create(&record.id, &bundle).await?;
-        let process = open_process(pid)?.ok_or(ControllerError::Vanished { pid })?;
+        let process = open_process(pid)?;
         let pause = PauseProcess {
             pid,
-            start_time: process.start_time(),
+            start_time: process.as_ref().map_or(0, Process::start_time),
         };
-        Ok((pause, process.watch()))
+        let watch = self
+            .watch(record, process)
+            .ok_or(ControllerError::Vanished { pid })?;
+        Ok((pause, watch))
+    }
+
+    fn watch(&self, record: &SandboxRecord, process: Option<Process>) -> Option<ExitWatch> {
+        let reported = self
+            .runtime(&record.runtime_handler)
+            .ok()
+            .and_then(|runtime| runtime.exit_reporter(&record.id));
+        match reported {
+            Some(exited) => Some(ExitWatch::reported(exited)),
+            None => process.map(Process::watch),
+        }
     }
 
     async fn reattach(
@@ -199,13 +241,12 @@ impl SandboxController for PauseController {
         let Some(pid) = runtime.pid(&record.id).await? else {
             return Ok(None);
         };
-        Ok(open_process(pid)?.map(|process| {
-            let pause = PauseProcess {
-                pid,
-                start_time: process.start_time(),
-            };
-            (pause, process.watch())
-        }))
+        let process = open_process(pid)?;
+        let pause = PauseProcess {
+            pid,
+            start_time: process.as_ref().map_or(0, Process::start_time),
+        };
+        Ok(self.watch(record, process).map(|watch| (pause, watch)))
     }
 
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
@@ -226,9 +267,11 @@ impl SandboxController for PauseController {
         if watch.has_exited() {
             return Ok(());
         }
-        let pid = watch.process().pid();
-        watch
-            .process()
+        let Some(process) = watch.process() else {
+            return self.stop_task(record, watch).await;
+        };
+        let pid = process.pid();
+        process
             .signal(libc::SIGKILL)
             .map_err(|source| ControllerError::Io {
                 what: "pidfd_send_signal",

@@ -84,11 +84,12 @@ impl SandboxManager {
         let was = record.state;
         let sandbox = Arc::new(Sandbox::new(record, path, true));
         self.store().restore(sandbox.clone());
-        let alive = pause.and_then(|p| Process::open(p.pid, Some(p.start_time)).ok().flatten());
-        let watch = match alive {
-            Some(process) => Some(process.watch()),
-            None if pause.is_none() => self.reattach(&sandbox).await,
-            None => None,
+        let watch = match pause {
+            Some(p) => {
+                let alive = Process::open(p.pid, Some(p.start_time)).ok().flatten();
+                self.controller().watch(&sandbox.snapshot(), alive)
+            }
+            None => self.reattach(&sandbox).await,
         };
         if let Some(watch) = watch {
             sandbox.set_pause_watch(Some(watch.clone()));

@@ -8,8 +8,9 @@
 //! `<parent>/<id>`), holding a copy of crust's `config.json` and what the shim writes there
 //! (`address`, `options.json`, its `log` FIFO and `shim.pid` in the sandbox's).
 //!
-//! Exits: the task's init pid is watched by crust's pidfd monitor like any other; its exit
-//! status comes from the shim's Wait. A shim that dies is noticed through its own pidfd: every
+//! Exits: as containerd watches them, through the shim's Wait on every task (sandbox and
+//! containers), never through the task's pid (a VM runtime's pids are not the host's); signals
+//! go through the shim's Kill. A shim that dies is noticed through its own pidfd: every
 //! task it held is cleaned up with `SHIM delete` (which kills what the runtime still runs) and
 //! its exit status kept in `exit.json` of the task's bundle. After a crustd restart the shims are
 //! reconnected from the `address` files ([`ShimV2Runtime::recover`]).
@@ -520,6 +521,26 @@ impl OciRuntime for ShimV2Runtime {
             }),
             _ => wait_for_kept_exit(&dir).await,
         }
+    }
+
+    fn exit_reporter(&self, id: &str) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        let (this, id) = (self.clone(), id.to_string());
+        Some(Box::pin(async move {
+            // An error is a shim gone (or a task it no longer knows): the exit then is what its
+            // cleanup keeps, read once this resolves.
+            let waited = match this.conn_for(&id).await {
+                Ok(conn) => conn.shim.wait(&id, "").await.map_err(OciError::from),
+                Err(e) => Err(e),
+            };
+            match waited {
+                Ok(exit_status) => {
+                    tracing::debug!(id = %id, exit_status, "the shim reported the task's exit")
+                }
+                Err(e) => {
+                    tracing::debug!(id = %id, error = %e, "Wait of the task ended without an exit status")
+                }
+            }
+        }))
     }
 
     async fn exec_sync(
