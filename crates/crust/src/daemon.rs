@@ -208,6 +208,11 @@ fn state_counts(pods: &SandboxManager, containers: &ContainerManager) -> StateCo
 }
 
 /// crust-shim: next to this executable, else on PATH.
+/// What shims run to publish an event: this crustd (`crustd --address A publish ...`).
+fn publish_binary() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| resolve_binary(Path::new("crustd")))
+}
+
 fn shim_binary() -> PathBuf {
     let beside = std::env::current_exe()
         .ok()
@@ -257,7 +262,7 @@ fn runtimes(config: &Config) -> BTreeMap<String, Arc<dyn OciRuntime>> {
                     Arc::new(RuncRuntime::new(cli, rt.clone()))
                 }
                 RuntimeType::ShimV2 => {
-                    Arc::new(ShimV2Runtime::new(binary, root, shim_binary(), rt.clone()))
+                    Arc::new(ShimV2Runtime::new(binary, root, publish_binary(), rt.clone()))
                 }
             };
             (handler.clone(), runtime)

@@ -1,7 +1,9 @@
 //! crustd: the crust CRI v1 daemon.
 //!
 //! `crustd [serve]` runs the daemon; `crustd config` prints the effective configuration;
-//! `crustd version` prints the version. Flags override the config file.
+//! `crustd version` prints the version; `crustd --address A publish --topic T --namespace N`
+//! is the `-publish-binary` of crust's shim v2 runtimes (the event on stdin). Flags override the
+//! config file.
 
 use std::path::PathBuf;
 
@@ -28,6 +30,9 @@ struct Cli {
     /// Config file (TOML). A missing default file means built-in defaults.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Events address of a shim v2 handler (`publish`: the `-address` the shim was given).
+    #[arg(long, global = true)]
+    address: Option<PathBuf>,
     /// Log filter (RUST_LOG syntax).
     #[arg(long, global = true, default_value = "info", env = "CRUST_LOG")]
     log: String,
@@ -43,6 +48,40 @@ enum Command {
     Config,
     /// Print the version.
     Version,
+    /// Forward one shim event (a protobuf Any on stdin) to crustd: a shim's publish binary.
+    Publish {
+        /// The event's topic, such as `/tasks/oom`.
+        #[arg(long)]
+        topic: String,
+        /// The containerd namespace the shim runs in.
+        #[arg(long)]
+        namespace: String,
+    },
+}
+
+/// The largest event `publish` reads from stdin.
+const MAX_EVENT: u64 = 4 << 20;
+
+/// `crustd --address A publish --topic T --namespace N`.
+fn publish(address: Option<&PathBuf>, topic: &str, namespace: &str) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let address = address.context("publish needs --address")?;
+    let mut event = Vec::new();
+    std::io::stdin()
+        .take(MAX_EVENT + 1)
+        .read_to_end(&mut event)
+        .context("read the event from stdin")?;
+    anyhow::ensure!(
+        event.len() as u64 <= MAX_EVENT,
+        "the event is over {MAX_EVENT} bytes"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let published = crust::oci_runtime::shim_v2::publish_event(address, namespace, topic, &event);
+    runtime.block_on(published)?;
+    Ok(())
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -87,17 +126,18 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 fn main() -> anyhow::Result<()> {
     crust::notify::take_from_env();
     let cli = Cli::parse();
-    let config = load_config(&cli)?;
     match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Config => {
-            print!("{}", config.to_toml());
+            print!("{}", load_config(&cli)?.to_toml());
             Ok(())
         }
         Command::Version => {
             println!("crustd {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Publish { topic, namespace } => publish(cli.address.as_ref(), topic, namespace),
         Command::Serve => {
+            let config = load_config(&cli)?;
             crust::memory::limit_arenas();
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))

@@ -64,6 +64,47 @@ async fn log_has(logs: &std::path::Path, file: &str, text: &str) -> bool {
     .await
 }
 
+/// A protobuf field: tag (wire type 2) then the length-prefixed bytes (all under 128 here).
+fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![number << 3 | 2, bytes.len() as u8];
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// crustd as a shim's `-publish-binary`: `crustd --address A publish --topic T --namespace N`
+/// with a `google.protobuf.Any` (a TaskOOM) on stdin, as containerd's older shim library runs
+/// it; the event reaches crustd's events server.
+fn publish_checks(d: &Daemon, container: &str) {
+    let oom = field(1, container.as_bytes());
+    let mut any = field(1, b"containerd.events.TaskOOM");
+    any.extend(field(2, &oom));
+    let address = d.state.join("runtime/runc-shim/events");
+    let publish = |topic: &str, stdin: &[u8]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crustd"))
+            .arg("--address")
+            .arg(&address)
+            .args(["publish", "--topic", topic, "--namespace", "k8s.io"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = publish("/tasks/oom", &any);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logged = "shim event topic=/tasks/oom namespace=k8s.io";
+    assert!(d.log_text().contains(logged), "{}", d.log_text());
+    let junk = publish("/tasks/oom", b"\xff\xff\xff");
+    assert!(!junk.status.success(), "junk is refused");
+    assert!(String::from_utf8_lossy(&junk.stderr).contains("not a protobuf Any"));
+}
+
 #[tokio::test]
 async fn a_pod_and_its_containers_run_in_one_containerd_shim() {
     let d = Daemon::start_with(HANDLER, &[]).await;
@@ -197,6 +238,8 @@ async fn a_pod_and_its_containers_run_in_one_containerd_shim() {
     let cgroup = format!("{}/{long}", d.cgroup_parent);
     let shares = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{cgroup}/cpu.shares")).unwrap();
     assert_eq!(shares.trim(), "512", "the shim's runc applied the update");
+
+    publish_checks(&d, &long);
 
     let socket = shim_socket(&d, &pod);
     assert!(socket.exists());

@@ -15,7 +15,9 @@
 //! its exit status kept in `exit.json` of the task's bundle. After a crustd restart the shims are
 //! reconnected from the `address` files ([`ShimV2Runtime::recover`]).
 //!
-//! Events from the shims arrive on a ttrpc Events server at `<root>/events.ttrpc` and are logged.
+//! Events from the shims arrive on a ttrpc Events server at `<root>/events.ttrpc` and are logged;
+//! shims that publish through their `-publish-binary` run `crustd --address <root>/events
+//! publish ...` ([`publish_event`]), which forwards to the same server.
 
 mod exec;
 pub mod stream;
@@ -36,6 +38,17 @@ use crate::{
     container::shim::{read_exit, ExitFile},
     events::now_ns,
 };
+
+/// `crustd publish`, the `-publish-binary` of crust's shims: forwards one event (a protobuf
+/// `Any`) to the events server at `address`'s `.ttrpc` path.
+pub async fn publish_event(
+    address: &Path,
+    namespace: &str,
+    topic: &str,
+    event: &[u8],
+) -> Result<(), OciError> {
+    Ok(shim_v2::events::publish(address, namespace, topic, event).await?)
+}
 
 /// The containerd namespace crust's shims file their state under.
 pub const NAMESPACE: &str = "k8s.io";
@@ -121,7 +134,7 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Oci
 
 impl ShimV2Runtime {
     /// `shim` is the resolved shim binary, `root` the handler's state dir, `publisher` the
-    /// binary the shim is told to publish events with (crust-shim).
+    /// binary the shim is told to publish events with (crustd, whose `publish` forwards them).
     pub fn new(shim: PathBuf, root: PathBuf, publisher: PathBuf, config: RuntimeConfig) -> Self {
         let options = runc_options(&config.options.clone().unwrap_or_default(), &root);
         let runc = match options.binary_name.as_str() {
