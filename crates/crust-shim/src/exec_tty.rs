@@ -1,11 +1,13 @@
 //! `crust-shim exec-tty`: the terminal side of a streaming Exec. runc hands a terminal's master
 //! over a console socket only to a detached `runc exec`, whose process then outlives runc; this
-//! helper is the child subreaper that inherits it. It runs `runc exec -d --tty`, passes the master
-//! to crustd over descriptor 3 (SCM_RIGHTS), waits for the exec'd process and prints
-//! `exit <code>` (or `error <message>`) on stdout.
+//! helper is the child subreaper that inherits it. It runs `runc exec --detach --process FILE`
+//! (the process spec crustd wrote, with `terminal: true`: runsc has no `--tty` and takes the
+//! terminal from the spec as runc does), passes the master to crustd over descriptor 3
+//! (SCM_RIGHTS), waits for the exec'd process and prints `exit <code>` (or `error <message>`)
+//! on stdout.
 //!
 //! `crust-shim exec-tty --runtime R --runtime-root DIR [--runtime-arg A]... --id ID --pid-file FILE
-//! -- CMD...`
+//! --process FILE`
 
 use std::{
     os::fd::{AsRawFd, RawFd},
@@ -22,17 +24,14 @@ struct ExecArgs {
     runtime_args: Vec<String>,
     id: String,
     pid_file: PathBuf,
-    cmd: Vec<String>,
+    process: PathBuf,
 }
 
 fn parse(args: &[String]) -> Result<ExecArgs, String> {
     let mut it = args.iter();
     let (mut runtime, mut root, mut id, mut pid_file) = (None, None, None, None);
-    let mut runtime_args = Vec::new();
+    let (mut runtime_args, mut process) = (Vec::new(), None);
     while let Some(flag) = it.next() {
-        if flag == "--" {
-            break;
-        }
         let value = it
             .next()
             .ok_or_else(|| format!("{flag} needs a value"))?
@@ -43,12 +42,9 @@ fn parse(args: &[String]) -> Result<ExecArgs, String> {
             "--runtime-arg" => runtime_args.push(value),
             "--id" => id = Some(value),
             "--pid-file" => pid_file = Some(PathBuf::from(value)),
+            "--process" => process = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
         }
-    }
-    let cmd: Vec<String> = it.cloned().collect();
-    if cmd.is_empty() {
-        return Err("no command after --".into());
     }
     Ok(ExecArgs {
         runtime: runtime.ok_or("--runtime is required")?,
@@ -56,7 +52,7 @@ fn parse(args: &[String]) -> Result<ExecArgs, String> {
         runtime_args,
         id: id.ok_or("--id is required")?,
         pid_file: pid_file.ok_or("--pid-file is required")?,
-        cmd,
+        process: process.ok_or("--process is required")?,
     })
 }
 
@@ -102,12 +98,13 @@ fn run(a: &ExecArgs) -> Result<i32, String> {
     cmd.arg("--root")
         .arg(&a.root)
         .args(&a.runtime_args)
-        .args(["exec", "-d", "--tty", "--console-socket"])
+        .args(["exec", "--detach", "--console-socket"])
         .arg(&socket)
         .arg("--pid-file")
         .arg(&a.pid_file)
+        .arg("--process")
+        .arg(&a.process)
         .arg(&a.id)
-        .args(&a.cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -98,6 +98,7 @@ async fn exec_over_spdy_streams_exit_codes_stdin_output_and_a_terminal() {
         .unwrap();
     start(&mut c, &id).await;
     exec_checks(&mut c, &id).await;
+    identity_checks(&mut c, &pod, &env.image).await;
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
@@ -139,6 +140,7 @@ async fn exec_through_a_containerd_shim_over_spdy() {
         assert_eq!(r["stdout"], "round\n", "round {round}: {r}");
     }
     killed_client_checks(&mut c, &id).await;
+    identity_checks(&mut c, &pod, &env.image).await;
     // The exec'd process is the shim's (runc exec -d under it, then reparented to the shim, a
     // subreaper), where through the CLI `runc exec` stays its parent while it runs.
     let url = exec_url(&mut c, &id, &["sleep", "4243"], false, false).await;
@@ -154,6 +156,73 @@ async fn exec_through_a_containerd_shim_over_spdy() {
     common::stop_remove(&mut c, &pod).await;
     d.assert_no_leaks().await;
 }
+
+/// An exec (ExecSync, and streaming with pipes and with a terminal) runs as the container's
+/// process does: its user, groups, working dir and env; on a new container in `pod`.
+async fn identity_checks(c: &mut Client, pod: &str, image: &str) {
+    let mut config = ctr("user", image, "cd /tmp && exec sleep 1000");
+    config.working_dir = "/tmp".into();
+    config.linux = Some(cri_api::v1::LinuxContainerConfig {
+        security_context: Some(cri_api::v1::LinuxContainerSecurityContext {
+            run_as_user: Some(cri_api::v1::Int64Value { value: 1000 }),
+            supplemental_groups: vec![4000],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let user = create(c, pod, config).await.unwrap();
+    start(c, &user).await;
+    let script = "echo $(id -u) $(id -G) $(pwd) $FROM_IMAGE";
+    let (code, out, err) = common::ctr::exec(c, &user, script, 10).await.unwrap();
+    assert_eq!(
+        (code, out.trim()),
+        (0, "1000 1000 2000 4000 /tmp 1"),
+        "ExecSync: {err}"
+    );
+    for tty in [false, true] {
+        let url = exec_url(c, &user, &["sh", "-c", script], false, tty).await;
+        let args: &[&str] = match tty {
+            true => &["--stdout", "--tty"],
+            false => &["--stdout", "--stderr"],
+        };
+        let r = spdy(&url, args);
+        let out = r["stdout"].as_str().unwrap_or("").trim().to_string();
+        assert_eq!(out, "1000 1000 2000 4000 /tmp 1", "tty {tty}: {r}");
+    }
+}
+
+/// The same sessions in gVisor (Debian's runsc as an `oci` handler): `runsc exec` with pipes
+/// and with a terminal on the console socket, attach to containers whose stdio runsc took at
+/// start.
+#[tokio::test]
+async fn exec_and_attach_inside_gvisor_over_spdy() {
+    let d = Daemon::start_with(RUNSC_HANDLER, &[]).await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let pod = c
+        .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {
+            config: Some(d.pod("stream-gvisor")),
+            runtime_handler: "runsc".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()))
+        .into_inner()
+        .pod_sandbox_id;
+    let id = create(&mut c, &pod, ctr("target", &env.image, "exec sleep 1000"))
+        .await
+        .unwrap();
+    start(&mut c, &id).await;
+    exec_checks(&mut c, &id).await;
+    let url = exec_url(&mut c, &id, &["busybox", "dmesg"], false, false).await;
+    let r = spdy(&url, &["--stdout", "--stderr"]);
+    assert!(r["stdout"].as_str().unwrap_or("").contains("gVisor"), "{r}");
+    identity_checks(&mut c, &pod, &env.image).await;
+    attach_checks(&mut c, &pod, &env.image).await;
+    common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+const RUNSC_HANDLER: &str = "[runtimes.runsc]\nruntime_args = [\"--network=host\"]\n";
 
 /// The command name of the parent of the process whose `/proc/PID/cmdline` is `cmdline`.
 fn parent_comm_of(cmdline: &str) -> Option<String> {
@@ -359,6 +428,60 @@ async fn attach_through_a_containerd_shim_over_spdy() {
     let pod = run_on_shim(&d, &mut c, "stream-attach-shim").await;
     attach_checks(&mut c, &pod, &env.image).await;
     common::stop_remove(&mut c, &pod).await;
+    d.assert_no_leaks().await;
+}
+
+/// What a crustd crash leaves running stays reachable: after `kill -9` and a restart, attach
+/// (crust-shim's socket for runc, task-io's for the runc shim) and exec (runc exec, the shim's
+/// Exec on a reconnected shim) work on containers started before it, with stdin.
+#[tokio::test]
+async fn attach_and_exec_reach_containers_started_before_a_crustd_crash() {
+    let mut d = Daemon::start_with(SHIM_HANDLER, &[]).await;
+    let env = busybox(&d).await;
+    let mut c = d.client().await;
+    let runc_pod = d.run_config(&mut c, d.pod("crash-runc")).await;
+    let shim_pod = run_on_shim(&d, &mut c, "crash-shim").await;
+    let mut ids = Vec::new();
+    for pod in [&runc_pod, &shim_pod] {
+        let mut echo = ctr("echo", &env.image, "while read l; do echo got:$l; done");
+        echo.stdin = true;
+        let id = create(&mut c, pod, echo).await.unwrap();
+        start(&mut c, &id).await;
+        ids.push(id);
+    }
+    d.kill9();
+    d.restart().await;
+    let mut c = d.client().await;
+    for id in &ids {
+        let request = AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        };
+        let url = c.attach(request).await.unwrap().into_inner().url;
+        let r = spdy(
+            &url,
+            &[
+                "--stdin",
+                "after the crash\n",
+                "--keep-stdin",
+                "--stdout",
+                "--stderr",
+                "--timeout-ms",
+                "3000",
+            ],
+        );
+        let out = r["stdout"].as_str().unwrap_or("");
+        assert!(out.contains("got:after the crash"), "{id}: {r}");
+        let url = exec_url(&mut c, id, &["cat"], true, false).await;
+        let r = spdy(&url, &["--stdin", "exec'd\n", "--stdout", "--stderr"]);
+        assert_eq!(r["stdout"], "exec'd\n", "{id}: {r}");
+        assert_eq!(status(&r)["status"], "Success", "{r}");
+    }
+    common::stop_remove(&mut c, &runc_pod).await;
+    common::stop_remove(&mut c, &shim_pod).await;
     d.assert_no_leaks().await;
 }
 

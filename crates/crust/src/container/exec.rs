@@ -1,4 +1,5 @@
-//! ExecSync: `runc exec` in a running container (its process spec: env, user, capabilities),
+//! ExecSync: `runc exec --process` in a running container (its own process spec: env, user,
+//! capabilities; see [`crate::oci_runtime::exec_process`]),
 //! output captured up to a cap per stream (the rest is read and dropped so the process never
 //! blocks on a full pipe), a timeout after which the exec'd process itself is killed (through its
 //! pid file: killing `runc exec` alone would orphan it), and the exit code returned.
@@ -8,7 +9,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 use super::ContainerError;
-use crate::oci_runtime::RuntimeCli;
+use crate::oci_runtime::{exec_process::ExecFiles, RuntimeCli};
 
 /// Most bytes kept per stream (kubelet's limit).
 pub const MAX_OUTPUT: usize = 16 << 20;
@@ -45,14 +46,15 @@ pub async fn exec_sync(
     timeout: Duration,
     scratch: &Path,
 ) -> Result<ExecOutput, ContainerError> {
-    let pid_file = scratch.join(format!("exec-{}.pid", crate::store::id::new_id()));
+    let files = ExecFiles::write(scratch, cmd, false)?;
     let mut child = runtime
         .command()
         .arg("exec")
         .arg("--pid-file")
-        .arg(&pid_file)
+        .arg(&files.pid)
+        .arg("--process")
+        .arg(&files.process)
         .arg(id)
-        .args(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -76,12 +78,12 @@ pub async fn exec_sync(
             Ok(status) => status,
             Err(_) => {
                 timed_out = true;
-                kill_exec(&pid_file);
+                kill_exec(&files.pid);
                 child.wait().await
             }
         }
     };
-    let _ = std::fs::remove_file(&pid_file);
+    drop(files);
     let status = status.map_err(|source| ContainerError::Io {
         what: "wait for",
         path: runtime.binary.clone(),

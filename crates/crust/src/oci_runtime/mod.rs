@@ -5,6 +5,7 @@
 //! without polling the runtime.
 
 pub mod cgroup;
+pub mod exec_process;
 pub mod features;
 pub mod monitor;
 pub mod shim_v2;

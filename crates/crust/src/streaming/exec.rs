@@ -1,5 +1,5 @@
-//! The process side of a streaming Exec: `runc exec` in the container (its process spec: user,
-//! capabilities, seccomp, env, cgroup and namespaces), with pipes, or with a terminal whose
+//! The process side of a streaming Exec: `runc exec --process` in the container (its own process
+//! spec: user, capabilities, env, cwd; [`crate::oci_runtime::exec_process`]), with pipes, or with a terminal whose
 //! master runc hands over on a console socket. The exec'd process's pid comes from runc's pid
 //! file, so a session that ends early can SIGKILL the process itself (killing `runc exec` alone
 //! would orphan it), as kubelet's server does when the stream breaks. For a container of a
@@ -8,14 +8,16 @@
 
 use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    path::PathBuf,
     process::Stdio,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{remotecommand::Size, ExecTarget, Io};
-use crate::oci_runtime::shim_v2::stream::{ExecControl, ExecStreams};
+use crate::oci_runtime::{
+    exec_process::ExecFiles,
+    shim_v2::stream::{ExecControl, ExecStreams},
+};
 
 /// A boxed reader or writer of the process's streams.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
@@ -35,7 +37,8 @@ enum Backend {
     Cli {
         pty: Option<OwnedFd>,
         child: Box<tokio::process::Child>,
-        pid_file: PathBuf,
+        /// The process spec and pid file, removed with the process.
+        files: ExecFiles,
         /// The child is `crust-shim exec-tty`, which prints the exit code.
         helper: bool,
     },
@@ -81,19 +84,11 @@ impl Process {
         if let Some(runtime) = &target.task {
             return Self::spawn_task(runtime.as_ref(), &target.container_id, cmd, io).await;
         }
-        let pid_file = target
-            .scratch
-            .join(format!("exec-{}.pid", &crate::store::id::new_id()[..16]));
-        let mut command = target.runtime.command();
-        command
-            .arg("exec")
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .kill_on_drop(true);
+        let files = ExecFiles::write(&target.scratch, cmd, io.tty).map_err(|e| e.to_string())?;
         if io.tty {
-            Self::spawn_tty(target, cmd, pid_file).await
+            Self::spawn_tty(target, files).await
         } else {
-            Self::spawn_pipes(command, target, cmd, io, pid_file)
+            Self::spawn_pipes(target, io, files)
         }
     }
 
@@ -122,17 +117,18 @@ impl Process {
         })
     }
 
-    fn spawn_pipes(
-        mut command: tokio::process::Command,
-        target: &ExecTarget,
-        cmd: &[String],
-        io: Io,
-        pid_file: PathBuf,
-    ) -> Result<Process, String> {
+    fn spawn_pipes(target: &ExecTarget, io: Io, files: ExecFiles) -> Result<Process, String> {
         let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-        let mut child = command
+        let mut child = target
+            .runtime
+            .command()
+            .arg("exec")
+            .arg("--pid-file")
+            .arg(&files.pid)
+            .arg("--process")
+            .arg(&files.process)
             .arg(&target.container_id)
-            .args(cmd)
+            .kill_on_drop(true)
             .stdin(pipe(io.stdin))
             .stdout(pipe(io.stdout))
             .stderr(pipe(io.stderr))
@@ -145,7 +141,7 @@ impl Process {
             backend: Backend::Cli {
                 pty: None,
                 child: Box::new(child),
-                pid_file,
+                files,
                 helper: false,
             },
         })
@@ -153,11 +149,7 @@ impl Process {
 
     /// A terminal: `crust-shim exec-tty` runs `runc exec -d --tty`, hands the terminal's master
     /// back over a socket pair (descriptor 3) and prints the exit code when the process ends.
-    async fn spawn_tty(
-        target: &ExecTarget,
-        cmd: &[String],
-        pid_file: PathBuf,
-    ) -> Result<Process, String> {
+    async fn spawn_tty(target: &ExecTarget, files: ExecFiles) -> Result<Process, String> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(err("socket pair"))?;
         let fd = theirs.as_raw_fd();
         let mut command = tokio::process::Command::new(&target.shim);
@@ -167,9 +159,9 @@ impl Process {
             .arg("--id")
             .arg(&target.container_id)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg("--")
-            .args(cmd)
+            .arg(&files.pid)
+            .arg("--process")
+            .arg(&files.process)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -204,7 +196,7 @@ impl Process {
             backend: Backend::Cli {
                 pty: Some(master),
                 child: Box::new(child),
-                pid_file,
+                files,
                 helper: true,
             },
         })
@@ -247,21 +239,11 @@ impl Process {
     /// SIGKILLs the exec'd process (through runc's pid file, then runc exec; or the shim).
     pub async fn kill(&mut self) {
         match &mut self.backend {
-            Backend::Cli {
-                child, pid_file, ..
-            } => {
-                crate::container::exec::kill_exec(pid_file);
+            Backend::Cli { child, files, .. } => {
+                crate::container::exec::kill_exec(&files.pid);
                 let _ = child.start_kill();
             }
             Backend::Task(control) => control.kill().await,
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Backend::Cli { pid_file, .. } = &self.backend {
-            let _ = std::fs::remove_file(pid_file);
         }
     }
 }

@@ -43,17 +43,7 @@ pub(super) fn make_fifo(path: &Path) -> Result<Fifo, OciError> {
 
 /// The container's process spec with `cmd` as its argv, with a terminal or not.
 pub(super) fn process_spec(dir: &Path, cmd: &[String], tty: bool) -> Result<Vec<u8>, OciError> {
-    let file = dir.join("config.json");
-    let text = std::fs::read(&file).map_err(io_err("read", &file))?;
-    let spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| OciError::Io {
-        what: "parse",
-        path: file.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    let mut process = spec["process"].clone();
-    process["args"] = serde_json::json!(cmd);
-    process["terminal"] = serde_json::json!(tty);
-    Ok(process.to_string().into_bytes())
+    crate::oci_runtime::exec_process::spec(dir, cmd, tty)
 }
 
 /// Makes a FIFO at `path` (mode 0600).
