@@ -23,6 +23,14 @@ async fn bench_reports_every_rpc_and_the_floor() {
             assert!(report["rpcs"][rpc]["p50_ms"].as_f64().unwrap() > 0.0);
         }
         assert_eq!(report["floor"]["setup"]["n"], 4, "{label}");
+        // The pinned floor is the netns + CNI ADD part of the same pods' setups.
+        let (full, pinned) = (&report["floor"]["setup"], &report["floor"]["pinned_setup"]);
+        assert_eq!(pinned["n"], 4, "{label}");
+        let (full_min, pinned_min) = (full["min_ms"].as_f64(), pinned["min_ms"].as_f64());
+        assert!(
+            pinned_min.unwrap() > 0.0 && pinned_min < full_min,
+            "{label}: {report}"
+        );
         assert!(report["floor"]["teardown"]["p50_ms"].as_f64().unwrap() > 0.0);
         assert_eq!(report["floor_batch"], batch, "{label}");
         let steps = report["floor"]["setup_steps_p50_ms"].as_array().unwrap();
@@ -84,6 +92,10 @@ async fn bench_with_floor(d: &Daemon, concurrency: &str) -> serde_json::Value {
         "{stdout}\n{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         d.log_text()
+    );
+    assert!(
+        stdout.contains("ratio RunPodSandbox p50 / pinned floor (netns + CNI ADD) p50"),
+        "{stdout}"
     );
     assert!(
         stdout.contains("ratio RunPodSandbox p50 / floor setup p50"),

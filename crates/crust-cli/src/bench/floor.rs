@@ -1,7 +1,9 @@
 //! The floor: the raw cost of what a CRI runtime delegates for one pod, measured with the same
 //! conflist, plugins, runc and pause rootfs as crustd, and none of its bookkeeping (no records, no
 //! events, no shm, no gRPC). Setup = netns create (with `lo` up) + CNI ADD + runc create + start;
-//! teardown = SIGKILL + wait + runc delete + CNI DEL + netns removal.
+//! teardown = SIGKILL + wait + runc delete + CNI DEL + netns removal. The pinned floor is the same
+//! pods' netns + CNI ADD alone: the setup of a sandbox whose namespaces are pinned without a pause
+//! process (#16), where `runc create` + `start` of the pause are gone.
 
 use std::{
     path::{Path, PathBuf},
@@ -30,6 +32,8 @@ use super::{in_parallel_range, BenchArgs, Progress, Stats};
 pub struct FloorReport {
     pub conflist: PathBuf,
     pub setup: Stats,
+    /// netns + CNI ADD of the same pods: the floor of a sandbox without a pause.
+    pub pinned_setup: Stats,
     pub teardown: Stats,
     pub setup_wall_s: f64,
     pub teardown_wall_s: f64,
@@ -111,6 +115,7 @@ impl Floor {
         let _ = std::fs::remove_dir_all(&self.env.work);
         let steps = self.setups.lock().await;
         let totals: Vec<Duration> = steps.iter().map(|s| s.iter().sum()).collect();
+        let pinned: Vec<Duration> = steps.iter().map(|s| s[0] + s[1]).collect();
         let setup_steps_p50_ms = SETUP_STEPS
             .iter()
             .enumerate()
@@ -122,6 +127,7 @@ impl Floor {
         FloorReport {
             conflist: self.env.list.source.clone(),
             setup: Stats::of(&totals),
+            pinned_setup: Stats::of(&pinned),
             teardown: Stats::of(&self.teardowns.lock().await),
             setup_wall_s: setup_wall.as_secs_f64(),
             teardown_wall_s: teardown_wall.as_secs_f64(),

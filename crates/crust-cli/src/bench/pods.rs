@@ -324,6 +324,10 @@ fn ratios(
             "RunPodSandbox p50 / floor setup p50".into(),
             run.p50_ms / floor.setup.p50_ms.max(1e-9),
         );
+        out.insert(
+            "RunPodSandbox p50 / pinned floor (netns + CNI ADD) p50".into(),
+            run.p50_ms / floor.pinned_setup.p50_ms.max(1e-9),
+        );
     }
     if let Some(td) = rpcs.get("Stop+Remove") {
         out.insert(
@@ -365,6 +369,7 @@ pub fn print(report: &Report) {
     }
     if let Some(f) = &report.floor {
         row("floor: setup", &f.setup);
+        row("floor: pinned setup", &f.pinned_setup);
         row("floor: teardown", &f.teardown);
     }
     println!(
