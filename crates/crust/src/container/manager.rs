@@ -1,9 +1,9 @@
-//! The container verbs. Create runs under the pod's operation lock (so it cannot race
-//! StopPodSandbox: C4), writes the record ahead of any side effect, mounts the overlay rootfs,
-//! writes the OCI spec and starts crust-shim, which runs `runc create`; a failure undoes all of it.
-//! Start is `runc start`. The shim's exit (watched through a pidfd) means the container exited;
-//! its exit file has the code. Stop signals, waits, then SIGKILLs; Remove forces a running one
-//! down, deletes it from runc, unmounts and forgets it. Everything is idempotent.
+//! The container manager and the container's lifecycle verbs (Create is in [`super::create`],
+//! the verbs on a running container in [`super::running`]). Start is `runc start`. The shim's
+//! exit (watched through a pidfd; a shim v2 task's through the shim's Wait) means the container
+//! exited; its exit file has the code. Stop signals, waits, then SIGKILLs; Remove forces a
+//! running one down, deletes it from the runtime, unmounts and forgets it. Everything is
+//! idempotent.
 
 use std::{
     collections::BTreeMap,
@@ -12,29 +12,24 @@ use std::{
     time::Duration,
 };
 
-use cri_api::v1::{ContainerConfig, ContainerFilter};
+use cri_api::v1::ContainerFilter;
 
 use super::{
-    exec,
-    host_facts::{self, HostFacts, ImageVolume},
+    host_facts,
     record::{Container, ContainerRecord, ShimProcess, RECORD_VERSION},
-    shim::{self, ShimArgs},
-    signal,
-    spec::{container_spec, SpecInput},
+    shim, signal,
     state::ContainerState,
-    stats,
-    validate::{self, invalid},
-    ContainerError,
+    stats, ContainerError,
 };
 use crate::{
     events::{now_ns, Event, EventBus, EventKind},
     image::{rootfs, store::ImageStore},
     oci_runtime::{
-        monitor::{start_time, ExitWatch, Process},
+        monitor::{ExitWatch, Process},
         OciRuntime,
     },
-    sandbox::{record::SandboxRecord, SandboxManager},
-    store::{id::new_id, write_record, Index, Registrar},
+    sandbox::SandboxManager,
+    store::{write_record, Index, Registrar},
 };
 
 /// How long a SIGKILLed container may take to go.
@@ -76,7 +71,7 @@ pub(super) fn io<'a>(
     }
 }
 
-fn task(e: tokio::task::JoinError) -> ContainerError {
+pub(super) fn task(e: tokio::task::JoinError) -> ContainerError {
     ContainerError::Task(e.to_string())
 }
 
@@ -124,7 +119,7 @@ impl ContainerManager {
         persist(c, self.dir(&c.id).join("container.json")).await
     }
 
-    fn publish(&self, c: &Container, kind: EventKind) {
+    pub(super) fn publish(&self, c: &Container, kind: EventKind) {
         self.events.publish(event_for(c, kind, &self.sandboxes));
     }
 
@@ -134,7 +129,10 @@ impl ContainerManager {
     }
 
     /// Stop/Remove: an unknown id is nothing to do (`None`); an empty or ambiguous one is an error.
-    fn find_for_teardown(&self, key: &str) -> Result<Option<Arc<Container>>, ContainerError> {
+    pub(super) fn find_for_teardown(
+        &self,
+        key: &str,
+    ) -> Result<Option<Arc<Container>>, ContainerError> {
         match self.lookup(key) {
             Err(ContainerError::Lookup(crate::store::LookupError::NotFound(_))) => Ok(None),
             other => other.map(Some),
@@ -152,272 +150,6 @@ impl ContainerManager {
             .collect();
         out.sort_by_key(|r| r.created_at_ns);
         out
-    }
-
-    /// CreateContainer.
-    pub async fn create(
-        self: &Arc<Self>,
-        pod_id: &str,
-        config: ContainerConfig,
-    ) -> Result<String, ContainerError> {
-        let meta = config
-            .metadata
-            .clone()
-            .ok_or_else(|| invalid("config.metadata", "is required"))?;
-        if meta.name.is_empty() {
-            return Err(invalid("config.metadata.name", "is required"));
-        }
-        let image_ref = config
-            .image
-            .as_ref()
-            .map(|i| i.image.clone())
-            .unwrap_or_default();
-        if image_ref.is_empty() {
-            return Err(invalid("config.image", "an image reference is required"));
-        }
-        let sandbox = self
-            .sandboxes
-            .store()
-            .lookup(pod_id)
-            .map_err(ContainerError::Sandbox)?;
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let _pod_op = sandbox.lock_op().await;
-            let pod = sandbox.snapshot();
-            if !pod.state.accepts_containers() {
-                return Err(ContainerError::SandboxNotReady {
-                    id: pod.id.clone(),
-                    state: format!("{:?}", pod.state),
-                });
-            }
-            this.create_in(&pod, config, image_ref, meta.attempt).await
-        })
-        .await
-        .map_err(|e| ContainerError::Task(e.to_string()))?
-    }
-
-    async fn create_in(
-        &self,
-        pod: &SandboxRecord,
-        config: ContainerConfig,
-        image_ref: String,
-        attempt: u32,
-    ) -> Result<String, ContainerError> {
-        validate::check_config(pod, &config)?;
-        let features = self.runtime(&pod.runtime_handler)?.features();
-        validate::check_recursive_read_only(&config, &pod.runtime_handler, &features)?;
-        self.pid_target(pod, &config)?;
-        // ImageSpec.image_ref (the digest kubelet resolved) wins over the name when given.
-        let wanted = config
-            .image
-            .as_ref()
-            .map(|i| i.image_ref.clone())
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| image_ref.clone());
-        let image = self
-            .images
-            .find(&wanted)
-            .ok_or_else(|| ContainerError::ImageNotFound(wanted.clone()))?;
-        let lowers = rootfs::ImageRootfs::of(&self.images, &image)
-            .ok_or_else(|| ContainerError::ImageNotFound(image_ref.clone()))?
-            .lowers;
-        let (volumes, volume_images) = self.image_volumes(&config)?;
-        let name = container_name(pod, &config, attempt);
-        let id = new_id();
-        self.registrar
-            .reserve(&name, &id)
-            .map_err(|t| ContainerError::NameTaken {
-                name: name.clone(),
-                holder: t.holder,
-            })?;
-        let record = ContainerRecord {
-            id: id.clone(),
-            name,
-            sandbox_id: pod.id.clone(),
-            log_path: log_path(pod, &config),
-            config,
-            image: image_ref,
-            image_id: image.id.clone(),
-            runtime_handler: pod.runtime_handler.clone(),
-            state: ContainerState::Created,
-            created_at_ns: now_ns(),
-            started_at_ns: 0,
-            finished_at_ns: 0,
-            exit_code: 0,
-            reason: String::new(),
-            message: String::new(),
-            shim: None,
-            cgroups_path: container_cgroups_path(pod, &id),
-            stop_signal: 0,
-            image_volumes: volume_images,
-        };
-        let record = ContainerRecord {
-            stop_signal: stop_signal(&self.images, &record),
-            ..record
-        };
-        let container = Arc::new(Container::new(record));
-        match self
-            .build(&container, pod, &image.config, lowers, volumes)
-            .await
-        {
-            Ok(()) => {
-                self.containers.insert(&id, Arc::clone(&container));
-                self.publish(&container, EventKind::Created);
-                tracing::info!(id = %id, pod = %pod.id, "container created");
-                Ok(id)
-            }
-            Err(e) => {
-                tracing::warn!(id = %id, error = %e, "CreateContainer failed; undoing");
-                if let Err(undo) = self.teardown(&container).await {
-                    tracing::error!(id = %id, error = %undo, "undo of CreateContainer failed; the container stays listed for RemoveContainer");
-                    container.change(|r| {
-                        r.state = ContainerState::Exited;
-                        r.reason = "CreateFailed".into();
-                        r.message = e.to_string();
-                    });
-                    self.containers.insert(&id, Arc::clone(&container));
-                    let _ = self.persist(&container).await;
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// The side effects of create: record, rootfs, spec, shim (runc create).
-    async fn build(
-        &self,
-        c: &Arc<Container>,
-        pod: &SandboxRecord,
-        image_config: &serde_json::Value,
-        lowers: Vec<PathBuf>,
-        volumes: Vec<ImageVolume>,
-    ) -> Result<(), ContainerError> {
-        let dir = self.dir(&c.id);
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        self.persist(c).await?;
-        let mount_dir = dir.clone();
-        let root = tokio::task::spawn_blocking(move || rootfs::mount_overlay(&lowers, &mount_dir))
-            .await
-            .map_err(|e| ContainerError::Task(e.to_string()))?
-            .map_err(io("mount rootfs in", &dir))?;
-        let record = c.snapshot();
-        let (config, image_user, rootfs) = (
-            record.config.clone(),
-            image_config["config"]["User"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            root.clone(),
-        );
-        let bundle = dir.clone();
-        let (log_dir, log_path) = (pod.config.log_directory.clone(), record.log_path.clone());
-        let handler = self.runtime(&record.runtime_handler)?.handler_config();
-        let host_devices = !handler.privileged_without_host_devices;
-        let facts = tokio::task::spawn_blocking(move || {
-            validate::check_log_target(&log_dir, &log_path)?;
-            HostFacts::gather(
-                &config,
-                &image_user,
-                &bundle,
-                &rootfs,
-                &volumes,
-                host_devices,
-            )
-        })
-        .await
-        .map_err(task)??;
-        let spec = self.spec(&record, pod, image_config, &root, &facts)?;
-        let file = dir.join("config.json");
-        std::fs::write(&file, spec.to_string()).map_err(io("write", &file))?;
-        let runtime = self.runtime(&record.runtime_handler)?;
-        let shim = if runtime.holds_stdio() {
-            let (shim, id) = (&self.options.shim, &c.id);
-            super::task::create(runtime, shim, id, &dir, &record, &pod.config.log_directory).await?
-        } else {
-            self.start_shim(c, &record, pod, &dir).await?
-        };
-        c.change(|r| r.shim = Some(shim.clone()));
-        self.persist(c).await?;
-        self.watch(c, &shim);
-        Ok(())
-    }
-
-    /// crust-shim for a container of an `oci` handler: it runs `runc create` and monitors.
-    async fn start_shim(
-        &self,
-        c: &Arc<Container>,
-        record: &ContainerRecord,
-        pod: &SandboxRecord,
-        dir: &Path,
-    ) -> Result<ShimProcess, ContainerError> {
-        let runtime = self.runtime(&record.runtime_handler)?.cli().clone();
-        let args = ShimArgs {
-            id: c.id.clone(),
-            bundle: dir.to_path_buf(),
-            runtime,
-            log_path: if record.log_path.is_empty() {
-                PathBuf::from("/dev/null")
-            } else {
-                PathBuf::from(&record.log_path)
-            },
-            // The shim follows no symlink below the pod's log directory.
-            log_root: (!record.log_path.is_empty())
-                .then(|| PathBuf::from(&pod.config.log_directory)),
-            exit_file: dir.join("exit.json"),
-            tty: record.config.tty,
-            stdin: record.config.stdin,
-            stdin_once: record.config.stdin_once,
-        };
-        let started = shim::start(&self.options.shim, args).await?;
-        Ok(ShimProcess {
-            pid: started.shim_pid,
-            start_time: start_time(started.shim_pid).ok().flatten().unwrap_or(0),
-            sandboxed: started.sandboxed,
-            task: false,
-        })
-    }
-
-    fn spec(
-        &self,
-        record: &ContainerRecord,
-        pod: &SandboxRecord,
-        image_config: &serde_json::Value,
-        root: &Path,
-        facts: &HostFacts,
-    ) -> Result<serde_json::Value, ContainerError> {
-        let paths = self.sandboxes.paths(&pod.id);
-        let pause_pid = pod.pause.as_ref().map_or(0, |p| p.pid);
-        let shm = paths.shm();
-        let cgroups_path = record.cgroups_path.clone();
-        let target_pid = match self.pid_target(pod, &record.config)? {
-            Some(target) => Some(self.init_pid(&target)?),
-            None => None,
-        };
-        let input = SpecInput {
-            rootfs: root,
-            image_config,
-            pod: &pod.config,
-            pause_pid,
-            netns: pod.netns.as_deref(),
-            hosts: &paths.hosts(),
-            resolv_conf: &paths.resolv_conf(),
-            hostname: &paths.hostname(),
-            shm: pod.held.shm.then_some(shm.as_path()),
-            cgroups_path: &cgroups_path,
-            user: &facts.user,
-            target_pid,
-            seccomp: facts.seccomp.as_ref(),
-            devices: &facts.devices,
-            caps: &facts.caps,
-            mount_sources: &facts.mount_sources,
-        };
-        let mut spec = container_spec(&record.config, &input);
-        let handler = self.runtime(&record.runtime_handler)?.handler_config();
-        spec["annotations"] = super::spec::annotations(record, pod, handler);
-        if let Some(profile) = &facts.apparmor {
-            spec["process"]["apparmorProfile"] = serde_json::json!(profile);
-        }
-        Ok(spec)
     }
 
     /// Watches the shim; its exit is the container's exit (a shim already gone or a zombie
@@ -489,7 +221,7 @@ impl ContainerManager {
 
     /// Starts a sandboxed runtime's container through its shim, which holds the container's
     /// stdio: SIGUSR2, then the shim's `start.result` (`ok` or `error <message>`).
-    async fn start_in_shim(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+    pub(super) async fn start_in_shim(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         let result = self.dir(&c.id).join(crust_shim::sandboxed::START_RESULT);
         let _ = std::fs::remove_file(&result);
         let watch = c.watch().filter(|w| !w.has_exited());
@@ -570,14 +302,14 @@ impl ContainerManager {
     }
 
     /// The runtime of a container a shim-v2 shim holds (whose exit status the shim keeps).
-    fn task_runtime(&self, c: &Container) -> Option<Arc<dyn OciRuntime>> {
+    pub(super) fn task_runtime(&self, c: &Container) -> Option<Arc<dyn OciRuntime>> {
         let record = c.snapshot();
         record.shim.as_ref().filter(|s| s.task)?;
         self.runtimes.get(&record.runtime_handler).cloned()
     }
 
     /// The container's exit file, asked of the shim first when a shim holds the container.
-    async fn exit_file(&self, c: &Container) -> PathBuf {
+    pub(super) async fn exit_file(&self, c: &Container) -> PathBuf {
         let file = self.dir(&c.id).join("exit.json");
         if let Some(runtime) = self.task_runtime(c) {
             super::task::keep_exit_status(&runtime, &c.id, &file).await;
@@ -585,7 +317,7 @@ impl ContainerManager {
         file
     }
 
-    async fn finish_stop(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+    pub(super) async fn finish_stop(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         if mark_exited(c, &self.exit_file(c).await) {
             note_oom(c);
             self.persist(c).await?;
@@ -613,7 +345,7 @@ impl ContainerManager {
     }
 
     /// Runtime delete, unmount, dir and record removal, name release (idempotent).
-    async fn teardown(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+    pub(super) async fn teardown(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         let record = c.snapshot();
         let runtime = self.runtime(&record.runtime_handler)?;
         if let Err(e) = runtime.delete(&c.id).await {
@@ -638,138 +370,6 @@ impl ContainerManager {
         .map_err(io("remove", &dir))?;
         self.registrar.release(&record.name, &c.id);
         Ok(())
-    }
-
-    /// The container with `key`, which must be running.
-    fn running(&self, key: &str, what: &'static str) -> Result<Arc<Container>, ContainerError> {
-        let c = self.lookup(key)?;
-        let state = c.snapshot().state;
-        if state != ContainerState::Running {
-            return Err(ContainerError::WrongState {
-                id: c.id.clone(),
-                state: format!("{state:?}"),
-                what,
-            });
-        }
-        Ok(c)
-    }
-
-    /// Where a streaming Exec runs: the running container's runtime, root and a scratch dir.
-    pub fn exec_target(&self, key: &str) -> Result<crate::streaming::ExecTarget, ContainerError> {
-        let c = self.running(key, "exec needs a running container")?;
-        let record = c.snapshot();
-        Ok(crate::streaming::ExecTarget {
-            runtime: self.runtime(&record.runtime_handler)?.cli().clone(),
-            container_id: c.id.clone(),
-            scratch: self.dir(&c.id),
-            shim: self.options.shim.clone(),
-            task: self.task_runtime(&c),
-        })
-    }
-
-    /// Where an Attach to a running container goes, with its config (stdin, tty).
-    pub fn attach_target(
-        &self,
-        key: &str,
-    ) -> Result<(crate::streaming::AttachTarget, ContainerConfig), ContainerError> {
-        let c = self.running(key, "only a running container can be attached to")?;
-        let config = c.snapshot().config;
-        let task = self
-            .task_runtime(&c)
-            .map(|runtime| crate::streaming::TaskAttach {
-                runtime,
-                container_id: c.id.clone(),
-                stdin_once: config.stdin_once,
-            });
-        let socket = self.dir(&c.id).join(crust_shim::attach::SOCKET);
-        Ok((crate::streaming::AttachTarget { socket, task }, config))
-    }
-
-    /// ExecSync: runs `cmd` in the running container; `timeout_s` 0 = no timeout.
-    pub async fn exec_sync(
-        &self,
-        key: &str,
-        cmd: &[String],
-        timeout_s: i64,
-    ) -> Result<exec::ExecOutput, ContainerError> {
-        validate::check_argv(cmd)?;
-        let c = self.running(key, "exec needs a running container")?;
-        let record = c.snapshot();
-        let timeout = Duration::from_secs(timeout_s.max(0) as u64);
-        let runtime = self.runtime(&record.runtime_handler)?;
-        if let Some(done) = runtime.exec_sync(&c.id, cmd, timeout).await {
-            return Ok(done?);
-        }
-        exec::exec_sync(runtime.cli(), &c.id, cmd, timeout, &self.dir(&c.id)).await
-    }
-
-    /// ReopenContainerLog: the shim reopens the log path (kubelet renamed the old file away);
-    /// returns once the new file exists.
-    pub async fn reopen_log(&self, key: &str) -> Result<(), ContainerError> {
-        let c = self.running(key, "only a running container's log can be reopened")?;
-        let record = c.snapshot();
-        let Some(watch) = c.watch() else {
-            return Ok(());
-        };
-        if self.task_runtime(&c).is_some() {
-            if !super::task::signal_logger(&self.dir(&c.id)) {
-                return Err(ContainerError::Shim(
-                    "the container's task-io (its log writer) is not running".into(),
-                ));
-            }
-        } else if let Some(shim) = watch.process() {
-            shim.signal(libc::SIGUSR1)
-                .map_err(io("signal the shim of", &self.dir(&c.id)))?;
-        }
-        if record.log_path.is_empty() {
-            return Ok(());
-        }
-        let path = PathBuf::from(&record.log_path);
-        for _ in 0..100 {
-            if path.exists() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Err(ContainerError::Shim(format!(
-            "log {} was not reopened within 1 s",
-            path.display()
-        )))
-    }
-
-    /// UpdateContainerResources: applied by the runtime to a created or running container, and
-    /// kept in the record.
-    pub async fn update_resources(
-        &self,
-        key: &str,
-        resources: cri_api::v1::LinuxContainerResources,
-    ) -> Result<(), ContainerError> {
-        let c = self.lookup(key)?;
-        let _op = c.op.clone().lock_owned().await;
-        let mut record = c.snapshot();
-        if !record.state.may_run() {
-            return Err(ContainerError::WrongState {
-                id: c.id.clone(),
-                state: format!("{:?}", record.state),
-                what: "resources of a stopped container cannot change",
-            });
-        }
-        record
-            .config
-            .linux
-            .get_or_insert_with(Default::default)
-            .resources = Some(resources);
-        let mut json = super::spec::resources(&record.config);
-        if let Some(map) = json.as_object_mut() {
-            map.remove("devices");
-        }
-        let file = self.dir(&c.id).join("resources.json");
-        std::fs::write(&file, json.to_string()).map_err(io("write", &file))?;
-        self.runtime(&record.runtime_handler)?
-            .update(&c.id, &file)
-            .await?;
-        c.change(|r| r.config.linux = record.config.linux.clone());
-        self.persist(&c).await
     }
 
     /// Containers of pod `pod_id`.
@@ -892,33 +492,6 @@ pub fn stop_signal(images: &ImageStore, record: &ContainerRecord) -> i32 {
                 .and_then(signal::by_name)
         })
         .unwrap_or(libc::SIGTERM)
-}
-
-/// kubelet's container name: `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>`.
-fn container_name(pod: &SandboxRecord, config: &ContainerConfig, attempt: u32) -> String {
-    let pm = pod.config.metadata.clone().unwrap_or_default();
-    let name = config.metadata.as_ref().map_or("", |m| m.name.as_str());
-    format!(
-        "k8s_{name}_{}_{}_{}_{attempt}",
-        pm.name, pm.namespace, pm.uid
-    )
-}
-
-/// The pod's log directory joined with the config's relative log path (empty when either is).
-fn log_path(pod: &SandboxRecord, config: &ContainerConfig) -> String {
-    let dir = &pod.config.log_directory;
-    if dir.is_empty() || config.log_path.is_empty() {
-        return String::new();
-    }
-    Path::new(dir).join(&config.log_path).display().to_string()
-}
-
-/// The container's cgroup: a sibling of the pause's under the pod's cgroup parent.
-fn container_cgroups_path(pod: &SandboxRecord, id: &str) -> String {
-    match pod.cgroups_path.rsplit_once('/') {
-        Some((parent, _)) => format!("{parent}/{id}"),
-        None => format!("/crust/{id}"),
-    }
 }
 
 /// ListContainers filters: id (prefix), state, pod id (prefix), labels.

@@ -4,6 +4,7 @@
 
 pub mod apparmor;
 pub mod caps;
+mod create;
 pub mod devices;
 pub mod exec;
 pub mod host_facts;
@@ -12,6 +13,7 @@ pub mod pressure;
 pub mod record;
 pub mod recover;
 pub mod references;
+mod running;
 pub mod seccomp;
 pub mod shim;
 pub mod signal;

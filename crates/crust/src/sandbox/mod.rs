@@ -11,6 +11,7 @@ pub mod order;
 pub mod record;
 pub mod recover;
 pub mod resources;
+mod run_pod;
 pub mod spec;
 pub mod state;
 pub mod status;
