@@ -475,33 +475,19 @@ impl Daemon {
                 .filter(|l| l.contains(&dir))
                 .map(|l| format!("mount: {l}")),
         );
-        let roots = std::fs::read_dir(self.state.join("runtime"))
-            .map(|e| e.flatten().map(|e| e.path()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        for mut root in roots {
-            let handler = root.file_name().unwrap().to_string_lossy().into_owned();
-            if let Ok(tasks) = std::fs::read_dir(root.join("tasks")) {
-                // A shim-v2 handler: its task bundles, and the runc root its shims use.
-                leaks
-                    .extend(tasks.map(|e| {
-                        format!("shim-v2 task ({handler}): {:?}", e.unwrap().file_name())
-                    }));
-                root = root.join("runc");
+        for root in runtime_roots(&self.state) {
+            if let Some(tasks) = &root.tasks {
+                let handler = &root.handler;
+                leaks.extend(
+                    tasks
+                        .iter()
+                        .map(|t| format!("shim-v2 task ({handler}): {t:?}")),
+                );
             }
-            let (binary, quiet) = match handler.starts_with("runsc") {
-                true => ("runsc", "-quiet"),
-                false => ("/usr/sbin/runc", "-q"),
-            };
-            let out = Command::new(binary)
-                .arg("--root")
-                .arg(&root)
-                .args(["list", quiet])
-                .output()
-                .unwrap();
             leaks.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(|l| format!("{binary} container ({handler}): {l}")),
+                root.list()
+                    .into_iter()
+                    .map(|l| format!("{} container ({}): {l}", root.binary, root.handler)),
             );
         }
         leaks.extend(self.shims().into_iter().map(|p| format!("crust-shim: {p}")));
@@ -577,12 +563,74 @@ impl Daemon {
     }
 }
 
+/// One handler's runtime state under `<state>/runtime/<handler>`: the binary and root its
+/// containers are listed with (a shim-v2 handler's runc keeps them under `runc/k8s.io`, the
+/// shim's namespace; runsc needs runsc), and a shim-v2 handler's task bundles.
+struct RuntimeRoot {
+    handler: String,
+    binary: &'static str,
+    root: PathBuf,
+    tasks: Option<Vec<std::ffi::OsString>>,
+}
+
+impl RuntimeRoot {
+    /// The ids of the containers the runtime lists under this root.
+    fn list(&self) -> Vec<String> {
+        let quiet = if self.binary == "runsc" {
+            "-quiet"
+        } else {
+            "-q"
+        };
+        let out = Command::new(self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["list", quiet])
+            .output();
+        out.map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn runtime_roots(state: &Path) -> Vec<RuntimeRoot> {
+    let dirs = std::fs::read_dir(state.join("runtime"))
+        .map(|e| e.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    dirs.into_iter()
+        .filter(|d| d.is_dir())
+        .map(|dir| {
+            let handler = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let tasks = std::fs::read_dir(dir.join("tasks"))
+                .ok()
+                .map(|t| t.flatten().map(|e| e.file_name()).collect());
+            let binary = match handler.starts_with("runsc") {
+                true => "runsc",
+                false => "/usr/sbin/runc",
+            };
+            let root = match tasks.is_some() {
+                true => dir.join("runc").join("k8s.io"),
+                false => dir,
+            };
+            RuntimeRoot {
+                handler,
+                binary,
+                root,
+                tasks,
+            }
+        })
+        .collect()
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
         // Best-effort cleanup so one failing test does not leave pods behind for the next: the
-        // containerd shims and task-io processes of shim-v2 pods first, then every runc root
-        // (a shim-v2 handler's runc keeps its state in runtime/<handler>/runc).
+        // containerd shims and task-io processes of shim-v2 pods first, then every runtime root
+        // (runc's, a shim-v2 handler's runc/k8s.io, runsc's: see `runtime_roots`).
         for name in ["containerd-shim", "crust-shim"] {
             for p in self.processes(name) {
                 if let Some(pid) = p.split(' ').next().and_then(|p| p.parse::<i32>().ok()) {
@@ -590,28 +638,13 @@ impl Drop for Daemon {
                 }
             }
         }
-        let runtimes = self.state.join("runtime");
-        let mut roots: Vec<PathBuf> = ["runc", "failing"]
-            .iter()
-            .map(|h| runtimes.join(h))
-            .collect();
-        if let Ok(entries) = std::fs::read_dir(&runtimes) {
-            roots.extend(entries.flatten().map(|e| e.path().join("runc")));
-        }
-        for root in roots {
-            if let Ok(out) = Command::new("/usr/sbin/runc")
-                .arg("--root")
-                .arg(&root)
-                .args(["list", "-q"])
-                .output()
-            {
-                for id in String::from_utf8_lossy(&out.stdout).lines() {
-                    let _ = Command::new("/usr/sbin/runc")
-                        .arg("--root")
-                        .arg(&root)
-                        .args(["delete", "--force", id])
-                        .status();
-                }
+        for root in runtime_roots(&self.state) {
+            for id in root.list() {
+                let _ = Command::new(root.binary)
+                    .arg("--root")
+                    .arg(&root.root)
+                    .args(["delete", "--force", &id])
+                    .status();
             }
         }
         let dir = self.dir.path().to_string_lossy().into_owned();

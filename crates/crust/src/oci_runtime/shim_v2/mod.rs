@@ -141,9 +141,10 @@ impl ShimV2Runtime {
             "" => PathBuf::from("runc"),
             name => PathBuf::from(name),
         };
+        // The runc shim runs runc with `--root <Root>/<namespace>` (containerd's NewRunc).
         let cli = RuntimeCli {
             binary: runc,
-            root: PathBuf::from(&options.root),
+            root: PathBuf::from(&options.root).join(NAMESPACE),
             args: Vec::new(),
         };
         let features = runc_shim_features(&shim, &cli.binary);
@@ -617,6 +618,8 @@ mod tests {
             RuntimeConfig::default(),
         );
         assert_eq!(rt.inner.options.root, "/run/crust/runtime/runc-shim/runc");
+        let cli = Path::new("/run/crust/runtime/runc-shim/runc/k8s.io");
+        assert_eq!(rt.cli().root, cli, "the root the shim's runc is run with");
     }
 
     #[test]
