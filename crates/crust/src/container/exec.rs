@@ -47,18 +47,11 @@ pub async fn exec_sync(
     scratch: &Path,
 ) -> Result<ExecOutput, ContainerError> {
     let files = ExecFiles::write(scratch, cmd, false)?;
-    let mut child = runtime
-        .command()
-        .arg("exec")
-        .arg("--pid-file")
-        .arg(&files.pid)
-        .arg("--process")
-        .arg(&files.process)
-        .arg(id)
+    let mut child = files
+        .command(runtime, id)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|source| ContainerError::Io {
             what: "run",

@@ -64,6 +64,22 @@ impl ExecFiles {
     }
 }
 
+impl ExecFiles {
+    /// `runtime exec --pid-file PID --process SPEC ID`, killed when dropped; stdio still to set.
+    pub fn command(&self, runtime: &super::RuntimeCli, id: &str) -> tokio::process::Command {
+        let mut command = runtime.command();
+        command
+            .arg("exec")
+            .arg("--pid-file")
+            .arg(&self.pid)
+            .arg("--process")
+            .arg(&self.process)
+            .arg(id)
+            .kill_on_drop(true);
+        command
+    }
+}
+
 impl Drop for ExecFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.process);

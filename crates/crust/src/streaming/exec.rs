@@ -119,16 +119,8 @@ impl Process {
 
     fn spawn_pipes(target: &ExecTarget, io: Io, files: ExecFiles) -> Result<Process, String> {
         let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-        let mut child = target
-            .runtime
-            .command()
-            .arg("exec")
-            .arg("--pid-file")
-            .arg(&files.pid)
-            .arg("--process")
-            .arg(&files.process)
-            .arg(&target.container_id)
-            .kill_on_drop(true)
+        let mut child = files
+            .command(&target.runtime, &target.container_id)
             .stdin(pipe(io.stdin))
             .stdout(pipe(io.stdout))
             .stderr(pipe(io.stderr))
