@@ -157,13 +157,14 @@ impl ContainerManager {
     /// report (Wait) instead. The exit is settled under the container's operation lock.
     pub(super) fn watch(&self, c: &Arc<Container>, shim: &ShimProcess) {
         let task = self.task_runtime(c);
-        let watch = match task.as_ref().and_then(|rt| rt.exit_reporter(&c.id)) {
-            Some(exited) => Some(ExitWatch::reported(exited)),
-            None => match Process::open(shim.pid, Some(shim.start_time)) {
-                Ok(Some(process)) => Some(process.watch()),
-                _ => None,
-            },
+        let reported = task.as_ref().and_then(|rt| rt.exit_reporter(&c.id));
+        let process = match reported {
+            Some(_) => None,
+            None => Process::open(shim.pid, Some(shim.start_time))
+                .ok()
+                .flatten(),
         };
+        let watch = ExitWatch::of(reported, process);
         c.set_watch(watch.clone());
         let (container, events) = (Arc::clone(c), self.events.clone());
         let sandboxes = Arc::clone(&self.sandboxes);

@@ -120,6 +120,18 @@ impl ExitWatch {
         Self::spawn(None, exited)
     }
 
+    /// The watch on a task: its runtime's report of the exit when it makes one (`reported`),
+    /// else the pidfd on `process`; `None` when neither is there (the process is gone).
+    pub fn of(
+        reported: Option<futures_util::future::BoxFuture<'static, ()>>,
+        process: Option<Process>,
+    ) -> Option<ExitWatch> {
+        match reported {
+            Some(exited) => Some(Self::reported(exited)),
+            None => process.map(Process::watch),
+        }
+    }
+
     fn spawn(
         process: Option<Arc<Process>>,
         exited: impl Future<Output = ()> + Send + 'static,

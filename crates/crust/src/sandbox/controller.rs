@@ -132,6 +132,20 @@ impl PauseController {
             .ok_or_else(|| ControllerError::UnknownHandler(handler.to_string()))
     }
 
+    /// The sandbox process `pid` and its watch; `None` when nothing watches it (it is gone).
+    fn watched(
+        &self,
+        record: &SandboxRecord,
+        pid: i32,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
+        let process = open_process(pid)?;
+        let pause = PauseProcess {
+            pid,
+            start_time: process.as_ref().map_or(0, Process::start_time),
+        };
+        Ok(SandboxController::watch(self, record, process).map(|watch| (pause, watch)))
+    }
+
     /// Stops a sandbox task its runtime reports on: SIGKILL through the runtime (a shim's Kill),
     /// then the reported exit.
     async fn stop_task(
@@ -205,15 +219,8 @@ impl SandboxController for PauseController {
         let runtime = self.runtime(&record.runtime_handler)?;
         let bundle = self.write_bundle(record, paths, netns).await?;
         let pid = runtime.create(&record.id, &bundle).await?;
-        let process = open_process(pid)?;
-        let pause = PauseProcess {
-            pid,
-            start_time: process.as_ref().map_or(0, Process::start_time),
-        };
-        let watch = self
-            .watch(record, process)
-            .ok_or(ControllerError::Vanished { pid })?;
-        Ok((pause, watch))
+        self.watched(record, pid)?
+            .ok_or(ControllerError::Vanished { pid })
     }
 
     fn watch(&self, record: &SandboxRecord, process: Option<Process>) -> Option<ExitWatch> {
@@ -221,10 +228,7 @@ impl SandboxController for PauseController {
             .runtime(&record.runtime_handler)
             .ok()
             .and_then(|runtime| runtime.exit_reporter(&record.id));
-        match reported {
-            Some(exited) => Some(ExitWatch::reported(exited)),
-            None => process.map(Process::watch),
-        }
+        ExitWatch::of(reported, process)
     }
 
     async fn reattach(
@@ -241,12 +245,7 @@ impl SandboxController for PauseController {
         let Some(pid) = runtime.pid(&record.id).await? else {
             return Ok(None);
         };
-        let process = open_process(pid)?;
-        let pause = PauseProcess {
-            pid,
-            start_time: process.as_ref().map_or(0, Process::start_time),
-        };
-        Ok(self.watch(record, process).map(|watch| (pause, watch)))
+        self.watched(record, pid)
     }
 
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError> {

@@ -41,11 +41,6 @@ pub(super) fn make_fifo(path: &Path) -> Result<Fifo, OciError> {
     })
 }
 
-/// The container's process spec with `cmd` as its argv, with a terminal or not.
-pub(super) fn process_spec(dir: &Path, cmd: &[String], tty: bool) -> Result<Vec<u8>, OciError> {
-    crate::oci_runtime::exec_process::spec(dir, cmd, tty)
-}
-
 /// Makes a FIFO at `path` (mode 0600).
 pub(super) fn mkfifo(path: &Path) -> Result<(), OciError> {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| {

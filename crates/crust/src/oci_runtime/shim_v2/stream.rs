@@ -148,7 +148,7 @@ async fn start(
         true => path(file).to_string_lossy().into_owned(),
         false => String::new(),
     };
-    let spec = super::exec::process_spec(&rt.task_dir(&h.id), cmd, streams.tty)?;
+    let spec = crate::oci_runtime::exec_process::spec(&rt.task_dir(&h.id), cmd, streams.tty)?;
     let req = api::ExecProcessRequest {
         id: h.id.clone(),
         exec_id: h.exec_id.clone(),
