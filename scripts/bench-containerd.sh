@@ -3,7 +3,8 @@
 # its service never started) runs on scratch dirs beside a crustd of our own: both get the same
 # CNI conflist (a bridge and subnet of this run), the same runc, and the same pause binary
 # (containerd's sandbox image is made here from crust's built-in pause). `crust bench` drives both
-# through their CRI sockets, each run with the floor interleaved, then `--density` for memory.
+# through their CRI sockets in one interleaved run (`--versus`, with the floor), then `--density`
+# for memory.
 # Then the same shim on both sides (#13): crust's `runc-shim` handler (type = "shim-v2",
 # containerd-shim-runc-v2) beside containerd, whose CRI runs that shim for every pod, for
 # RunPodSandbox and for pod + one container (busybox from a local docker-registry), and the
@@ -111,19 +112,21 @@ bench() { # RUNTIME SOCKET ARGS...
     "$crust" --socket "$sock" bench "$@" --conflist "$work/net.d/10-bench.conflist" \
         --crust-root "$work/crust" --crust-state "$state/crust" --cgroup-parent /crust-bench-ctrd
 }
+# crust against containerd in one run: the same pods batch by batch, crust, containerd and the
+# floor back to back, rotating which goes first (`--versus`); the ratios are printed at the end.
+ctrd=(--versus "$state/containerd.sock")
+image="$addr/bench/busybox:1"
 for c in 1 10; do
-    bench containerd "$state/containerd.sock" --pods "$pods" -c "$c" --floor
-    bench crust "$state/crust.sock" --pods "$pods" -c "$c" --floor
+    bench crust-vs-containerd "$state/crust.sock" --pods "$pods" -c "$c" --floor "${ctrd[@]}"
 done
+bench crust-vs-containerd "$state/crust.sock" --pods "$pods" --container-image "$image" "${ctrd[@]}"
 bench containerd "$state/containerd.sock" --density "$pods"
 bench crust "$state/crust.sock" --density "$pods"
 
 # The same shim: containerd-shim-runc-v2 under both.
-image="$addr/bench/busybox:1"
 for round in 1 2; do
-    bench containerd "$state/containerd.sock" --pods "$pods"
-    bench crust-runc-shim "$state/crust.sock" --pods "$pods" --runtime runc-shim
-    bench containerd "$state/containerd.sock" --pods "$pods" --container-image "$image"
-    bench crust-runc-shim "$state/crust.sock" --pods "$pods" --runtime runc-shim --container-image "$image"
+    bench crust-runc-shim-vs-containerd "$state/crust.sock" --pods "$pods" --runtime runc-shim "${ctrd[@]}"
+    bench crust-runc-shim-vs-containerd "$state/crust.sock" --pods "$pods" --runtime runc-shim \
+        --container-image "$image" "${ctrd[@]}"
 done
 bench crust-runc-shim "$state/crust.sock" --density "$pods" --runtime runc-shim

@@ -346,7 +346,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Inspectp { id } => inspectp(c, id).await,
         Cmd::Stopp { ids } => stopp(c, ids).await,
         Cmd::Rmp { ids } => rmp(c, ids).await,
-        Cmd::Bench(args) => bench::run(c, images, &cli.socket, *args, json).await,
+        Cmd::Bench(args) => {
+            let versus = match &args.versus {
+                Some(socket) => Some(connect(socket.clone(), cli.call_timeout).await?),
+                None => None,
+            };
+            bench::run(c, images, &cli.socket, versus, *args, json).await
+        }
         Cmd::Events => events(c, json).await,
         Cmd::Images { quiet } => images::list(images, quiet, json).await,
         Cmd::Create {

@@ -28,7 +28,10 @@ use crate::{
     metrics::collect::StateCounts,
     network::cni::{CniNetwork, CniOptions, EmbeddedNetwork},
     oci_runtime::{shim_v2::ShimV2Runtime, OciRuntime, RuncRuntime, RuntimeCli},
-    sandbox::{controller::PauseController, store::SandboxStore, ManagerOptions, SandboxManager},
+    sandbox::{
+        controller::PauseController, pinned::ByKind, store::SandboxStore, ManagerOptions,
+        SandboxManager,
+    },
     server::admin_import::AdminService,
     server::CriService,
     store::Registrar,
@@ -116,7 +119,7 @@ pub async fn build(config: Config) -> Result<Arc<CriService>, DaemonError> {
     let _ = network.networks();
     let manager = Arc::new(SandboxManager::new(
         store,
-        Arc::new(controller),
+        Arc::new(ByKind::new(Arc::new(controller))),
         Arc::new(network),
         events.clone(),
         options,

@@ -109,7 +109,7 @@ async fn bench_with_floor(d: &Daemon, concurrency: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn density_reports_runtime_memory_and_one_process_per_pod() {
+async fn density_reports_runtime_memory_and_no_process_per_pod() {
     let d = Daemon::start().await;
     let json = d.dir.path().join("density.json");
     // The restart command stops this crustd and starts another on the same dirs.
@@ -174,13 +174,20 @@ async fn density_reports_runtime_memory_and_one_process_per_pod() {
         "the runtime is found through the socket"
     );
     assert!(r["server_rss_kib_loaded"].as_u64().unwrap() > 0);
-    assert_eq!(r["max_processes_per_pod"], 1, "only the pause: {r}");
+    assert_eq!(
+        r["max_processes_per_pod"], 0,
+        "pinned pods run no process: {r}"
+    );
     assert_eq!(r["monitor_processes"], 0, "no per-pod monitor: {r}");
     let serving = r["restart_to_serving_ms"].as_f64().unwrap();
     let ready = r["restart_to_all_ready_ms"].as_f64().unwrap();
     assert!(serving > 0.0 && ready >= serving, "{r}");
     assert!(stdout.contains("restart: serving after"), "{stdout}");
-    assert!(r["per_pod_rss_kib"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        r["per_pod_rss_kib"].as_f64(),
+        Some(0.0),
+        "no process, no memory: {r}"
+    );
     d.assert_no_leaks().await;
 }
 
@@ -342,4 +349,60 @@ async fn busybox_registry() -> common::registry::Registry {
     let image = TestImage::new(vec![TestLayer::new(busybox_layer(), Compression::Gzip)]);
     registry.push_image("bench/busybox", "1", &image).await;
     registry
+}
+
+/// `--versus`: a second runtime (here a crustd running pause sandboxes) on the same pods, batch by
+/// batch with the first and the floor; both sides' figures and the ratios in one report.
+#[tokio::test]
+async fn versus_benches_a_second_runtime_interleaved_and_reports_ratios() {
+    let d = Daemon::start().await;
+    let other = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
+    let env = common::ctr::busybox(&d).await;
+    let json = d.dir.path().join("bench-versus.json");
+    let out = bench_floor_cmd(&d, "1")
+        .arg("--versus")
+        .arg(&other.socket)
+        .args(["--container-image", &env.image, "--json"])
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_text(),
+        other.log_text()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for side in [&r["rpcs"], &r["versus"]["rpcs"]] {
+        for rpc in [
+            "RunPodSandbox",
+            "Stop+Remove",
+            "Pod+container ready",
+            "StartContainer",
+        ] {
+            assert_eq!(side[rpc]["n"], 4, "{rpc}: {r}");
+        }
+    }
+    assert_eq!(r["floor"]["setup"]["n"], 4, "{r}");
+    assert_eq!(r["versus"]["endpoint"], other.socket.display().to_string());
+    assert!(r["versus"]["setup_wall_s"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(
+        r["versus"]["runtime_cpu_ms_per_pod"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    for ratio in [
+        "RunPodSandbox p50 / versus RunPodSandbox p50",
+        "Pod+container ready p50 / versus Pod+container ready p50",
+        "setup wall / versus setup wall",
+        "RunPodSandbox p50 / pinned floor (netns + CNI ADD) p50",
+    ] {
+        assert!(r["ratios"][ratio].as_f64().unwrap() > 0.0, "{ratio}: {r}");
+        assert!(stdout.contains(&format!("ratio {ratio}")), "{stdout}");
+    }
+    assert!(stdout.contains("versus: RunPodSandbox"), "{stdout}");
+    d.assert_no_leaks().await;
+    other.assert_no_leaks().await;
 }

@@ -40,8 +40,8 @@ async fn c2_hundred_identical_runs_make_exactly_one_sandbox() {
     let mut c = c.clone();
     let items = common::list(&mut c).await;
     assert_eq!(items.len(), 1);
-    assert_eq!(d.pause_pids().len(), 1);
     let id = ids.into_iter().next().unwrap();
+    assert_eq!(d.pinned_namespaces(), vec![format!("{id}/ipc")]);
     c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
         .await
         .unwrap();

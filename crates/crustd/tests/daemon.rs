@@ -72,7 +72,7 @@ fn connect_as_nobody(path: &std::ffi::CStr) -> i32 {
 
 #[tokio::test]
 async fn pod_files_oom_clamp_and_no_fd_growth() {
-    let d = Daemon::start().await;
+    let d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     // Warm up once so lazily opened fds (the events machinery, the runtime's pipes) are counted.
     let id = d.run_pod(&mut c, "warm").await;

@@ -48,7 +48,8 @@ async fn info(c: &mut Client, id: &str) -> serde_json::Value {
 #[tokio::test]
 async fn the_handler_default_order_and_the_annotation_override_both_ways() {
     let d = Daemon::start_with(
-        "[runtimes.runc-netfirst]\npath = \"runc\"\nnetwork_setup = \"before-start\"\n",
+        // Pause sandboxes: whether the pause ran at ADD shows the order.
+        &format!("{}[runtimes.runc-netfirst]\npath = \"runc\"\nnetwork_setup = \"before-start\"\nsandbox = \"pause\"\n", common::PAUSE_SANDBOX),
         &[],
     )
     .await;
@@ -133,9 +134,14 @@ fn privileged(name: &str, image: &str) -> cri_api::v1::ContainerConfig {
 
 #[tokio::test]
 async fn a_handler_table_shapes_its_pods_args_annotations_and_devices() {
+    // Pause sandboxes: the pause's spec and runc log show what the handler passed.
     let d = Daemon::start_with(
-        "[runtimes.runc-vm]\npath = \"runc\"\nruntime_args = [\"--debug\"]\n\
-         pod_annotations = [\"example.com/pass-*\"]\nprivileged_without_host_devices = true\n",
+        &format!(
+            "{}[runtimes.runc-vm]\npath = \"runc\"\nruntime_args = [\"--debug\"]\n\
+             pod_annotations = [\"example.com/pass-*\"]\nprivileged_without_host_devices = true\n\
+             sandbox = \"pause\"\n",
+            common::PAUSE_SANDBOX
+        ),
         &[],
     )
     .await;

@@ -76,7 +76,7 @@ async fn f6_cni_undo_fails_pod_kept_notready_then_cleaned_across_restart() {
 
 #[tokio::test]
 async fn f9_cni_pause_killed_then_stop_frees_the_ip() {
-    let d = Daemon::start().await;
+    let d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     let id = d.run_config(&mut c, d.net_pod("f9", false)).await;
     assert_eq!(d.net.allocated_ips().len(), 1);

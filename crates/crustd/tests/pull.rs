@@ -558,7 +558,11 @@ async fn registry_sandbox_image_is_pulled_on_first_run_and_pinned() {
     let pause = common::registry::pause_image();
     registry.push_image("test/pause", "3.10", &pause).await;
     let pause_ref = format!("{}/test/pause:3.10", registry.addr);
-    let mut d = Daemon::start_with(&format!("sandbox_image = \"{pause_ref}\"\n"), &[]).await;
+    let mut d = Daemon::start_with(
+        &format!("sandbox_image = \"{pause_ref}\"\n{}", common::PAUSE_SANDBOX),
+        &[],
+    )
+    .await;
     let mut images = d.image_client().await;
     assert!(status(&mut images, &pause_ref).await.is_none());
     let mut c = d.client().await;
@@ -608,7 +612,10 @@ async fn unreachable_sandbox_image_fails_run_cleanly() {
     let addr = registry.addr.clone();
     registry.stop();
     let d = Daemon::start_with(
-        &format!("sandbox_image = \"{addr}/test/pause:3.10\"\n"),
+        &format!(
+            "sandbox_image = \"{addr}/test/pause:3.10\"\n{}",
+            common::PAUSE_SANDBOX
+        ),
         &[],
     )
     .await;

@@ -20,7 +20,7 @@ async fn state_of(c: &mut common::Client, id: &str) -> (i32, String) {
 
 #[tokio::test]
 async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
-    let mut d = Daemon::start().await;
+    let mut d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     let ready = d.run_pod(&mut c, "r1-ready").await;
     let stopped = d.run_pod(&mut c, "r1-stopped").await;
@@ -86,7 +86,7 @@ async fn r1_graceful_restart_keeps_ready_and_notready_pods() {
 
 #[tokio::test]
 async fn r4_pause_died_while_crustd_was_down() {
-    let mut d = Daemon::start().await;
+    let mut d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     let id = d.run_pod(&mut c, "r4").await;
     d.stop_graceful();
@@ -155,6 +155,10 @@ async fn r6_corrupt_truncated_and_future_records_do_not_stop_crustd() {
         assert_eq!(err.code(), Code::NotFound);
     }
     assert!(d.pause_pids().is_empty());
+    assert!(
+        d.pinned_namespaces().is_empty(),
+        "unreadable records' pins are removed"
+    );
     d.assert_no_leaks().await;
 }
 

@@ -22,7 +22,7 @@ fn status_req(id: &str, verbose: bool) -> PodSandboxStatusRequest {
 
 #[tokio::test]
 async fn run_status_list_stop_remove_with_events() {
-    let d = Daemon::start().await;
+    let d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     let mut events = c
         .get_container_events(GetEventsRequest {})
@@ -177,7 +177,7 @@ async fn run_status_list_stop_remove_with_events() {
 
 #[tokio::test]
 async fn pause_killed_turns_notready_with_stopped_event_within_a_second() {
-    let d = Daemon::start().await;
+    let d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     let id = d.run_pod(&mut c, "f9").await;
     let mut events = c
@@ -241,7 +241,7 @@ async fn same_name_retry_gets_the_existing_sandbox() {
 
 #[tokio::test]
 async fn pod_without_own_ipc_gets_no_shm_mount_and_host_pid_works() {
-    let d = Daemon::start().await;
+    let d = Daemon::start_with(common::PAUSE_SANDBOX, &[]).await;
     let mut c = d.client().await;
     let mut config = d.pod("hostipc");
     let ns = config

@@ -165,7 +165,11 @@ async fn i1_i2_idempotent_teardown_and_bad_ids() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(d.pause_pids().len(), 17, "an ambiguous id touched nothing");
+    assert_eq!(
+        d.pinned_namespaces().len(),
+        17,
+        "an ambiguous id touched nothing"
+    );
     for id in ids {
         c.stop_pod_sandbox(StopPodSandboxRequest {
             pod_sandbox_id: id.clone(),

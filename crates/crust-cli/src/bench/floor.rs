@@ -25,7 +25,7 @@ use crust::{
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::{in_parallel_range, BenchArgs, Progress, Stats};
+use super::{BenchArgs, Stats, Work};
 
 /// What the floor measured.
 #[derive(Debug, Clone, Serialize)]
@@ -146,11 +146,8 @@ impl Drop for Floor {
     }
 }
 
-/// The floor interleaved with the runtime: the pods go in batches (one pod when sequential, 2×C
-/// pods at concurrency C), each batch run by the runtime and by the floor back to back, alternating
-/// which goes first. Both then see the same machine state (pods already running, the kernel's
-/// netns cleanup, VM noise), so ratios compare like with like; each side's wall time is the sum
-/// of its batch wall times.
+/// The floor as one side of an interleaved run (see [`super::interleaved`]): its per-pod work
+/// and its summed batch walls.
 pub struct Paired {
     floor: Floor,
     /// The floor's summed batch walls: [setup, teardown].
@@ -172,64 +169,24 @@ impl Paired {
         }
     }
 
-    /// Pods per batch at concurrency `c`.
-    pub fn batch_size(c: usize) -> usize {
-        if c <= 1 {
-            1
-        } else {
-            2 * c
-        }
+    /// The floor's per-pod work of `phase`.
+    pub fn work(self: &Arc<Self>, phase: Phase) -> Work {
+        let me = self.clone();
+        Arc::new(move |i| {
+            let me = me.clone();
+            Box::pin(async move {
+                match phase {
+                    Phase::Setup => me.floor.setup(i).await.map(drop),
+                    Phase::Teardown => me.floor.teardown(i).await.map(drop),
+                }
+            })
+        })
     }
 
-    /// Runs `runtime(i)` (the runtime's work for pod i) for `n` pods at concurrency `c`, batch by
-    /// batch with the floor's pods of the same `phase`; returns the runtime's summed wall time.
-    pub async fn run_phase<F, Fut>(
-        self: &Arc<Self>,
-        n: usize,
-        c: usize,
-        phase: Phase,
-        label: &str,
-        runtime: F,
-    ) -> anyhow::Result<Duration>
-    where
-        F: Fn(usize) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let runtime = Arc::new(runtime);
-        let progress = Progress::new(&format!("{label}+floor"), 2 * n);
-        let batch = Paired::batch_size(c);
-        let mut walls = [Duration::ZERO; 2];
-        for (k, start) in (0..n).step_by(batch).enumerate() {
-            let range = start..(start + batch).min(n);
-            let order = if k % 2 == 0 { [0, 1] } else { [1, 0] };
-            for side in order {
-                let (range, progress) = (range.clone(), progress.clone());
-                walls[side] += match side {
-                    0 => {
-                        let r = runtime.clone();
-                        in_parallel_range(range, c, progress, move |i| r(i)).await?
-                    }
-                    _ => {
-                        let me = self.clone();
-                        in_parallel_range(range, c, progress, move |i| {
-                            let me = me.clone();
-                            async move { me.floor_step(i, phase).await }
-                        })
-                        .await?
-                    }
-                };
-            }
-        }
+    /// Records the floor's summed batch wall of `phase`.
+    pub fn set_wall(&self, phase: Phase, wall: Duration) {
         if let Ok(mut w) = self.floor_walls.lock() {
-            w[phase as usize] = walls[1];
-        }
-        Ok(walls[0])
-    }
-
-    async fn floor_step(&self, i: usize, phase: Phase) -> anyhow::Result<()> {
-        match phase {
-            Phase::Setup => self.floor.setup(i).await.map(drop),
-            Phase::Teardown => self.floor.teardown(i).await.map(drop),
+            w[phase as usize] = wall;
         }
     }
 

@@ -83,6 +83,13 @@ pub struct BenchArgs {
     /// until it serves again and lists every pod READY (e.g. "systemctl restart crustd").
     #[arg(long)]
     pub restart_cmd: Option<String>,
+    /// Also bench this second CRI endpoint (e.g. containerd's socket) on the same pods,
+    /// interleaved batch by batch with the first (and the floor), and print the ratios.
+    #[arg(long)]
+    pub versus: Option<PathBuf>,
+    /// The runtime handler of the --versus endpoint's pods; empty: its default.
+    #[arg(long, default_value = "")]
+    pub versus_runtime: String,
     /// Give every pod one container from this image (pulled first if missing).
     #[arg(long)]
     pub container_image: Option<String>,
@@ -136,6 +143,7 @@ pub async fn run(
     c: Client,
     images: ImageServiceClient<Channel>,
     socket: &Path,
+    versus: Option<Channel>,
     mut args: BenchArgs,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -157,7 +165,16 @@ pub async fn run(
     if let Some(image) = &args.container_image {
         images::ensure(images, image).await?;
     }
-    let report = pods::run(c, socket.display().to_string(), args).await?;
+    let versus = match (versus, &args.versus) {
+        (Some(channel), Some(path)) => {
+            if let Some(image) = &args.container_image {
+                images::ensure(ImageServiceClient::new(channel.clone()), image).await?;
+            }
+            Some((Client::new(channel), path.display().to_string()))
+        }
+        _ => None,
+    };
+    let report = pods::run(c, socket.display().to_string(), versus, args).await?;
     emit(&report, json, path.as_deref(), pods::print)
 }
 
@@ -178,8 +195,11 @@ pub(crate) fn pod_config(args: &BenchArgs, i: usize, run_tag: &str) -> PodSandbo
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: args.cgroup_parent.clone(),
             security_context: Some(LinuxSandboxSecurityContext {
+                // kubelet's pod without shareProcessNamespace: own PID namespaces per container.
                 namespace_options: Some(NamespaceOption {
                     network: network as i32,
+                    pid: NamespaceMode::Container as i32,
+                    ipc: NamespaceMode::Pod as i32,
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -208,6 +228,45 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     in_parallel_range(0..n, c, Progress::new(label, n), work).await
+}
+
+/// One side's per-pod work in an interleaved phase (a runtime's, or the floor's).
+pub(crate) type Work = Arc<
+    dyn Fn(usize) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> + Send + Sync,
+>;
+
+/// Pods per interleaved batch at concurrency `c`: one when sequential, 2xC otherwise.
+pub(crate) fn batch_size(c: usize) -> usize {
+    if c <= 1 {
+        1
+    } else {
+        2 * c
+    }
+}
+
+/// Runs every side's work for `n` pods at concurrency `c`, batch by batch ([`batch_size`]), the
+/// sides of a batch back to back and the first of them rotating from batch to batch. Every side
+/// then sees the same machine state (pods already running, the kernel's netns cleanup, VM
+/// noise), so ratios between them compare like with like. Returns each side's summed batch
+/// walls.
+pub(crate) async fn interleaved(
+    n: usize,
+    c: usize,
+    label: &str,
+    sides: &[Work],
+) -> anyhow::Result<Vec<Duration>> {
+    let progress = Progress::new(label, sides.len() * n);
+    let mut walls = vec![Duration::ZERO; sides.len()];
+    for (k, start) in (0..n).step_by(batch_size(c)).enumerate() {
+        let range = start..(start + batch_size(c)).min(n);
+        for turn in 0..sides.len() {
+            let side = (k + turn) % sides.len();
+            let work = sides[side].clone();
+            let progress = progress.clone();
+            walls[side] += in_parallel_range(range.clone(), c, progress, move |i| work(i)).await?;
+        }
+    }
+    Ok(walls)
 }
 
 /// Runs `work(i)` for i in `range` with at most `c` in flight, ticking `progress`; returns the
@@ -284,7 +343,6 @@ impl Progress {
     }
 }
 
-/// What the phases of one bench run share: the client, the options, the samples, the (pod id,
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 mod runtime;
-pub use runtime::{NetworkSetup, RuntimeConfig, RuntimeType, ShimOptions};
+pub use runtime::{NetworkSetup, RuntimeConfig, RuntimeType, SandboxMode, ShimOptions};
 
 /// Default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/crust/crust.sock";

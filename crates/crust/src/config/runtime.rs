@@ -82,6 +82,28 @@ impl NetworkSetup {
     }
 }
 
+/// What holds a pod's namespaces (`sandbox = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// crustd creates and pins the pod's network, IPC and UTS namespaces itself (bind mounts
+    /// under the pod's state dir); no process runs for the pod (CRI-O's `drop_infra_ctr`). Pods
+    /// whose containers share a PID namespace still get a pause, which that namespace needs.
+    Pinned,
+    /// A pause container holds the pod's namespaces (containerd's and iSulad's sandbox).
+    Pause,
+}
+
+impl SandboxMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::Pinned => "pinned",
+            SandboxMode::Pause => "pause",
+        }
+    }
+}
+
 /// One runtime handler.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -107,6 +129,11 @@ pub struct RuntimeConfig {
     /// Privileged containers get the device cgroup opened but none of the host's device nodes
     /// (for VM runtimes, where host devices mean nothing inside the guest).
     pub privileged_without_host_devices: bool,
+    /// What holds the pods' namespaces. Unset: `pinned` for `oci` handlers, except runsc (gVisor
+    /// builds its sandbox from the pause container) and `shim-v2` ones (the shim's sandbox task
+    /// is the pause).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxMode>,
     /// `shim-v2` only: the shim binary (`containerd-shim-runc-v2`, looked up on PATH, or a path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shim: Option<PathBuf>,
@@ -127,6 +154,18 @@ impl RuntimeConfig {
     /// The binary to run for `handler` (not yet looked up on PATH).
     pub fn binary(&self, handler: &str) -> PathBuf {
         self.path.clone().unwrap_or_else(|| PathBuf::from(handler))
+    }
+
+    /// What holds the namespaces of this handler's pods (see [`RuntimeConfig::sandbox`]).
+    pub fn sandbox_mode(&self, handler: &str) -> SandboxMode {
+        if let Some(mode) = self.sandbox {
+            return mode;
+        }
+        let runsc = self.binary(handler).file_name() == Some(std::ffi::OsStr::new("runsc"));
+        match self.kind {
+            RuntimeType::Oci if !runsc => SandboxMode::Pinned,
+            _ => SandboxMode::Pause,
+        }
     }
 
     /// Whether the pod annotation `key` may be passed to this handler's runtime.
@@ -167,6 +206,10 @@ impl RuntimeConfig {
             RuntimeType::Oci if self.shim.is_some() || self.options.is_some() => {
                 Err("shim and options belong to type = \"shim-v2\"".into())
             }
+            RuntimeType::ShimV2 if self.sandbox == Some(SandboxMode::Pinned) => Err(
+                "sandbox = \"pinned\" needs type = \"oci\": a shim-v2 sandbox is the shim's task"
+                    .into(),
+            ),
             RuntimeType::ShimV2 if self.path.is_some() || !self.runtime_args.is_empty() => Err(
                 "a shim-v2 handler runs its shim: use shim and options, not path or runtime_args"
                     .into(),
@@ -186,6 +229,37 @@ impl RuntimeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_mode_defaults_to_pinned_for_oci_but_not_runsc_or_shims() {
+        assert_eq!(
+            RuntimeConfig::runc().sandbox_mode("runc"),
+            SandboxMode::Pinned
+        );
+        let runsc = RuntimeConfig::default();
+        assert_eq!(runsc.sandbox_mode("runsc"), SandboxMode::Pause);
+        let runsc_path = RuntimeConfig {
+            path: Some("/usr/bin/runsc".into()),
+            ..Default::default()
+        };
+        assert_eq!(runsc_path.sandbox_mode("gvisor"), SandboxMode::Pause);
+        let pause = RuntimeConfig {
+            sandbox: Some(SandboxMode::Pause),
+            ..RuntimeConfig::runc()
+        };
+        assert_eq!(pause.sandbox_mode("runc"), SandboxMode::Pause);
+        let shim = RuntimeConfig {
+            kind: RuntimeType::ShimV2,
+            shim: Some("containerd-shim-runc-v2".into()),
+            ..Default::default()
+        };
+        assert_eq!(shim.sandbox_mode("runc-shim"), SandboxMode::Pause);
+        let pinned_shim = RuntimeConfig {
+            sandbox: Some(SandboxMode::Pinned),
+            ..shim
+        };
+        assert!(pinned_shim.check("runc-shim").is_err());
+    }
 
     #[test]
     fn annotation_prefixes_match_with_or_without_a_star() {

@@ -15,7 +15,7 @@ use super::{
     manager::{io, stop_signal, task, ContainerManager},
     record::{Container, ContainerRecord, ShimProcess},
     shim::{self, ShimArgs},
-    spec::{container_spec, SpecInput},
+    spec::{container_spec, PodNamespaces, SpecInput},
     state::ContainerState,
     validate::{self, invalid},
     ContainerError,
@@ -24,7 +24,7 @@ use crate::{
     events::{now_ns, EventKind},
     image::rootfs,
     oci_runtime::monitor::start_time,
-    sandbox::record::SandboxRecord,
+    sandbox::record::{SandboxKind, SandboxRecord},
     store::id::new_id,
 };
 
@@ -261,7 +261,13 @@ impl ContainerManager {
         facts: &HostFacts,
     ) -> Result<serde_json::Value, ContainerError> {
         let paths = self.sandboxes.paths(&pod.id);
-        let pause_pid = pod.pause.as_ref().map_or(0, |p| p.pid);
+        let pod_ns = match &pod.sandbox {
+            SandboxKind::Pause => PodNamespaces::Pause(pod.pause.as_ref().map_or(0, |p| p.pid)),
+            SandboxKind::Pinned { ipc, uts } => PodNamespaces::Pinned {
+                ipc: ipc.as_deref(),
+                uts: uts.as_deref(),
+            },
+        };
         let shm = paths.shm();
         let cgroups_path = record.cgroups_path.clone();
         let target_pid = match self.pid_target(pod, &record.config)? {
@@ -272,7 +278,7 @@ impl ContainerManager {
             rootfs: root,
             image_config,
             pod: &pod.config,
-            pause_pid,
+            pod_ns,
             netns: pod.netns.as_deref(),
             hosts: &paths.hosts(),
             resolv_conf: &paths.resolv_conf(),

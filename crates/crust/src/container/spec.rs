@@ -37,8 +37,8 @@ pub struct SpecInput<'a> {
     pub rootfs: &'a Path,
     pub image_config: &'a Value,
     pub pod: &'a PodSandboxConfig,
-    /// The pause process, whose namespaces the container joins.
-    pub pause_pid: i32,
+    /// What holds the pod's namespaces the container joins.
+    pub pod_ns: PodNamespaces<'a>,
     /// The pod's pinned netns (pod network), if any.
     pub netns: Option<&'a Path>,
     pub hosts: &'a Path,
@@ -63,6 +63,31 @@ pub struct SpecInput<'a> {
 }
 
 pub use super::devices::Device;
+
+/// Where a pod's namespaces are: a pause process's, or pinned files.
+#[derive(Debug, Clone, Copy)]
+pub enum PodNamespaces<'a> {
+    Pause(i32),
+    Pinned {
+        ipc: Option<&'a Path>,
+        uts: Option<&'a Path>,
+    },
+}
+
+impl PodNamespaces<'_> {
+    /// The pod's namespace of `kind` (`ipc`, `uts`, `pid`, `net`); `None` when the pod has none.
+    fn path(&self, kind: &str) -> Option<String> {
+        match self {
+            PodNamespaces::Pause(pid) => Some(format!("/proc/{pid}/ns/{kind}")),
+            PodNamespaces::Pinned { ipc, uts } => match kind {
+                "ipc" => *ipc,
+                "uts" => *uts,
+                _ => None,
+            }
+            .map(|p| p.display().to_string()),
+        }
+    }
+}
 
 /// The process identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,25 +162,31 @@ fn pod_ns_mode(pod: &PodSandboxConfig) -> (i32, i32, i32) {
 }
 
 fn namespaces(config: &ContainerConfig, input: &SpecInput<'_>) -> Vec<Value> {
-    let pause = |kind: &str| format!("/proc/{}/ns/{kind}", input.pause_pid);
+    let pod = |kind: &str| input.pod_ns.path(kind);
+    // A namespace the pod should have but does not: a new one (never the node's).
+    let join = |kind: &str, path: Option<String>| match path {
+        Some(path) => json!({"type": kind, "path": path}),
+        None => json!({"type": kind}),
+    };
     let (pod_net, _, pod_ipc) = pod_ns_mode(input.pod);
     let mut out = vec![json!({"type": "mount"})];
     if pod_net != NamespaceMode::Node as i32 {
         let net = input
             .netns
-            .map_or_else(|| pause("net"), |p| p.display().to_string());
-        out.push(json!({"type": "network", "path": net}));
-        out.push(json!({"type": "uts", "path": pause("uts")}));
+            .map(|p| p.display().to_string())
+            .or_else(|| pod("net"));
+        out.push(join("network", net));
+        out.push(join("uts", pod("uts")));
     }
     if pod_ipc != NamespaceMode::Node as i32 {
-        out.push(json!({"type": "ipc", "path": pause("ipc")}));
+        out.push(join("ipc", pod("ipc")));
     }
     let pid_mode = security(config)
         .namespace_options
         .map_or(NamespaceMode::Container as i32, |n| n.pid);
     match NamespaceMode::try_from(pid_mode).unwrap_or(NamespaceMode::Container) {
         NamespaceMode::Node => {}
-        NamespaceMode::Pod => out.push(json!({"type": "pid", "path": pause("pid")})),
+        NamespaceMode::Pod => out.push(join("pid", pod("pid"))),
         NamespaceMode::Target => match input.target_pid {
             Some(pid) => out.push(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")})),
             None => out.push(json!({"type": "pid"})),
@@ -455,7 +486,7 @@ mod tests {
             rootfs: Path::new("/r"),
             image_config: image,
             pod,
-            pause_pid: 7,
+            pod_ns: PodNamespaces::Pause(7),
             netns: None,
             hosts: Path::new("/p/hosts"),
             resolv_conf: Path::new("/p/resolv.conf"),
@@ -640,7 +671,7 @@ mod tests {
             rootfs: Path::new("/r"),
             image_config: &json!({}),
             pod: &pod,
-            pause_pid: 42,
+            pod_ns: PodNamespaces::Pause(42),
             netns: Some(Path::new("/run/crust/netns/p")),
             hosts: Path::new("/p/hosts"),
             resolv_conf: Path::new("/p/resolv.conf"),

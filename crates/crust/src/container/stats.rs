@@ -1,6 +1,6 @@
 //! Resource usage from cgroups (v1, as on this host, and v2), for ContainerStats and
 //! PodSandboxStats: CPU time, memory (usage, working set = usage - inactive file, RSS, page
-//! faults) and process count; network counters of a pod from its netns (`/proc/<pid>/net/dev`).
+//! faults) and process count; network counters of a pod from its netns (`net/dev` read inside it).
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -160,9 +160,27 @@ pub struct InterfaceUsage {
     pub tx_dropped: u64,
 }
 
-/// The interfaces (but `lo`) of the network namespace `pid` is in.
-pub fn network_usage(pid: i32) -> Vec<InterfaceUsage> {
-    parse_net_dev(&std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default())
+/// The interfaces (but `lo`) of the network namespace pinned at `netns`, read on a short-lived
+/// thread that enters it (no process need be in it: a pinned sandbox has none). Call from a
+/// blocking context. Empty when the namespace cannot be entered.
+pub fn network_usage(netns: &std::path::Path) -> Vec<InterfaceUsage> {
+    let netns = netns.to_path_buf();
+    let read = move || -> std::io::Result<String> {
+        let ns = std::fs::File::open(&netns)?;
+        nix::sched::setns(
+            std::os::fd::AsFd::as_fd(&ns),
+            nix::sched::CloneFlags::CLONE_NEWNET,
+        )?;
+        std::fs::read_to_string("/proc/thread-self/net/dev")
+    };
+    let text = std::thread::Builder::new()
+        .name("crust-netstat".into())
+        .spawn(read)
+        .ok()
+        .and_then(|t| t.join().ok())
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    parse_net_dev(&text)
 }
 
 fn parse_net_dev(text: &str) -> Vec<InterfaceUsage> {

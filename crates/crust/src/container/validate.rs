@@ -90,6 +90,19 @@ fn check_guards(pod: &SandboxRecord, config: &ContainerConfig) -> Result<(), Con
             "a privileged container needs a privileged pod sandbox",
         ));
     }
+    let pod_pid = sc
+        .namespace_options
+        .as_ref()
+        .is_some_and(|n| n.pid == cri_api::v1::NamespaceMode::Pod as i32);
+    if pod_pid && pod.sandbox.is_pinned() {
+        return Err(ContainerError::Precondition {
+            field: "config.linux.security_context.namespace_options.pid",
+            reason: format!(
+                "pod {} has no pod-wide PID namespace (it was created without one, so it has no pause process to hold it)",
+                pod.id
+            ),
+        });
+    }
     if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
         return Err(invalid(
             "config.linux.security_context.run_as_group",

@@ -1,5 +1,6 @@
-//! Sandbox controllers: what runs the pod's sandbox process. [`PauseController`] runs the built-in
-//! (or image) pause through the OCI runtime of the pod's handler. A remote sandboxer (containerd's
+//! Sandbox controllers: what holds the pod's namespaces. [`PauseController`] runs the built-in
+//! (or image) pause through the OCI runtime of the pod's handler; `super::pinned` pins them
+//! without a process. A remote sandboxer (containerd's
 //! Sandbox API) fits the same [`SandboxController`] trait later.
 
 use std::{
@@ -49,13 +50,14 @@ pub enum ControllerError {
 /// Runs, stops and deletes a sandbox's process.
 #[async_trait]
 pub trait SandboxController: Send + Sync + std::fmt::Debug {
-    /// Creates the sandbox process (not yet running user code) and returns it, watched.
+    /// Creates the sandbox (its process, if it has one, not yet running user code) and returns
+    /// its process, watched; `None` for a sandbox without a process (pinned namespaces).
     async fn create(
         &self,
         record: &SandboxRecord,
         paths: &SandboxPaths,
         netns: Option<&Path>,
-    ) -> Result<(PauseProcess, ExitWatch), ControllerError>;
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError>;
     /// Starts a created sandbox.
     async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError>;
     /// Finds the sandbox process of a record that does not name it (crustd died between creating
@@ -215,12 +217,13 @@ impl SandboxController for PauseController {
         record: &SandboxRecord,
         paths: &SandboxPaths,
         netns: Option<&Path>,
-    ) -> Result<(PauseProcess, ExitWatch), ControllerError> {
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
         let runtime = self.runtime(&record.runtime_handler)?;
         let bundle = self.write_bundle(record, paths, netns).await?;
         let pid = runtime.create(&record.id, &bundle).await?;
         self.watched(record, pid)?
             .ok_or(ControllerError::Vanished { pid })
+            .map(Some)
     }
 
     fn watch(&self, record: &SandboxRecord, process: Option<Process>) -> Option<ExitWatch> {

@@ -1,13 +1,14 @@
 //! Pod sandboxes: identity and validation ([`validate`]), the state machine ([`state`]), records and
 //! the store ([`record`], [`store`]), files and shm ([`files`]), the pause spec ([`spec`]), the
-//! controller seam ([`controller`]), the lifecycle procedures ([`manager`]), CRI status
-//! ([`status`]) and restart recovery ([`recover`]).
+//! controller seam ([`controller`]), pinned-namespace sandboxes ([`pinned`]), the lifecycle
+//! procedures ([`manager`]), CRI status ([`status`]) and restart recovery ([`recover`]).
 
 pub mod checkpoint;
 pub mod controller;
 pub mod files;
 pub mod manager;
 pub mod order;
+pub mod pinned;
 pub mod record;
 pub mod recover;
 pub mod resources;

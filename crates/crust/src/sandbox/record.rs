@@ -56,6 +56,48 @@ pub struct PauseProcess {
     pub start_time: u64,
 }
 
+/// What holds the pod's namespaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SandboxKind {
+    /// A pause container (its pid in [`SandboxRecord::pause`]); records written before this
+    /// field are pause sandboxes.
+    #[default]
+    Pause,
+    /// Namespaces crustd made and pinned at these paths (`None`: the pod shares the node's);
+    /// the network namespace is [`SandboxRecord::netns`]. No process belongs to the pod.
+    Pinned {
+        ipc: Option<PathBuf>,
+        uts: Option<PathBuf>,
+    },
+}
+
+impl SandboxKind {
+    /// The pinned namespace files (IPC, then UTS).
+    pub fn pins(&self) -> Vec<&std::path::Path> {
+        match self {
+            SandboxKind::Pause => Vec::new(),
+            SandboxKind::Pinned { ipc, uts } => [ipc, uts]
+                .into_iter()
+                .flatten()
+                .map(|p| p.as_path())
+                .collect(),
+        }
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        matches!(self, SandboxKind::Pinned { .. })
+    }
+
+    /// The config spelling of the kind.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SandboxKind::Pause => "pause",
+            SandboxKind::Pinned { .. } => "pinned",
+        }
+    }
+}
+
 /// The persisted sandbox record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxRecord {
@@ -72,6 +114,10 @@ pub struct SandboxRecord {
     pub state: SandboxState,
     pub created_at_ns: i64,
     pub held: Held,
+    /// What holds the namespaces; `held.pause` covers either kind (the pause container, or
+    /// the pinned IPC/UTS namespaces).
+    #[serde(default)]
+    pub sandbox: SandboxKind,
     pub pause: Option<PauseProcess>,
     pub cgroups_path: String,
     pub checkpoint: String,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::{
     manager::SandboxManager,
-    record::{Held, NetworkMode, Sandbox, SandboxRecord, RECORD_VERSION},
+    pinned,
+    record::{Held, NetworkMode, Sandbox, SandboxKind, SandboxRecord, RECORD_VERSION},
     state::SandboxState,
 };
 use crate::{network::netns, oci_runtime::monitor::Process, store::load_record};
@@ -80,25 +81,26 @@ impl SandboxManager {
         path: std::path::PathBuf,
         report: &mut RecoveryReport,
     ) {
-        let pause = record.pause;
         let was = record.state;
         let sandbox = Arc::new(Sandbox::new(record, path, true));
         self.store().restore(sandbox.clone());
-        let watch = match pause {
-            Some(p) => {
-                let alive = Process::open(p.pid, Some(p.start_time)).ok().flatten();
-                self.controller().watch(&sandbox.snapshot(), alive)
-            }
-            None => self.reattach(&sandbox).await,
+        let record = sandbox.snapshot();
+        let netns = record.netns.filter(|_| record.held.netns);
+        let (alive, gone) = match record.sandbox {
+            SandboxKind::Pause => (
+                self.recover_pause(&sandbox).await,
+                "the pause process exited while crustd was down",
+            ),
+            kind @ SandboxKind::Pinned { .. } => (
+                tokio::task::spawn_blocking(move || pinned::intact(&kind, netns.as_deref()))
+                    .await
+                    .unwrap_or(false),
+                "the pod's pinned namespaces are gone",
+            ),
         };
-        if let Some(watch) = watch {
-            sandbox.set_pause_watch(Some(watch.clone()));
-            self.spawn_exit_handler(sandbox.clone(), watch);
-        }
-        let reason = match (was, sandbox.pause_watch().is_some()) {
-            (SandboxState::Ready, true) => None,
-            (SandboxState::Creating, _) => Some("crustd restarted during RunPodSandbox"),
-            (SandboxState::Ready, false) => Some("the pause process exited while crustd was down"),
+        let reason = match was {
+            SandboxState::Creating => Some("crustd restarted during RunPodSandbox"),
+            SandboxState::Ready => (!alive).then_some(gone),
             _ => None,
         };
         if let Some(reason) = reason {
@@ -111,6 +113,23 @@ impl SandboxManager {
         } else {
             report.not_ready += 1;
         }
+    }
+
+    /// Watches the recovered sandbox's pause again; false when it is gone.
+    async fn recover_pause(self: &Arc<Self>, sandbox: &Arc<Sandbox>) -> bool {
+        let watch = match sandbox.snapshot().pause {
+            Some(p) => {
+                let alive = Process::open(p.pid, Some(p.start_time)).ok().flatten();
+                self.controller().watch(&sandbox.snapshot(), alive)
+            }
+            None => self.reattach(sandbox).await,
+        };
+        let Some(watch) = watch else {
+            return false;
+        };
+        sandbox.set_pause_watch(Some(watch.clone()));
+        self.spawn_exit_handler(sandbox.clone(), watch);
+        true
     }
 
     /// The pause of a record that may hold one but does not name it (crustd died between `runc
@@ -153,6 +172,7 @@ fn unknown_sandbox(id: &str, path: std::path::PathBuf, error: String) -> Sandbox
             netns: true,
             network: false,
         },
+        sandbox: SandboxKind::Pause,
         pause: None,
         cgroups_path: String::new(),
         checkpoint: String::new(),

@@ -11,13 +11,14 @@ use super::{
     checkpoint::Checkpoint,
     files::{self, SandboxPaths},
     manager::SandboxManager,
-    order,
-    record::{Held, NetworkMode, NetworkSettings, Sandbox, SandboxRecord},
+    order, pinned,
+    record::{Held, NetworkMode, NetworkSettings, Sandbox, SandboxKind, SandboxRecord},
     state::SandboxState,
     timing::StepTimes,
     validate, RunStep, SandboxError,
 };
 use crate::{
+    config::SandboxMode,
     events::{now_ns, EventKind},
     failpoint,
     network::{cni::PodNetworkRequest, netns},
@@ -59,13 +60,16 @@ impl SandboxManager {
         handler: String,
     ) -> Result<String, SandboxError> {
         let mut record = self.prepare(config, handler)?;
-        // Step 2: the sandbox image (pulled when it is a missing registry image).
-        record.rootfs = self
-            .options
-            .sandbox_image
-            .resolve()
-            .await
-            .map_err(SandboxError::Image)?;
+        // Step 2: the sandbox image (pulled when it is a missing registry image); a pinned
+        // sandbox runs nothing from it.
+        if !record.sandbox.is_pinned() {
+            record.rootfs = self
+                .options
+                .sandbox_image
+                .resolve()
+                .await
+                .map_err(SandboxError::Image)?;
+        }
         let (sandbox, _op) = match self.admit(record).await? {
             Admitted::New(sandbox, op) => (sandbox, op),
             Admitted::Existing(id) => return Ok(id),
@@ -99,11 +103,13 @@ impl SandboxManager {
             .ok_or_else(|| SandboxError::UnknownHandler(handler.clone()))?;
         let network_order = order::choose(&config, &handler, runtime, cni)?;
         let id = new_id();
+        let sandbox = self.sandbox_kind(&config, &handler, runtime, &id);
         let checkpoint = Checkpoint::from_config(&config, !cni).to_json();
         Ok(SandboxRecord {
             cgroups_path: cgroups_path(&config, &id),
             netns: cni.then(|| self.options.netns_dir.join(&id)),
             held: intended_resources(&config, cni),
+            sandbox,
             id,
             name,
             config: config.clone(),
@@ -121,6 +127,36 @@ impl SandboxManager {
             pod_resources: Default::default(),
             network_order: Some(network_order),
         })
+    }
+
+    /// What holds the pod's namespaces: pinned ones where the handler allows it and the pod's
+    /// containers do not share a PID namespace (which only a process can hold), else a pause.
+    fn sandbox_kind(
+        &self,
+        config: &PodSandboxConfig,
+        handler: &str,
+        runtime: &crate::config::RuntimeConfig,
+        id: &str,
+    ) -> SandboxKind {
+        use cri_api::v1::NamespaceMode;
+        let ns = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
+        let pinned = runtime.sandbox_mode(handler) == SandboxMode::Pinned;
+        if !pinned || ns.pid == NamespaceMode::Pod as i32 {
+            return SandboxKind::Pause;
+        }
+        let paths = self.paths(id);
+        let own = |mode: i32, kind: &str| {
+            (mode != NamespaceMode::Node as i32).then(|| pinned::pin_path(&paths, kind))
+        };
+        SandboxKind::Pinned {
+            ipc: own(ns.ipc, "ipc"),
+            uts: own(ns.network, "uts"),
+        }
     }
 
     /// The runtime handler to use: the request's, or the default; unknown ones are refused.
@@ -397,23 +433,27 @@ impl SandboxManager {
         paths: &SandboxPaths,
     ) -> Result<(), SandboxError> {
         let record = sandbox.snapshot();
-        let (pause, watch) = self
+        let process = self
             .controller
             .create(&record, paths, record.netns.as_deref())
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Create))?;
-        sandbox.set_pause_watch(Some(watch.clone()));
-        // Staged: persisted with READY (or the failure). After a crash before that, recovery asks
-        // the runtime for the pid (the first record already says a pause may exist).
-        self.store.stage(sandbox, |r| r.pause = Some(pause));
+        if let Some((pause, watch)) = process {
+            sandbox.set_pause_watch(Some(watch.clone()));
+            // Staged: persisted with READY (or the failure). After a crash before that, recovery
+            // asks the runtime for the pid (the first record already says a pause may exist).
+            self.store.stage(sandbox, |r| r.pause = Some(pause));
+            self.spawn_exit_handler(sandbox.clone(), watch);
+        }
         self.publish(sandbox, EventKind::Created);
-        self.spawn_exit_handler(sandbox.clone(), watch);
         fail("run:after_create", RunStep::Create).await
     }
 
     /// Step 8: READY, persisted, STARTED published.
     async fn finish(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
-        let exited = sandbox.pause_watch().is_none_or(|w| w.has_exited());
+        // A pinned sandbox has no process whose exit could have ended it.
+        let pause = !sandbox.snapshot().sandbox.is_pinned();
+        let exited = pause && sandbox.pause_watch().is_none_or(|w| w.has_exited());
         if exited {
             return Err(SandboxError::PauseExited.at(RunStep::Finish));
         }

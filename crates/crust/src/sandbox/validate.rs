@@ -127,6 +127,39 @@ fn check_apparmor(
 /// The longest sysctl value accepted (a page, as /proc/sys writes take).
 pub const MAX_SYSCTL_VALUE: usize = 4096;
 
+/// The namespace a sysctl belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysctlNamespace {
+    Ipc,
+    Net,
+    Uts,
+}
+
+/// Which namespace the sysctl `name` (dots or slashes) is in, as runc's list has them; `None`
+/// for the node-wide ones.
+pub fn sysctl_namespace(name: &str) -> Option<SysctlNamespace> {
+    let dotted = name.replace('/', ".");
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if ipc.contains(&dotted.as_str()) || dotted.starts_with("fs.mqueue.") {
+        Some(SysctlNamespace::Ipc)
+    } else if dotted.starts_with("net.") {
+        Some(SysctlNamespace::Net)
+    } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
+        Some(SysctlNamespace::Uts)
+    } else {
+        None
+    }
+}
+
 /// A sysctl a container may set: a well-formed name of a namespaced sysctl (as runc's list has
 /// them: IPC ones need the pod's own IPC namespace, `net.*` its own network namespace,
 /// `kernel.hostname`/`kernel.domainname` its own UTS namespace) and a one-line value.
@@ -148,28 +181,16 @@ pub fn check_sysctl(
             "{name} = {value:?}: a value is one line of 1 to {MAX_SYSCTL_VALUE} bytes"
         ));
     }
-    let dotted = name.replace('/', ".");
-    let ipc = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
     let host = |mode: i32| mode == NamespaceMode::Node as i32;
-    let (needs, shared) = if ipc.contains(&dotted.as_str()) || dotted.starts_with("fs.mqueue.") {
-        ("IPC", host(ns.ipc))
-    } else if dotted.starts_with("net.") {
-        ("network", host(ns.network))
-    } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
-        ("UTS", host(ns.network))
-    } else {
-        return Err(format!(
-            "{name} is not a namespaced sysctl: setting it would change the whole node"
-        ));
+    let (needs, shared) = match sysctl_namespace(name) {
+        Some(SysctlNamespace::Ipc) => ("IPC", host(ns.ipc)),
+        Some(SysctlNamespace::Net) => ("network", host(ns.network)),
+        Some(SysctlNamespace::Uts) => ("UTS", host(ns.network)),
+        None => {
+            return Err(format!(
+                "{name} is not a namespaced sysctl: setting it would change the whole node"
+            ))
+        }
     };
     if shared {
         return Err(format!(

@@ -277,13 +277,13 @@ fn container_metrics(svc: &CriService, r: &ContainerRecord) -> ContainerMetrics 
 
 /// The network counters of a READY pod-network pod, per interface (not `lo`).
 fn network(sink: &mut Sink<'_>, pod: &SandboxRecord) {
-    let Some(pause) = pod.pause.as_ref() else {
+    let Some(netns) = pod.netns.as_deref() else {
         return;
     };
     if pod.network_mode != NetworkMode::Cni || !pod.state.is_ready() {
         return;
     }
-    for i in network_usage(pause.pid) {
+    for i in network_usage(netns) {
         let name = [i.name.as_str()];
         let put = |sink: &mut Sink<'_>, metric: &str, v: u64| sink.put(metric, &name, Some(v));
         put(sink, "container_network_receive_bytes_total", i.rx_bytes);

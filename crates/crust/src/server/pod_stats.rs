@@ -1,4 +1,4 @@
-//! PodSandboxStats and ListPodSandboxStats: the pause's and the containers' cgroups summed, the
+//! PodSandboxStats and ListPodSandboxStats: the pause's (if any) and the containers' cgroups summed, the
 //! process count, the pod network's counters (from its netns), and each container's stats.
 
 use cri_api::v1::{
@@ -31,10 +31,10 @@ fn interface(i: &crate::container::stats::InterfaceUsage) -> NetworkInterfaceUsa
 
 fn pod_stats(svc: &CriService, pod: &SandboxRecord) -> PodSandboxStats {
     let u = svc.containers.pod_usage(pod);
-    let network = match (&pod.pause, pod.network_mode) {
-        (Some(pause), NetworkMode::Cni) if pod.state.is_ready() => {
+    let network = match (&pod.netns, pod.network_mode) {
+        (Some(netns), NetworkMode::Cni) if pod.state.is_ready() => {
             let interfaces: Vec<NetworkInterfaceUsage> =
-                network_usage(pause.pid).iter().map(interface).collect();
+                network_usage(netns).iter().map(interface).collect();
             Some(NetworkUsage {
                 timestamp: u.timestamp_ns,
                 default_interface: interfaces.iter().find(|i| i.name == "eth0").cloned(),

@@ -237,7 +237,8 @@ impl Daemon {
             net.bin_dir.display()
         );
         let runtimes = format!(
-            "[runtimes.failing]\npath = \"{}\"\n",
+            // Its faults are injected into runc, so its pods run a pause through it.
+            "[runtimes.failing]\npath = \"{}\"\nsandbox = \"pause\"\n",
             failpoint_runc().display()
         );
         // Top-level keys of `extra` (before its first table) must precede the harness's tables.
@@ -469,12 +470,13 @@ impl Daemon {
         let mut leaks = Vec::new();
         let dir = self.dir.path().to_string_lossy().into_owned();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        leaks.extend(
-            mountinfo
-                .lines()
-                .filter(|l| l.contains(&dir))
-                .map(|l| format!("mount: {l}")),
-        );
+        // Pinned namespaces (a pod's netns, IPC and UTS) are nsfs mounts under the directory.
+        leaks.extend(mountinfo.lines().filter(|l| l.contains(&dir)).map(|l| {
+            match l.contains(" - nsfs ") {
+                true => format!("pinned namespace: {l}"),
+                false => format!("mount: {l}"),
+            }
+        }));
         for root in runtime_roots(&self.state) {
             if let Some(tasks) = &root.tasks {
                 let handler = &root.handler;
@@ -545,6 +547,19 @@ impl Daemon {
             }
         }
         out
+    }
+
+    /// The pinned namespaces (nsfs mounts) of this daemon's pods, as `<id>/<ns>`.
+    pub fn pinned_namespaces(&self) -> Vec<String> {
+        let base = format!("{}/", self.state.join("sandboxes").display());
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" - nsfs "))
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter_map(|m| m.strip_prefix(&base))
+            .map(|m| m.replace("/ns/", "/"))
+            .collect()
     }
 
     /// Pids of the pause processes in this daemon's cgroups.
@@ -794,7 +809,8 @@ pub fn host_pod(name: &str, cgroup_parent: &str) -> PodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: Some(NamespaceOption {
                     network: NamespaceMode::Node as i32,
-                    pid: NamespaceMode::Pod as i32,
+                    // kubelet's default (no shareProcessNamespace): a pinned sandbox.
+                    pid: NamespaceMode::Container as i32,
                     ipc: NamespaceMode::Pod as i32,
                     ..Default::default()
                 }),
@@ -819,6 +835,11 @@ pub async fn stop_remove(c: &mut Client, id: &str) {
 }
 
 /// ListPodSandbox without a filter.
+/// The default `runc` handler with a pause container per pod (pods get pinned namespaces and
+/// no process by default, #16), for `Daemon::start_with` in tests of the pause itself.
+#[allow(dead_code)]
+pub const PAUSE_SANDBOX: &str = "[runtimes.runc]\nsandbox = \"pause\"\n";
+
 /// A handler `runc-shim` running Debian's containerd-shim-runc-v2 (#13), for `Daemon::start_with`.
 #[allow(dead_code)] // not every test binary runs shim pods
 pub const RUNC_SHIM_HANDLER: &str =

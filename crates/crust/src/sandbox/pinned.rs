@@ -1,0 +1,481 @@
+//! Pinned-namespace sandboxes (CRI-O's `drop_infra_ctr`): no process runs for the pod. crustd
+//! makes the pod's IPC and UTS namespaces itself on a dedicated thread (unshare changes the
+//! calling thread for good), sets the hostname and the pod's sysctls in them (the `net.*` ones
+//! in the pinned netns), and bind-mounts each onto a file under the pod's state dir; containers
+//! join those paths. [`PinnedController`] is the [`SandboxController`] for them and
+//! [`ByKind`] picks it or the pause's per record.
+//!
+//! ```text
+//!   create: unshare(IPC|UTS) -> sethostname -> sysctls -> pin ns/ipc, ns/uts -> setns(netns) -> net sysctls
+//!   start:  nothing (the namespaces exist and are pinned)
+//!   stop:   unpin (the kernel frees the namespaces once no container holds them)
+//!   delete: unpin and unlink
+//! ```
+
+use std::{
+    io,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+use nix::{
+    mount::{mount, MsFlags},
+    sched::{setns, unshare, CloneFlags},
+};
+
+use super::{
+    controller::{ControllerError, SandboxController},
+    files::SandboxPaths,
+    record::{PauseProcess, SandboxKind, SandboxRecord},
+    validate::{sysctl_namespace, SysctlNamespace},
+};
+use crate::{
+    network::netns,
+    oci_runtime::monitor::{ExitWatch, Process},
+};
+
+/// What one pinned sandbox's creation makes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PinPlan {
+    /// Where to pin a new IPC namespace; `None`: the pod shares the node's.
+    pub ipc: Option<PathBuf>,
+    /// Where to pin a new UTS namespace; `None`: the pod shares the node's (host network).
+    pub uts: Option<PathBuf>,
+    /// The pod's pinned netns, for its `net.*` sysctls.
+    pub netns: Option<PathBuf>,
+    /// Set in the new UTS namespace.
+    pub hostname: Option<String>,
+    /// The pod's sysctls; each must belong to a namespace made here (or the netns).
+    pub sysctls: Vec<(String, String)>,
+}
+
+impl PinPlan {
+    /// The plan for `record` (a pinned kind) with its netns at `netns`.
+    pub fn of(record: &SandboxRecord, netns: Option<&Path>) -> PinPlan {
+        let (ipc, uts) = match &record.sandbox {
+            SandboxKind::Pinned { ipc, uts } => (ipc.clone(), uts.clone()),
+            SandboxKind::Pause => (None, None),
+        };
+        let config = &record.config;
+        let hostname =
+            (uts.is_some() && !config.hostname.is_empty()).then(|| config.hostname.clone());
+        let mut sysctls: Vec<(String, String)> = config
+            .linux
+            .as_ref()
+            .map(|l| l.sysctls.clone().into_iter().collect())
+            .unwrap_or_default();
+        sysctls.sort();
+        PinPlan {
+            ipc,
+            uts,
+            netns: netns.map(Path::to_path_buf),
+            hostname,
+            sysctls,
+        }
+    }
+}
+
+/// Makes and pins the namespaces of `plan` on a dedicated thread. On error some pins may exist:
+/// [`remove`] them (the sandbox's undo does).
+pub async fn create(plan: PinPlan) -> io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("crust-pin".into())
+        .spawn(move || {
+            let _ = tx.send(create_on_this_thread(&plan));
+        })?;
+    rx.await
+        .unwrap_or_else(|_| Err(io::Error::other("namespace thread died")))
+}
+
+fn create_on_this_thread(plan: &PinPlan) -> io::Result<()> {
+    let mut flags = CloneFlags::empty();
+    if plan.ipc.is_some() {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if plan.uts.is_some() {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+    if !flags.is_empty() {
+        unshare(flags)?;
+    }
+    if let Some(name) = &plan.hostname {
+        nix::unistd::sethostname(name)?;
+    }
+    let (net, own): (Vec<_>, Vec<_>) = plan
+        .sysctls
+        .iter()
+        .partition(|(name, _)| sysctl_namespace(name) == Some(SysctlNamespace::Net));
+    for (name, value) in own {
+        let made = match sysctl_namespace(name) {
+            Some(SysctlNamespace::Ipc) => plan.ipc.is_some(),
+            Some(SysctlNamespace::Uts) => plan.uts.is_some(),
+            _ => false,
+        };
+        if !made {
+            return Err(not_ours(name));
+        }
+        write_sysctl(name, value)?;
+    }
+    for (kind, path) in [("ipc", &plan.ipc), ("uts", &plan.uts)] {
+        if let Some(path) = path {
+            pin(kind, path)?;
+        }
+    }
+    if !net.is_empty() {
+        let Some(path) = &plan.netns else {
+            return Err(not_ours(&net[0].0));
+        };
+        setns(std::fs::File::open(path)?.as_fd(), CloneFlags::CLONE_NEWNET)?;
+        for (name, value) in net {
+            write_sysctl(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+fn not_ours(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("sysctl {name} is not in a namespace of the pod's own"),
+    )
+}
+
+/// Bind-mounts this thread's `kind` namespace onto `path` (a new file).
+fn pin(kind: &str, path: &Path) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let own = format!("/proc/self/task/{}/ns/{kind}", nix::unistd::gettid());
+    let mounted = mount(
+        Some(own.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    if mounted.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(mounted?)
+}
+
+/// The `/proc/sys` file of a sysctl: the first separator decides, as sysctl(8) has it (with
+/// dots, a `/` stands for a dot in a name such as an interface `eth0.100`).
+fn sysctl_path(name: &str) -> PathBuf {
+    let dotted = name
+        .find(['.', '/'])
+        .is_none_or(|i| name.as_bytes()[i] == b'.');
+    let rel: String = if dotted {
+        name.chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect()
+    } else {
+        name.to_string()
+    };
+    Path::new("/proc/sys").join(rel)
+}
+
+/// Writes `value` to the sysctl `name` as this thread's namespaces see it.
+fn write_sysctl(name: &str, value: &str) -> io::Result<()> {
+    let path = sysctl_path(name);
+    std::fs::write(&path, value)
+        .map_err(|e| io::Error::new(e.kind(), format!("sysctl {name} = {value:?}: {e}")))
+}
+
+/// True when every pin of `kind`, and the pod's netns (if it has one), is still an nsfs mount.
+pub fn intact(kind: &SandboxKind, netns: Option<&Path>) -> bool {
+    kind.pins().into_iter().chain(netns).all(netns::is_pinned)
+}
+
+/// Unpins the pins (the namespaces go once no container holds them); idempotent.
+pub fn unpin(pins: &[PathBuf]) -> io::Result<()> {
+    pins.iter().try_for_each(|p| netns::unpin(p))
+}
+
+/// Unpins and unlinks the pins, then their directory when empty; idempotent.
+pub fn remove(pins: &[PathBuf]) -> io::Result<()> {
+    for pin in pins {
+        netns::remove(pin)?;
+    }
+    if let Some(dir) = pins.first().and_then(|p| p.parent()) {
+        match std::fs::remove_dir(dir) {
+            Err(e)
+                if e.kind() != io::ErrorKind::NotFound
+                    && e.raw_os_error() != Some(libc::ENOTEMPTY) =>
+            {
+                return Err(e)
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Where a pinned sandbox's namespace of `kind` (`ipc`, `uts`) lives.
+pub fn pin_path(paths: &SandboxPaths, kind: &str) -> PathBuf {
+    paths.state_dir.join("ns").join(kind)
+}
+
+/// The [`SandboxController`] of pinned sandboxes.
+#[derive(Debug, Default)]
+pub struct PinnedController;
+
+/// Runs `work` on a blocking thread, as a controller error naming `path`.
+async fn blocking(
+    what: &'static str,
+    path: PathBuf,
+    work: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| ControllerError::Io { what, path, source })
+}
+
+fn owned_pins(record: &SandboxRecord) -> Vec<PathBuf> {
+    record
+        .sandbox
+        .pins()
+        .into_iter()
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+#[async_trait]
+impl SandboxController for PinnedController {
+    async fn create(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+        netns: Option<&Path>,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
+        let plan = PinPlan::of(record, netns);
+        create(plan).await.map_err(|source| ControllerError::Io {
+            what: "pin the pod's namespaces under",
+            path: paths.state_dir.join("ns"),
+            source,
+        })?;
+        tracing::debug!(id = %record.id, "pod namespaces pinned");
+        Ok(None)
+    }
+
+    async fn start(&self, _record: &SandboxRecord) -> Result<(), ControllerError> {
+        Ok(())
+    }
+
+    async fn reattach(
+        &self,
+        _record: &SandboxRecord,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
+        Ok(None)
+    }
+
+    fn watch(&self, _record: &SandboxRecord, _process: Option<Process>) -> Option<ExitWatch> {
+        None
+    }
+
+    async fn stop(
+        &self,
+        record: &SandboxRecord,
+        _watch: Option<&ExitWatch>,
+    ) -> Result<(), ControllerError> {
+        let pins = owned_pins(record);
+        let path = pins.first().cloned().unwrap_or_default();
+        blocking("unpin", path, move || unpin(&pins)).await
+    }
+
+    async fn delete(
+        &self,
+        record: &SandboxRecord,
+        _paths: &SandboxPaths,
+    ) -> Result<(), ControllerError> {
+        let pins = owned_pins(record);
+        let path = pins.first().cloned().unwrap_or_default();
+        blocking("remove the pinned namespace", path, move || remove(&pins)).await
+    }
+
+    async fn force_delete(&self, _id: &str, paths: &SandboxPaths) -> Result<(), ControllerError> {
+        let pins = vec![pin_path(paths, "ipc"), pin_path(paths, "uts")];
+        let path = paths.state_dir.join("ns");
+        blocking("remove the pinned namespace", path, move || remove(&pins)).await
+    }
+}
+
+/// The controller of each record's kind: the pause's (for pause sandboxes) or the pinned one.
+#[derive(Debug)]
+pub struct ByKind {
+    pause: Arc<dyn SandboxController>,
+    pinned: PinnedController,
+}
+
+impl ByKind {
+    pub fn new(pause: Arc<dyn SandboxController>) -> Self {
+        ByKind {
+            pause,
+            pinned: PinnedController,
+        }
+    }
+
+    fn of(&self, record: &SandboxRecord) -> &dyn SandboxController {
+        match record.sandbox {
+            SandboxKind::Pinned { .. } => &self.pinned,
+            SandboxKind::Pause => self.pause.as_ref(),
+        }
+    }
+}
+
+#[async_trait]
+impl SandboxController for ByKind {
+    async fn create(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+        netns: Option<&Path>,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
+        self.of(record).create(record, paths, netns).await
+    }
+
+    async fn start(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
+        self.of(record).start(record).await
+    }
+
+    async fn reattach(
+        &self,
+        record: &SandboxRecord,
+    ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
+        self.of(record).reattach(record).await
+    }
+
+    fn watch(&self, record: &SandboxRecord, process: Option<Process>) -> Option<ExitWatch> {
+        self.of(record).watch(record, process)
+    }
+
+    async fn stop(
+        &self,
+        record: &SandboxRecord,
+        watch: Option<&ExitWatch>,
+    ) -> Result<(), ControllerError> {
+        self.of(record).stop(record, watch).await
+    }
+
+    async fn delete(
+        &self,
+        record: &SandboxRecord,
+        paths: &SandboxPaths,
+    ) -> Result<(), ControllerError> {
+        self.of(record).delete(record, paths).await
+    }
+
+    /// Both kinds: an unreadable record does not say which it was.
+    async fn force_delete(&self, id: &str, paths: &SandboxPaths) -> Result<(), ControllerError> {
+        self.pinned.force_delete(id, paths).await?;
+        self.pause.force_delete(id, paths).await
+    }
+
+    async fn update_resources(&self, record: &SandboxRecord) -> Result<(), ControllerError> {
+        self.of(record).update_resources(record).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_paths_follow_the_first_separator() {
+        let p = |n| sysctl_path(n).display().to_string();
+        assert_eq!(
+            p("kernel.shm_rmid_forced"),
+            "/proc/sys/kernel/shm_rmid_forced"
+        );
+        assert_eq!(
+            p("net.ipv4.conf.eth0/100.forwarding"),
+            "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
+        );
+        assert_eq!(
+            p("net/ipv4/conf/eth0.100/forwarding"),
+            "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
+        );
+    }
+
+    #[tokio::test]
+    async fn pins_new_ipc_and_uts_namespaces_with_hostname_and_sysctls() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipc = dir.path().join("ns/ipc");
+        let uts = dir.path().join("ns/uts");
+        let plan = PinPlan {
+            ipc: Some(ipc.clone()),
+            uts: Some(uts.clone()),
+            netns: None,
+            hostname: Some("pinned-test".into()),
+            sysctls: vec![("kernel.shm_rmid_forced".into(), "1".into())],
+        };
+        create(plan).await.unwrap();
+        assert!(netns::is_pinned(&ipc) && netns::is_pinned(&uts));
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        assert_ne!(ino(&ipc), ino(Path::new("/proc/self/ns/ipc")));
+        assert_ne!(ino(&uts), ino(Path::new("/proc/self/ns/uts")));
+        let run = |ns: &str, args: &[&str]| {
+            let out = std::process::Command::new("nsenter")
+                .arg(ns)
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(
+            run(&format!("--uts={}", uts.display()), &["hostname"]),
+            "pinned-test"
+        );
+        assert_eq!(
+            run(
+                &format!("--ipc={}", ipc.display()),
+                &["cat", "/proc/sys/kernel/shm_rmid_forced"]
+            ),
+            "1"
+        );
+        let kind = SandboxKind::Pinned {
+            ipc: Some(ipc.clone()),
+            uts: Some(uts.clone()),
+        };
+        assert!(intact(&kind, None));
+        let pins = [ipc.clone(), uts.clone()];
+        unpin(&pins).unwrap();
+        assert!(!intact(&kind, None) && ipc.exists());
+        remove(&pins).unwrap();
+        remove(&pins).unwrap();
+        assert!(!ipc.exists() && !dir.path().join("ns").exists());
+    }
+
+    #[tokio::test]
+    async fn a_sysctl_of_a_namespace_not_made_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = PinPlan {
+            uts: Some(dir.path().join("ns/uts")),
+            sysctls: vec![("kernel.shmmni".into(), "1024".into())],
+            ..Default::default()
+        };
+        let err = create(plan).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let plan = PinPlan {
+            sysctls: vec![("net.ipv4.ip_forward".into(), "1".into())],
+            ..Default::default()
+        };
+        assert!(
+            create(plan).await.is_err(),
+            "no netns: the node's is never written"
+        );
+    }
+}
