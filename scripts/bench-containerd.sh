@@ -19,7 +19,8 @@ cargo build --release --locked -q
 work=$(mktemp -d /tmp/crust-bench-ctrd.XXXXXX)
 state=/run/$(basename "$work") # tmpfs, like /run/crust and /run/containerd
 bridge=cbench$((RANDOM % 100000))
-subnet=10.$((200 + RANDOM % 50)).$((RANDOM % 250)).0/24
+# crust, containerd and the floor each hold PODS addresses at once: a /22.
+subnet=10.$((200 + RANDOM % 50)).$((RANDOM % 64 * 4)).0/22
 crust=target/release/crust
 pids=()
 cleanup() {

@@ -23,3 +23,4 @@ pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod streaming;
+pub mod sysctl;

@@ -268,7 +268,7 @@ async fn setup_one(env: &Env, i: usize) -> anyhow::Result<(i32, [Duration; 4])> 
     let id = container_id(env, i);
     let netns_path = env.work.join("netns").join(&id);
     let mut lap = Lap(Instant::now());
-    netns::create(netns_path.clone()).await?;
+    netns::create(netns_path.clone(), Vec::new()).await?;
     let netns_time = lap.next();
     env.cni
         .add(&env.list, &runtime_conf(env, i, &netns_path))

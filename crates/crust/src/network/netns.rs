@@ -15,19 +15,20 @@ use nix::{
     sched::{unshare, CloneFlags},
 };
 
-/// Creates a new network namespace pinned at `path` (which must not exist yet).
-pub async fn create(path: PathBuf) -> io::Result<()> {
+/// Creates a new network namespace pinned at `path` (which must not exist yet), with `lo` up and
+/// the `net.*` `sysctls` written in it.
+pub async fn create(path: PathBuf, sysctls: Vec<(String, String)>) -> io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("crust-netns".into())
         .spawn(move || {
-            let _ = tx.send(create_on_this_thread(&path));
+            let _ = tx.send(create_on_this_thread(&path, &sysctls));
         })?;
     rx.await
         .unwrap_or_else(|_| Err(io::Error::other("netns thread died")))
 }
 
-fn create_on_this_thread(path: &Path) -> io::Result<()> {
+fn create_on_this_thread(path: &Path, sysctls: &[(String, String)]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -38,6 +39,11 @@ fn create_on_this_thread(path: &Path) -> io::Result<()> {
     let result = unshare(CloneFlags::CLONE_NEWNET)
         .map_err(io::Error::from)
         .and_then(|()| loopback_up())
+        .and_then(|()| {
+            sysctls
+                .iter()
+                .try_for_each(|(name, value)| crate::sysctl::write(name, value))
+        })
         .and_then(|()| {
             let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
             mount(
@@ -138,15 +144,29 @@ mod tests {
     async fn create_pin_and_remove() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("netns").join("t1");
-        create(path.clone()).await.unwrap();
+        let sysctl = (
+            "net.ipv4.ip_unprivileged_port_start".to_string(),
+            "81".to_string(),
+        );
+        create(path.clone(), vec![sysctl]).await.unwrap();
         assert!(is_pinned(&path));
+        let port = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&port.stdout).trim(),
+            "81",
+            "{port:?}"
+        );
         assert_ne!(
             std::fs::metadata(&path).unwrap().ino_compat(),
             std::fs::metadata("/proc/self/ns/net").unwrap().ino_compat(),
             "a new namespace, not ours"
         );
         assert!(
-            create(path.clone()).await.is_err(),
+            create(path.clone(), Vec::new()).await.is_err(),
             "an existing path is refused"
         );
         // `lo` is up inside.

@@ -1,12 +1,13 @@
 //! Pinned-namespace sandboxes (CRI-O's `drop_infra_ctr`): no process runs for the pod. crustd
 //! makes the pod's IPC and UTS namespaces itself on a dedicated thread (unshare changes the
 //! calling thread for good), sets the hostname and the pod's sysctls in them (the `net.*` ones
-//! in the pinned netns), and bind-mounts each onto a file under the pod's state dir; containers
+//! are written in the netns as it is made), and bind-mounts each onto a file under the pod's state dir; containers
 //! join those paths. [`PinnedController`] is the [`SandboxController`] for them and
 //! [`ByKind`] picks it or the pause's per record.
 //!
 //! ```text
-//!   create: unshare(IPC|UTS) -> sethostname -> sysctls -> pin ns/ipc, ns/uts -> setns(netns) -> net sysctls
+//!   create: unshare(IPC|UTS) -> sethostname -> IPC/UTS sysctls -> pin ns/ipc, ns/uts
+//!           (beside the netns, made with the net.* sysctls)
 //!   start:  nothing (the namespaces exist and are pinned)
 //!   stop:   unpin (the kernel frees the namespaces once no container holds them)
 //!   delete: unpin and unlink
@@ -14,7 +15,6 @@
 
 use std::{
     io,
-    os::fd::AsFd,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -22,7 +22,7 @@ use std::{
 use async_trait::async_trait;
 use nix::{
     mount::{mount, MsFlags},
-    sched::{setns, unshare, CloneFlags},
+    sched::{unshare, CloneFlags},
 };
 
 use super::{
@@ -43,17 +43,16 @@ pub struct PinPlan {
     pub ipc: Option<PathBuf>,
     /// Where to pin a new UTS namespace; `None`: the pod shares the node's (host network).
     pub uts: Option<PathBuf>,
-    /// The pod's pinned netns, for its `net.*` sysctls.
-    pub netns: Option<PathBuf>,
     /// Set in the new UTS namespace.
     pub hostname: Option<String>,
-    /// The pod's sysctls; each must belong to a namespace made here (or the netns).
+    /// The pod's IPC and UTS sysctls; each must belong to a namespace made here (the `net.*`
+    /// ones are written when the netns is made, see [`net_sysctls`]).
     pub sysctls: Vec<(String, String)>,
 }
 
 impl PinPlan {
-    /// The plan for `record` (a pinned kind) with its netns at `netns`.
-    pub fn of(record: &SandboxRecord, netns: Option<&Path>) -> PinPlan {
+    /// The plan for `record` (a pinned kind).
+    pub fn of(record: &SandboxRecord) -> PinPlan {
         let (ipc, uts) = match &record.sandbox {
             SandboxKind::Pinned { ipc, uts } => (ipc.clone(), uts.clone()),
             SandboxKind::Pause => (None, None),
@@ -61,20 +60,40 @@ impl PinPlan {
         let config = &record.config;
         let hostname =
             (uts.is_some() && !config.hostname.is_empty()).then(|| config.hostname.clone());
-        let mut sysctls: Vec<(String, String)> = config
-            .linux
-            .as_ref()
-            .map(|l| l.sysctls.clone().into_iter().collect())
-            .unwrap_or_default();
-        sysctls.sort();
+        let sysctls = pod_sysctls(record)
+            .into_iter()
+            .filter(|(name, _)| sysctl_namespace(name) != Some(SysctlNamespace::Net))
+            .collect();
         PinPlan {
             ipc,
             uts,
-            netns: netns.map(Path::to_path_buf),
             hostname,
             sysctls,
         }
     }
+}
+
+fn pod_sysctls(record: &SandboxRecord) -> Vec<(String, String)> {
+    let mut sysctls: Vec<(String, String)> = record
+        .config
+        .linux
+        .as_ref()
+        .map(|l| l.sysctls.clone().into_iter().collect())
+        .unwrap_or_default();
+    sysctls.sort();
+    sysctls
+}
+
+/// The `net.*` sysctls of a pinned sandbox, written in its netns when the netns is made (no
+/// process enters it for them later).
+pub fn net_sysctls(record: &SandboxRecord) -> Vec<(String, String)> {
+    if !record.sandbox.is_pinned() {
+        return Vec::new(); // the pause's runtime writes them
+    }
+    pod_sysctls(record)
+        .into_iter()
+        .filter(|(name, _)| sysctl_namespace(name) == Some(SysctlNamespace::Net))
+        .collect()
 }
 
 /// Makes and pins the namespaces of `plan` on a dedicated thread. On error some pins may exist:
@@ -104,11 +123,7 @@ fn create_on_this_thread(plan: &PinPlan) -> io::Result<()> {
     if let Some(name) = &plan.hostname {
         nix::unistd::sethostname(name)?;
     }
-    let (net, own): (Vec<_>, Vec<_>) = plan
-        .sysctls
-        .iter()
-        .partition(|(name, _)| sysctl_namespace(name) == Some(SysctlNamespace::Net));
-    for (name, value) in own {
+    for (name, value) in &plan.sysctls {
         let made = match sysctl_namespace(name) {
             Some(SysctlNamespace::Ipc) => plan.ipc.is_some(),
             Some(SysctlNamespace::Uts) => plan.uts.is_some(),
@@ -117,20 +132,11 @@ fn create_on_this_thread(plan: &PinPlan) -> io::Result<()> {
         if !made {
             return Err(not_ours(name));
         }
-        write_sysctl(name, value)?;
+        crate::sysctl::write(name, value)?;
     }
     for (kind, path) in [("ipc", &plan.ipc), ("uts", &plan.uts)] {
         if let Some(path) = path {
             pin(kind, path)?;
-        }
-    }
-    if !net.is_empty() {
-        let Some(path) = &plan.netns else {
-            return Err(not_ours(&net[0].0));
-        };
-        setns(std::fs::File::open(path)?.as_fd(), CloneFlags::CLONE_NEWNET)?;
-        for (name, value) in net {
-            write_sysctl(name, value)?;
         }
     }
     Ok(())
@@ -164,33 +170,6 @@ fn pin(kind: &str, path: &Path) -> io::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     Ok(mounted?)
-}
-
-/// The `/proc/sys` file of a sysctl: the first separator decides, as sysctl(8) has it (with
-/// dots, a `/` stands for a dot in a name such as an interface `eth0.100`).
-fn sysctl_path(name: &str) -> PathBuf {
-    let dotted = name
-        .find(['.', '/'])
-        .is_none_or(|i| name.as_bytes()[i] == b'.');
-    let rel: String = if dotted {
-        name.chars()
-            .map(|c| match c {
-                '.' => '/',
-                '/' => '.',
-                c => c,
-            })
-            .collect()
-    } else {
-        name.to_string()
-    };
-    Path::new("/proc/sys").join(rel)
-}
-
-/// Writes `value` to the sysctl `name` as this thread's namespaces see it.
-fn write_sysctl(name: &str, value: &str) -> io::Result<()> {
-    let path = sysctl_path(name);
-    std::fs::write(&path, value)
-        .map_err(|e| io::Error::new(e.kind(), format!("sysctl {name} = {value:?}: {e}")))
 }
 
 /// True when every pin of `kind`, and the pod's netns (if it has one), is still an nsfs mount.
@@ -261,7 +240,8 @@ impl SandboxController for PinnedController {
         paths: &SandboxPaths,
         netns: Option<&Path>,
     ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
-        let plan = PinPlan::of(record, netns);
+        let _ = netns; // its sysctls were written when it was made
+        let plan = PinPlan::of(record);
         create(plan).await.map_err(|source| ControllerError::Io {
             what: "pin the pod's namespaces under",
             path: paths.state_dir.join("ns"),
@@ -393,23 +373,6 @@ impl SandboxController for ByKind {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sysctl_paths_follow_the_first_separator() {
-        let p = |n| sysctl_path(n).display().to_string();
-        assert_eq!(
-            p("kernel.shm_rmid_forced"),
-            "/proc/sys/kernel/shm_rmid_forced"
-        );
-        assert_eq!(
-            p("net.ipv4.conf.eth0/100.forwarding"),
-            "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
-        );
-        assert_eq!(
-            p("net/ipv4/conf/eth0.100/forwarding"),
-            "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
-        );
-    }
-
     #[tokio::test]
     async fn pins_new_ipc_and_uts_namespaces_with_hostname_and_sysctls() {
         let dir = tempfile::tempdir().unwrap();
@@ -418,7 +381,6 @@ mod tests {
         let plan = PinPlan {
             ipc: Some(ipc.clone()),
             uts: Some(uts.clone()),
-            netns: None,
             hostname: Some("pinned-test".into()),
             sysctls: vec![("kernel.shm_rmid_forced".into(), "1".into())],
         };

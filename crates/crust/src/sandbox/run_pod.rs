@@ -226,15 +226,25 @@ impl SandboxManager {
     ) -> Result<(), SandboxError> {
         let paths = self.paths(&sandbox.id);
         let mut times = StepTimes::default();
-        // Step 4: write-ahead record before any side effect.
+        // Step 4: write-ahead record before any side effect. Its fsync overlaps steps 5 and 6,
+        // whose effects a reboot undoes; the network (IPs allocated on disk) waits for it.
         undo.push(Undo::Forget);
-        self.store
-            .persist(sandbox)
+        let durable = self
+            .store
+            .persist_first(sandbox)
             .await
             .map_err(|e| SandboxError::from(e).at(RunStep::Persist))?;
-        fail("run:after_persist", RunStep::Persist).await?;
+        if let Err(e) = fail("run:after_persist", RunStep::Persist).await {
+            let _ = durable.wait().await; // nothing of the sandbox outlives its rollback
+            return Err(e);
+        }
         times.lap(RunStep::Persist);
-        self.make_local(sandbox, &paths, undo).await?;
+        let local = self.make_local(sandbox, &paths, undo).await;
+        let durable = durable
+            .wait()
+            .await
+            .map_err(|e| SandboxError::from(e).at(RunStep::Persist));
+        local.and(durable)?;
         times.lap(RunStep::Files);
         self.start_in_order(sandbox, &paths, undo, &mut times)
             .await?;
@@ -327,14 +337,17 @@ impl SandboxManager {
     /// Step 5: the sandbox key, a pinned network namespace.
     async fn create_netns(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         let path = self.options.netns_dir.join(&sandbox.id);
-        netns::create(path.clone()).await.map_err(|source| {
-            SandboxError::Io {
-                what: "create netns",
-                path,
-                source,
-            }
-            .at(RunStep::Netns)
-        })
+        let sysctls = pinned::net_sysctls(&sandbox.snapshot());
+        netns::create(path.clone(), sysctls)
+            .await
+            .map_err(|source| {
+                SandboxError::Io {
+                    what: "create netns",
+                    path,
+                    source,
+                }
+                .at(RunStep::Netns)
+            })
     }
 
     /// CNI ADD for every planned attachment (DEL is owed from the moment ADD is attempted).

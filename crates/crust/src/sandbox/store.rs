@@ -9,7 +9,9 @@ use std::{
 use tokio::sync::OwnedMutexGuard;
 
 use super::record::{Sandbox, SandboxRecord, RECORD_VERSION};
-use crate::store::{write_record, Index, LookupError, NameTaken, RecordError, Registrar};
+use crate::store::{
+    write_record, write_record_unsynced, Index, LookupError, NameTaken, RecordError, Registrar,
+};
 
 /// Sandboxes by id, names in the shared registrar, records under `<root>/sandboxes/<id>/`.
 #[derive(Debug)]
@@ -131,6 +133,32 @@ impl SandboxStore {
         self.update(sandbox, |_| ()).await
     }
 
+    /// Writes a new sandbox's first record and returns once it is in place (a crustd restarted
+    /// after a crash finds it); its fsync runs on, and [`Durable::wait`] waits for it. Nothing that
+    /// outlives a reboot (the CNI ADD's IP allocations) may happen before that.
+    pub async fn persist_first(&self, sandbox: &Sandbox) -> Result<Durable, RecordError> {
+        let _order = sandbox.persist.lock().await;
+        let snapshot = sandbox.snapshot();
+        let path = sandbox.record_path.clone();
+        let io_path = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| RecordError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            write_record_unsynced(&path, RECORD_VERSION, &snapshot)
+        })
+        .await
+        .unwrap_or_else(|join| Err(join_error(io_path.clone(), join)))?;
+        let sync = tokio::task::spawn_blocking(move || written.sync());
+        Ok(Durable {
+            sync,
+            path: io_path,
+        })
+    }
+
     /// Forgets a sandbox whose resources are all freed: deletes its directory, index entry and name.
     pub async fn forget(&self, sandbox: &Sandbox) -> Result<(), RecordError> {
         let _order = sandbox.persist.lock().await;
@@ -146,6 +174,30 @@ impl SandboxStore {
 
     fn record_path(&self, id: &str) -> PathBuf {
         self.sandbox_dir(id).join("sandbox.json")
+    }
+}
+
+/// A first record's fsync, under way.
+#[derive(Debug)]
+pub struct Durable {
+    sync: tokio::task::JoinHandle<Result<(), RecordError>>,
+    path: PathBuf,
+}
+
+impl Durable {
+    /// Waits until the record is durable.
+    pub async fn wait(self) -> Result<(), RecordError> {
+        let path = self.path;
+        self.sync
+            .await
+            .unwrap_or_else(|join| Err(join_error(path, join)))
+    }
+}
+
+fn join_error(path: PathBuf, join: tokio::task::JoinError) -> RecordError {
+    RecordError::Io {
+        path,
+        source: std::io::Error::other(join.to_string()),
     }
 }
 

@@ -11,6 +11,6 @@ pub mod registrar;
 pub use index::{Index, LookupError};
 pub use record::{
     is_removing, load_record, remove_record_dir, remove_unborn, sweep_removing, sweep_temp,
-    write_atomic, write_record, RecordError,
+    write_atomic, write_record, write_record_unsynced, RecordError, Unsynced,
 };
 pub use registrar::{NameTaken, Registrar};

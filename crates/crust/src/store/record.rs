@@ -69,6 +69,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
+/// A new record renamed into place but not yet durable (see [`write_new_unsynced`]).
+#[derive(Debug)]
+pub struct Unsynced {
+    file: File,
+    path: PathBuf,
+}
+
+impl Unsynced {
+    /// Makes the record durable: the file, then its directory.
+    pub fn sync(self) -> Result<(), RecordError> {
+        let io = |source| RecordError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.sync_all().map_err(io)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+}
+
+/// Writes the first record at `path` (temp + rename) and returns before it is durable: it is in
+/// place for a crustd restarted after a crash (the page cache outlives the process), and
+/// [`Unsynced::sync`] makes it survive a power loss. Until then only side effects that a reboot
+/// undoes (mounts, namespaces, processes on tmpfs state) may depend on it; a power loss in between
+/// can leave an empty or missing record, reported as unreadable.
+pub fn write_new_unsynced(path: &Path, bytes: &[u8]) -> Result<Unsynced, RecordError> {
+    let io = |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    Ok(Unsynced {
+        file,
+        path: path.to_path_buf(),
+    })
+}
+
 /// Removes the temp files [`write_atomic`] leaves in `dir` when the process dies between
 /// creating one and its rename (`.<name>.tmp`); returns how many went. Call before the files in
 /// `dir` are written again (at start, before recovery).
@@ -158,6 +203,21 @@ pub fn write_record<T: Serialize>(path: &Path, version: u32, body: &T) -> Result
         }
     })?;
     write_atomic(path, &bytes)
+}
+
+/// [`write_record`] of a first record, returning before it is durable ([`write_new_unsynced`]).
+pub fn write_record_unsynced<T: Serialize>(
+    path: &Path,
+    version: u32,
+    body: &T,
+) -> Result<Unsynced, RecordError> {
+    let bytes = serde_json::to_vec_pretty(&EnvelopeRef { version, body }).map_err(|source| {
+        RecordError::Encode {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    write_new_unsynced(path, &bytes)
 }
 
 /// Reads a record written by [`write_record`], refusing versions above `supported`.
