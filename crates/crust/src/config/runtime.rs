@@ -94,16 +94,6 @@ pub enum SandboxMode {
     Pause,
 }
 
-impl SandboxMode {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SandboxMode::Pinned => "pinned",
-            SandboxMode::Pause => "pause",
-        }
-    }
-}
-
 /// One runtime handler.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,13 +1,13 @@
 //! Pinned-namespace sandboxes (CRI-O's `drop_infra_ctr`): no process runs for the pod. crustd
 //! makes the pod's IPC and UTS namespaces itself on a dedicated thread (unshare changes the
 //! calling thread for good), sets the hostname and the pod's sysctls in them (the `net.*` ones
-//! are written in the netns as it is made), and bind-mounts each onto a file under the pod's state dir; containers
-//! join those paths. [`PinnedController`] is the [`SandboxController`] for them and
-//! [`ByKind`] picks it or the pause's per record.
+//! are written in the netns as it is made), and bind-mounts each onto a file under the pod's
+//! state dir; containers join those paths. [`PinnedController`] is the [`SandboxController`] for
+//! them and [`ByKind`] picks it or the pause's per record.
 //!
 //! ```text
 //!   create: unshare(IPC|UTS) -> sethostname -> IPC/UTS sysctls -> pin ns/ipc, ns/uts
-//!           (beside the netns, made with the net.* sysctls)
+//!           (after the netns, which is made with the net.* sysctls)
 //!   start:  nothing (the namespaces exist and are pinned)
 //!   stop:   unpin (the kernel frees the namespaces once no container holds them)
 //!   delete: unpin and unlink
@@ -238,9 +238,8 @@ impl SandboxController for PinnedController {
         &self,
         record: &SandboxRecord,
         paths: &SandboxPaths,
-        netns: Option<&Path>,
+        _netns: Option<&Path>, // its sysctls were written as it was made
     ) -> Result<Option<(PauseProcess, ExitWatch)>, ControllerError> {
-        let _ = netns; // its sysctls were written when it was made
         let plan = PinPlan::of(record);
         create(plan).await.map_err(|source| ControllerError::Io {
             what: "pin the pod's namespaces under",

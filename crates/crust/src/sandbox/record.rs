@@ -88,14 +88,6 @@ impl SandboxKind {
     pub fn is_pinned(&self) -> bool {
         matches!(self, SandboxKind::Pinned { .. })
     }
-
-    /// The config spelling of the kind.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SandboxKind::Pause => "pause",
-            SandboxKind::Pinned { .. } => "pinned",
-        }
-    }
 }
 
 /// The persisted sandbox record.
