@@ -56,17 +56,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
         path: path.to_path_buf(),
         source,
     };
+    let (file, tmp) = write_temp(path, bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+}
+
+/// Writes `bytes` to `.<name>.tmp` beside `path`; the open file and its path.
+fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<(File, PathBuf)> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    Ok((file, tmp))
 }
 
 /// A new record renamed into place but not yet durable (see [`write_new_unsynced`]).
@@ -99,14 +106,7 @@ pub fn write_new_unsynced(path: &Path, bytes: &[u8]) -> Result<Unsynced, RecordE
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
+    let (file, tmp) = write_temp(path, bytes).map_err(io)?;
     fs::rename(&tmp, path).map_err(io)?;
     Ok(Unsynced {
         file,
@@ -296,6 +296,27 @@ mod tests {
             "holds something: report it"
         );
         assert!(other.exists() && full.exists());
+    }
+
+    #[test]
+    fn an_unsynced_first_record_is_in_place_before_its_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        let body = Body {
+            name: "first".into(),
+        };
+        let pending = write_record_unsynced(&p, 1, &body).unwrap();
+        assert_eq!(
+            load_record::<Body>(&p, 1).unwrap(),
+            body,
+            "readable at once"
+        );
+        pending.sync().unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["r.json"], "no temp file left behind");
     }
 
     #[test]
