@@ -139,12 +139,7 @@ impl SandboxManager {
         id: &str,
     ) -> SandboxKind {
         use cri_api::v1::NamespaceMode;
-        let ns = config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.as_ref())
-            .and_then(|s| s.namespace_options.clone())
-            .unwrap_or_default();
+        let ns = validate::namespace_options(config);
         let pinned = runtime.sandbox_mode(handler) == SandboxMode::Pinned;
         if !pinned || ns.pid == NamespaceMode::Pod as i32 {
             return SandboxKind::Pause;
@@ -618,13 +613,7 @@ fn cgroups_path(config: &PodSandboxConfig, id: &str) -> String {
 
 /// A pod gets its own shm tmpfs unless it shares the node's IPC namespace.
 fn needs_shm(config: &PodSandboxConfig) -> bool {
-    let ipc = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref())
-        .map_or(0, |n| n.ipc);
-    ipc != cri_api::v1::NamespaceMode::Node as i32
+    validate::namespace_options(config).ipc != cri_api::v1::NamespaceMode::Node as i32
 }
 
 fn set_held(held: &mut Held, step: Undo, value: bool) {

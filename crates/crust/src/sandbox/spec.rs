@@ -115,17 +115,9 @@ fn run_as(config: &PodSandboxConfig) -> (i64, i64) {
     (uid, gid)
 }
 
-fn namespace_options(config: &PodSandboxConfig) -> (i32, i32) {
-    let ns = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref());
-    (ns.map_or(0, |n| n.pid), ns.map_or(0, |n| n.ipc))
-}
-
 fn namespaces(config: &PodSandboxConfig, input: &PauseSpecInput<'_>) -> Value {
-    let (pid, ipc) = namespace_options(config);
+    let ns = super::validate::namespace_options(config);
+    let (pid, ipc) = (ns.pid, ns.ipc);
     let mut list = vec![json!({ "type": "mount" })];
     if pid != NamespaceMode::Node as i32 {
         list.push(json!({ "type": "pid" }));

@@ -55,17 +55,21 @@ fn check_part(field: &'static str, value: &str) -> Result<(), SandboxError> {
 
 /// Host mode when the pod asks for the node's network namespace.
 pub fn network_mode(config: &PodSandboxConfig) -> NetworkMode {
-    let network = config
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.as_ref())
-        .map(|n| n.network);
-    if network == Some(NamespaceMode::Node as i32) {
+    if namespace_options(config).network == NamespaceMode::Node as i32 {
         NetworkMode::Host
     } else {
         NetworkMode::Cni
     }
+}
+
+/// The pod's `linux.security_context.namespace_options` (all POD when unset, as protobuf has it).
+pub fn namespace_options(config: &PodSandboxConfig) -> cri_api::v1::NamespaceOption {
+    config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default()
 }
 
 /// Everything else about the config that must hold before any side effect.
