@@ -13,8 +13,7 @@ use common::{
     stop_remove, Client, Daemon,
 };
 use cri_api::v1::{
-    LinuxContainerConfig, LinuxContainerSecurityContext, PodSandboxConfig, PodSandboxStatusRequest,
-    RunPodSandboxRequest,
+    LinuxContainerConfig, LinuxContainerSecurityContext, PodSandboxConfig, RunPodSandboxRequest,
 };
 use tonic::Code;
 
@@ -34,15 +33,7 @@ async fn run_on(
 }
 
 async fn info(c: &mut Client, id: &str) -> serde_json::Value {
-    let st = c
-        .pod_sandbox_status(PodSandboxStatusRequest {
-            pod_sandbox_id: id.into(),
-            verbose: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    serde_json::from_str(&st.info["info"]).unwrap()
+    common::pod_info(c, id).await.1
 }
 
 #[tokio::test]

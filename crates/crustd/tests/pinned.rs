@@ -14,23 +14,13 @@ use common::{
 use cri_api::v1::{
     ContainerEventType, ContainerState, GetEventsRequest, LinuxContainerConfig,
     LinuxContainerSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxState, PodSandboxStatsRequest, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    StopPodSandboxRequest,
+    PodSandboxState, PodSandboxStatsRequest, RemovePodSandboxRequest, StopPodSandboxRequest,
 };
 use futures_util::StreamExt;
 use tonic::Code;
 
 async fn info(c: &mut Client, id: &str) -> (i32, serde_json::Value) {
-    let st = c
-        .pod_sandbox_status(PodSandboxStatusRequest {
-            pod_sandbox_id: id.into(),
-            verbose: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let info = serde_json::from_str(&st.info["info"]).unwrap();
-    (st.status.unwrap().state, info)
+    common::pod_info(c, id).await
 }
 
 /// `<kind>:[<inode>]`, as `readlink /proc/self/ns/<kind>` prints a namespace.
@@ -266,17 +256,7 @@ async fn shared_pid_pods_and_pause_handlers_keep_the_pause() {
     .await;
     let mut c = d.client().await;
     let mut shared = d.net_pod("shared-pid", false);
-    let ns = shared
-        .linux
-        .as_mut()
-        .unwrap()
-        .security_context
-        .as_mut()
-        .unwrap()
-        .namespace_options
-        .as_mut()
-        .unwrap();
-    ns.pid = NamespaceMode::Pod as i32;
+    common::ns_options(&mut shared).pid = NamespaceMode::Pod as i32;
     let a = d.run_config(&mut c, shared).await;
     let b = c
         .run_pod_sandbox(cri_api::v1::RunPodSandboxRequest {

@@ -323,18 +323,26 @@ fn open_process(pid: i32) -> Result<Option<Process>, ControllerError> {
     })
 }
 
-/// Mounts an image rootfs overlay in `bundle` on a blocking thread.
-async fn mount_rootfs(lowers: Vec<PathBuf>, bundle: PathBuf) -> Result<PathBuf, ControllerError> {
-    let path = bundle.join("rootfs");
-    tokio::task::spawn_blocking(move || rootfs::mount_overlay(&lowers, &bundle))
+/// Runs `work` on a blocking thread; its failure is [`ControllerError::Io`] naming `path`.
+pub(super) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    path: PathBuf,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ControllerError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|r| r)
-        .map_err(|source| ControllerError::Io {
-            what: "mount rootfs",
-            path,
-            source,
-        })
+        .map_err(|source| ControllerError::Io { what, path, source })
+}
+
+/// Mounts an image rootfs overlay in `bundle` on a blocking thread.
+async fn mount_rootfs(lowers: Vec<PathBuf>, bundle: PathBuf) -> Result<PathBuf, ControllerError> {
+    let path = bundle.join("rootfs");
+    blocking("mount rootfs", path, move || {
+        rootfs::mount_overlay(&lowers, &bundle)
+    })
+    .await
 }
 
 /// Removes the cgroup the runtime left (when its path is known), unmounts an image rootfs (if
@@ -345,7 +353,7 @@ async fn remove_bundle(
 ) -> Result<(), ControllerError> {
     let bundle = paths.bundle();
     let dir = bundle.clone();
-    tokio::task::spawn_blocking(move || {
+    blocking("remove bundle", bundle, move || {
         if let Some(cgroup) = cgroup {
             crate::oci_runtime::cgroup::remove_leftover(&cgroup);
         }
@@ -353,11 +361,4 @@ async fn remove_bundle(
         super::files::remove_dir(&dir)
     })
     .await
-    .map_err(|e| std::io::Error::other(e.to_string()))
-    .and_then(|r| r)
-    .map_err(|source| ControllerError::Io {
-        what: "remove bundle",
-        path: bundle,
-        source,
-    })
 }

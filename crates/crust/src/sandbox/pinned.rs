@@ -26,7 +26,7 @@ use nix::{
 };
 
 use super::{
-    controller::{ControllerError, SandboxController},
+    controller::{blocking, ControllerError, SandboxController},
     files::SandboxPaths,
     record::{PauseProcess, SandboxKind, SandboxRecord},
     validate::{sysctl_namespace, SysctlNamespace},
@@ -174,7 +174,11 @@ fn pin(kind: &str, path: &Path) -> io::Result<()> {
 
 /// True when every pin of `kind`, and the pod's netns (if it has one), is still an nsfs mount.
 pub fn intact(kind: &SandboxKind, netns: Option<&Path>) -> bool {
-    kind.pins().into_iter().chain(netns).all(netns::is_pinned)
+    let pins = kind.pins();
+    pins.iter()
+        .map(PathBuf::as_path)
+        .chain(netns)
+        .all(netns::is_pinned)
 }
 
 /// Unpins the pins (the namespaces go once no container holds them); idempotent.
@@ -209,28 +213,6 @@ pub fn pin_path(paths: &SandboxPaths, kind: &str) -> PathBuf {
 /// The [`SandboxController`] of pinned sandboxes.
 #[derive(Debug, Default)]
 pub struct PinnedController;
-
-/// Runs `work` on a blocking thread, as a controller error naming `path`.
-async fn blocking(
-    what: &'static str,
-    path: PathBuf,
-    work: impl FnOnce() -> io::Result<()> + Send + 'static,
-) -> Result<(), ControllerError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|r| r)
-        .map_err(|source| ControllerError::Io { what, path, source })
-}
-
-fn owned_pins(record: &SandboxRecord) -> Vec<PathBuf> {
-    record
-        .sandbox
-        .pins()
-        .into_iter()
-        .map(Path::to_path_buf)
-        .collect()
-}
 
 #[async_trait]
 impl SandboxController for PinnedController {
@@ -270,7 +252,7 @@ impl SandboxController for PinnedController {
         record: &SandboxRecord,
         _watch: Option<&ExitWatch>,
     ) -> Result<(), ControllerError> {
-        let pins = owned_pins(record);
+        let pins = record.sandbox.pins();
         let path = pins.first().cloned().unwrap_or_default();
         blocking("unpin", path, move || unpin(&pins)).await
     }
@@ -280,7 +262,7 @@ impl SandboxController for PinnedController {
         record: &SandboxRecord,
         _paths: &SandboxPaths,
     ) -> Result<(), ControllerError> {
-        let pins = owned_pins(record);
+        let pins = record.sandbox.pins();
         let path = pins.first().cloned().unwrap_or_default();
         blocking("remove the pinned namespace", path, move || remove(&pins)).await
     }

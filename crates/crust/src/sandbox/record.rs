@@ -74,14 +74,10 @@ pub enum SandboxKind {
 
 impl SandboxKind {
     /// The pinned namespace files (IPC, then UTS).
-    pub fn pins(&self) -> Vec<&std::path::Path> {
+    pub fn pins(&self) -> Vec<PathBuf> {
         match self {
             SandboxKind::Pause => Vec::new(),
-            SandboxKind::Pinned { ipc, uts } => [ipc, uts]
-                .into_iter()
-                .flatten()
-                .map(|p| p.as_path())
-                .collect(),
+            SandboxKind::Pinned { ipc, uts } => [ipc, uts].into_iter().flatten().cloned().collect(),
         }
     }
 
@@ -208,6 +204,12 @@ impl Sandbox {
     /// The error that made the record unreadable, for `Unknown` sandboxes.
     pub fn load_error(&self) -> Option<&str> {
         self.load_error.as_deref()
+    }
+
+    /// Whether the sandbox's namespaces are pinned (no process), without copying the record.
+    pub(super) fn is_pinned(&self) -> bool {
+        let record = self.record.read().unwrap_or_else(|p| p.into_inner());
+        record.sandbox.is_pinned()
     }
 
     pub(super) fn pause_watch(&self) -> Option<ExitWatch> {

@@ -270,13 +270,14 @@ impl SandboxManager {
         if cni {
             self.mark(undo, Undo::Netns);
         }
+        let sysctls = pinned::net_sysctls(&record);
         let netns = async {
             if !cni {
                 return Ok(());
             }
             // Beside the files: its own duration goes to the step histogram.
             let started = std::time::Instant::now();
-            let made = self.create_netns(sandbox).await;
+            let made = self.create_netns(sandbox, sysctls).await;
             crate::metrics::global().run_step(RunStep::Netns.key(), started.elapsed());
             made
         };
@@ -329,10 +330,14 @@ impl SandboxManager {
         Ok(())
     }
 
-    /// Step 5: the sandbox key, a pinned network namespace.
-    async fn create_netns(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
+    /// Step 5: the sandbox key, a pinned network namespace, with `sysctls` (a pinned pod's
+    /// `net.*` ones, see [`pinned::net_sysctls`]) written in it.
+    async fn create_netns(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        sysctls: Vec<(String, String)>,
+    ) -> Result<(), SandboxError> {
         let path = self.options.netns_dir.join(&sandbox.id);
-        let sysctls = pinned::net_sysctls(&sandbox.snapshot());
         netns::create(path.clone(), sysctls)
             .await
             .map_err(|source| {
@@ -460,7 +465,7 @@ impl SandboxManager {
     /// Step 8: READY, persisted, STARTED published.
     async fn finish(&self, sandbox: &Arc<Sandbox>) -> Result<(), SandboxError> {
         // A pinned sandbox has no process whose exit could have ended it.
-        let pause = !sandbox.snapshot().sandbox.is_pinned();
+        let pause = !sandbox.is_pinned();
         let exited = pause && sandbox.pause_watch().is_none_or(|w| w.has_exited());
         if exited {
             return Err(SandboxError::PauseExited.at(RunStep::Finish));

@@ -140,23 +140,12 @@ impl SandboxStore {
         let _order = sandbox.persist.lock().await;
         let snapshot = sandbox.snapshot();
         let path = sandbox.record_path.clone();
-        let io_path = path.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| RecordError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-            write_record_unsynced(&path, RECORD_VERSION, &snapshot)
+        let written = in_record_dir(path.clone(), move |path| {
+            write_record_unsynced(path, RECORD_VERSION, &snapshot)
         })
-        .await
-        .unwrap_or_else(|join| Err(join_error(io_path.clone(), join)))?;
+        .await?;
         let sync = tokio::task::spawn_blocking(move || written.sync());
-        Ok(Durable {
-            sync,
-            path: io_path,
-        })
+        Ok(Durable { sync, path })
     }
 
     /// Forgets a sandbox whose resources are all freed: deletes its directory, index entry and name.
@@ -202,6 +191,17 @@ fn join_error(path: PathBuf, join: tokio::task::JoinError) -> RecordError {
 }
 
 async fn write_blocking(path: PathBuf, record: SandboxRecord) -> Result<(), RecordError> {
+    in_record_dir(path, move |path| {
+        write_record(path, RECORD_VERSION, &record)
+    })
+    .await
+}
+
+/// Runs `work(path)` on a blocking thread once the record's directory exists.
+async fn in_record_dir<T: Send + 'static>(
+    path: PathBuf,
+    work: impl FnOnce(&std::path::Path) -> Result<T, RecordError> + Send + 'static,
+) -> Result<T, RecordError> {
     let io_path = path.clone();
     tokio::task::spawn_blocking(move || {
         if let Some(dir) = path.parent() {
@@ -210,15 +210,10 @@ async fn write_blocking(path: PathBuf, record: SandboxRecord) -> Result<(), Reco
                 source,
             })?;
         }
-        write_record(&path, RECORD_VERSION, &record)
+        work(&path)
     })
     .await
-    .unwrap_or_else(|join| {
-        Err(RecordError::Io {
-            path: io_path,
-            source: std::io::Error::other(join.to_string()),
-        })
-    })
+    .unwrap_or_else(|join| Err(join_error(io_path, join)))
 }
 
 async fn remove_dir_blocking(dir: PathBuf) -> Result<(), RecordError> {

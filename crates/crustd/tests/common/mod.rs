@@ -404,15 +404,7 @@ impl Daemon {
     /// A pod-network (CNI) pod config; `network_first` sets the v2 annotation.
     pub fn net_pod(&self, name: &str, network_first: bool) -> PodSandboxConfig {
         let mut config = host_pod(name, &self.cgroup_parent);
-        let linux = config.linux.as_mut().unwrap();
-        let ns = linux
-            .security_context
-            .as_mut()
-            .unwrap()
-            .namespace_options
-            .as_mut()
-            .unwrap();
-        ns.network = NamespaceMode::Pod as i32;
+        ns_options(&mut config).network = NamespaceMode::Pod as i32;
         if network_first {
             config
                 .annotations
@@ -832,6 +824,36 @@ pub async fn stop_remove(c: &mut Client, id: &str) {
         pod_sandbox_id: id.to_string(),
     };
     c.remove_pod_sandbox(remove).await.unwrap();
+}
+
+/// The pod's state and its verbose status `info` (crustd's record as JSON).
+#[allow(dead_code)]
+pub async fn pod_info(c: &mut Client, id: &str) -> (i32, serde_json::Value) {
+    let st = c
+        .pod_sandbox_status(cri_api::v1::PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let info = serde_json::from_str(&st.info["info"]).unwrap();
+    (st.status.unwrap().state, info)
+}
+
+/// The namespace options of a harness pod config, to change them.
+#[allow(dead_code)]
+pub fn ns_options(config: &mut PodSandboxConfig) -> &mut NamespaceOption {
+    config
+        .linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .namespace_options
+        .as_mut()
+        .unwrap()
 }
 
 /// ListPodSandbox without a filter.
